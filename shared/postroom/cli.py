@@ -1,0 +1,283 @@
+"""The ``postroom`` administration command: migrate, domains, users, aliases, the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, NoReturn, TypeVar
+
+import typer
+
+from postroom import store
+from postroom.config import get_settings
+from postroom.db import Conn, connect, migrate
+from postroom.errors import PostroomError
+from postroom.runtime import database_url
+from postroom.store import queue as queue_store
+from postroom.store.types import DeliveryState, QueueId
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="Administer a Postroom mail system.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+domain_app = typer.Typer(
+    help="Local domains (mail for them is delivered here).", no_args_is_help=True
+)
+user_app = typer.Typer(help="Accounts (mailboxes with a password).", no_args_is_help=True)
+alias_app = typer.Typer(help="Aliases: exact, catch-all (@domain), fan-out.", no_args_is_help=True)
+queue_app = typer.Typer(help="The delivery queue (like mailq and postsuper).", no_args_is_help=True)
+app.add_typer(domain_app, name="domain")
+app.add_typer(user_app, name="user")
+app.add_typer(alias_app, name="alias")
+app.add_typer(queue_app, name="queue")
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"postroom: error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def run(action: Callable[[Conn], Awaitable[T]]) -> T:
+    """Run one store action on a fresh connection; user errors become one line and exit 1."""
+
+    async def main() -> T:
+        conn = await connect(database_url(get_settings()), autocommit=True)
+        try:
+            return await action(conn)
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(main())
+    except PostroomError as exc:
+        fail(str(exc))
+
+
+def read_password(password: str | None, password_stdin: bool) -> str:
+    if password is not None and password_stdin:
+        fail("give either --password or --password-stdin, not both")
+    if password_stdin:
+        value = sys.stdin.readline().rstrip("\r\n")
+    elif password is not None:
+        value = password
+    else:
+        value = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not value:
+        fail("the password is empty")
+    return value
+
+
+@app.command("up")
+def up_command(
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Delivery worker processes.")] = 1,
+) -> None:
+    """Run the whole stack in the foreground (embedded Postgres and Redis unless configured)."""
+    from postroom.runner import up
+
+    try:
+        code = up(get_settings(), workers=workers)
+    except PostroomError as exc:
+        fail(str(exc))
+    raise typer.Exit(code)
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Create or update the database schema (idempotent; safe to run concurrently)."""
+    try:
+        applied = asyncio.run(migrate(database_url(get_settings())))
+    except PostroomError as exc:
+        fail(str(exc))
+    if applied:
+        for migration in applied:
+            typer.echo(f"applied {migration.version:04d}_{migration.name}")
+    else:
+        typer.echo("schema is up to date")
+
+
+# --- domains ------------------------------------------------------------------------------
+
+
+@domain_app.command("add")
+def domain_add(name: str) -> None:
+    """Add a local domain."""
+    domain = run(lambda c: store.create_domain(c, name))
+    typer.echo(f"added domain {domain.name}")
+
+
+@domain_app.command("list")
+def domain_list() -> None:
+    for domain in run(store.list_domains):
+        typer.echo(domain.name)
+
+
+@domain_app.command("remove")
+def domain_remove(name: str) -> None:
+    """Remove a local domain (it must have no accounts left)."""
+    run(lambda c: store.delete_domain(c, name))
+    typer.echo(f"removed domain {name.lower()}")
+
+
+# --- users --------------------------------------------------------------------------------
+
+
+@user_app.command("add")
+def user_add(
+    address: str,
+    password: Annotated[str | None, typer.Option(help="The password (visible in ps!).")] = None,
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin.")] = False,
+    admin: Annotated[bool, typer.Option(help="May use the admin API.")] = False,
+    quota: Annotated[int | None, typer.Option(help="Quota in bytes.")] = None,
+) -> None:
+    """Create an account with INBOX, Sent, Drafts, Trash, Junk and Archive."""
+    secret = read_password(password, password_stdin)
+    account = run(
+        lambda c: store.create_account(c, address, secret, is_admin=admin, quota_bytes=quota)
+    )
+    typer.echo(f"added user {account.address}")
+
+
+@user_app.command("list")
+def user_list(domain: Annotated[str | None, typer.Argument()] = None) -> None:
+    for account in run(lambda c: store.list_accounts(c, domain)):
+        notes = [n for n, on in (("admin", account.is_admin), ("disabled", account.disabled)) if on]
+        typer.echo(account.address + (f" ({', '.join(notes)})" if notes else ""))
+
+
+@user_app.command("passwd")
+def user_passwd(
+    address: str,
+    password: Annotated[str | None, typer.Option()] = None,
+    password_stdin: Annotated[bool, typer.Option()] = False,
+) -> None:
+    """Set a new password."""
+    secret = read_password(password, password_stdin)
+    run(lambda c: store.set_password(c, address, secret))
+    typer.echo(f"password changed for {address.lower()}")
+
+
+@user_app.command("remove")
+def user_remove(address: str) -> None:
+    """Remove an account with all its mail."""
+    run(lambda c: store.delete_account(c, address))
+    typer.echo(f"removed user {address.lower()}")
+
+
+# --- aliases ------------------------------------------------------------------------------
+
+
+@alias_app.command("add")
+def alias_add(source: str, destination: str) -> None:
+    """Deliver mail for SOURCE (user@domain, or @domain for a catch-all) to DESTINATION."""
+    alias = run(lambda c: store.add_alias(c, source, destination))
+    typer.echo(f"added alias {alias.source} -> {alias.destination}")
+
+
+@alias_app.command("list")
+def alias_list(domain: Annotated[str | None, typer.Argument()] = None) -> None:
+    for alias in run(lambda c: store.list_aliases(c, domain)):
+        typer.echo(f"{alias.source} -> {alias.destination}")
+
+
+@alias_app.command("remove")
+def alias_remove(source: str, destination: Annotated[str | None, typer.Argument()] = None) -> None:
+    """Remove an alias (one destination, or all of them)."""
+    count = run(lambda c: store.remove_alias(c, source, destination))
+    typer.echo(f"removed {count} alias{'es' if count != 1 else ''}")
+
+
+# --- queue --------------------------------------------------------------------------------
+
+
+def _age(then: datetime) -> str:
+    seconds = int((datetime.now(UTC) - then).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+@queue_app.command("list")
+def queue_list(
+    all_states: Annotated[bool, typer.Option("--all", help="Include finished mail.")] = False,
+) -> None:
+    """Pending mail: id, age, size, sender, then each recipient with its state."""
+    states: tuple[DeliveryState, ...] = ("queued", "deferred")
+    if all_states:
+        states = (*states, "delivered", "bounced")
+    entries = run(lambda c: queue_store.list_queue(c, states=states))
+    if not entries:
+        typer.echo("queue is empty")
+        return
+    for entry in entries:
+        m = entry.message
+        typer.echo(f"{m.id:<10} {_age(m.received_at):>5} {m.size:>9}  <{m.reverse_path}>")
+        for d in entry.deliveries:
+            when = ""
+            if d.state in ("queued", "deferred"):
+                when = f" next {d.next_attempt_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
+            error = f" ({d.last_error})" if d.last_error else ""
+            typer.echo(f"{'':18}{d.state:<9} <{d.recipient}>{when}{error}")
+    typer.echo(f"-- {len(entries)} message{'s' if len(entries) != 1 else ''}")
+
+
+@queue_app.command("show")
+def queue_show(queue_id: int) -> None:
+    """One queue entry: how it arrived and every delivery attempt."""
+    entry = run(lambda c: queue_store.get_queue_entry(c, QueueId(queue_id)))
+    m = entry.message
+    typer.echo(f"queue id:    {m.id}")
+    typer.echo(f"received:    {m.received_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z via {m.source}")
+    client = " ".join(
+        p for p in (m.client_address, f"helo={m.helo_name}" if m.helo_name else "") if p
+    )
+    if client:
+        typer.echo(f"client:      {client}")
+    typer.echo(f"protocol:    {m.protocol or '-'}  tls: {m.tls or 'no'}")
+    typer.echo(f"sender:      <{m.reverse_path}>")
+    typer.echo(f"message-id:  {m.message_id or '-'}")
+    typer.echo(f"size:        {m.size}")
+    by_delivery: dict[int, list[str]] = {}
+    for a in entry.attempts:
+        reply = " ".join(str(p) for p in (a.reply_code, a.reply_text) if p)
+        by_delivery.setdefault(a.delivery_id, []).append(
+            f"    {a.attempted_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z {a.outcome:<9} "
+            f"{a.host or '-'} {reply}"
+        )
+    for d in entry.deliveries:
+        typer.echo(f"recipient:   <{d.recipient}> {d.state}, {d.attempts} attempt(s)")
+        for line in by_delivery.get(d.id, []):
+            typer.echo(line)
+
+
+@queue_app.command("retry")
+def queue_retry(
+    queue_id: Annotated[int | None, typer.Argument()] = None,
+    all_entries: Annotated[bool, typer.Option("--all", help="Every pending delivery.")] = False,
+) -> None:
+    """Make pending deliveries due now."""
+    if (queue_id is None) == (not all_entries):
+        fail("give a queue id or --all")
+    qid = QueueId(queue_id) if queue_id is not None else None
+    count = run(lambda c: queue_store.retry_now(c, now=datetime.now(UTC), queue_id=qid))
+    typer.echo(f"{count} deliver{'ies' if count != 1 else 'y'} due now")
+
+
+@queue_app.command("delete")
+def queue_delete(queue_id: int) -> None:
+    """Remove a message from the queue without notifying anyone."""
+    run(lambda c: queue_store.delete_queue_entry(c, QueueId(queue_id)))
+    typer.echo(f"deleted queue entry {queue_id}")
+
+
+def main() -> None:
+    try:
+        app()
+    except PostroomError as exc:  # settings errors raised before a command runs
+        fail(str(exc))

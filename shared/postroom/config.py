@@ -1,0 +1,206 @@
+"""Settings of every Postroom process: environment variables with the prefix ``POSTROOM_``."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from postroom.errors import ConfigError
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class NextHop:
+    """One entry of the transport map: where mail for a domain goes instead of its MX."""
+
+    __slots__ = ("host", "mx_lookup", "port")
+
+    def __init__(self, host: str, port: int, *, mx_lookup: bool) -> None:
+        self.host = host
+        self.port = port
+        self.mx_lookup = mx_lookup
+
+    def __repr__(self) -> str:
+        host = self.host if self.mx_lookup else f"[{self.host}]"
+        return f"{host}:{self.port}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NextHop) and repr(self) == repr(other)
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+
+def parse_transport_map(text: str) -> dict[str, NextHop]:
+    """Parse ``domain=nexthop`` pairs separated by commas, Postfix transport_maps style.
+
+    ``[host]:port`` means that host exactly (no MX lookup); ``host:port`` means look up
+    the MX records of ``host``. The port defaults to 25.
+    """
+    result: dict[str, NextHop] = {}
+    for raw_entry in text.replace("\n", ",").split(","):
+        entry = raw_entry.strip()
+        if not entry:
+            continue
+        domain, sep, hop = entry.partition("=")
+        domain = domain.strip().lower().rstrip(".")
+        hop = hop.strip()
+        if not sep or not domain or not hop:
+            raise ValueError(f"transport map entry {entry!r} is not of the form domain=host[:port]")
+        port = 25
+        if hop.startswith("["):
+            host, close, rest = hop[1:].partition("]")
+            if not close or not host:
+                raise ValueError(f"transport map entry {entry!r}: unbalanced [ ]")
+            mx_lookup = False
+            if rest:
+                if not rest.startswith(":"):
+                    raise ValueError(f"transport map entry {entry!r}: junk after ]")
+                port = _parse_port(rest[1:], entry)
+        else:
+            mx_lookup = True
+            host, colon, port_text = hop.rpartition(":")
+            if not colon:
+                host = hop
+            else:
+                port = _parse_port(port_text, entry)
+        result[domain] = NextHop(host, port, mx_lookup=mx_lookup)
+    return result
+
+
+def _parse_port(text: str, entry: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"transport map entry {entry!r}: bad port {text!r}")
+    return int(text)
+
+
+class Settings(BaseSettings):
+    """All settings; each field is read from ``POSTROOM_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="POSTROOM_", extra="ignore")
+
+    hostname: str = Field(default_factory=socket.getfqdn, min_length=1)
+    data_dir: Path = Path(".postroom")
+    database_url: str | None = None
+    redis_url: str | None = None
+
+    # Listeners (the contract's defaults; containers set the standard ports).
+    bind_address: str = "0.0.0.0"  # noqa: S104 - a mail server listens on all interfaces
+    smtp_port: Port = 2525
+    submission_port: Port = 2587
+    submissions_port: Port = 2465
+    pop3_port: Port = 2110
+    pop3s_port: Port = 2995
+    imap_port: Port = 2143
+    imaps_port: Port = 2993
+    http_port: Port = 8080
+    metrics_port: Port | None = None
+
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    allow_plaintext_auth: bool = False
+
+    # Limits.
+    max_message_size: int = Field(default=50 * 1024 * 1024, ge=1024)
+    max_recipients: int = Field(default=100, ge=1)
+    smtp_timeout: float = Field(default=300.0, gt=0)
+    max_connections: int = Field(default=500, ge=1)
+    max_connections_per_ip: int = Field(default=20, ge=1)
+
+    # Queue.
+    retry_interval: timedelta = Field(default=timedelta(seconds=1800))
+    retry_backoff: Annotated[list[timedelta], NoDecode] = Field(default_factory=list)
+    max_queue_lifetime: timedelta = Field(default=timedelta(days=5))
+    delay_warning: timedelta = Field(default=timedelta(hours=4))
+    transport_map: Annotated[dict[str, NextHop], NoDecode] = Field(default_factory=dict)
+    destination_concurrency: int = Field(default=20, ge=1)
+
+    log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @field_validator("retry_interval", "max_queue_lifetime", "delay_warning", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        return _duration(value)
+
+    @field_validator("retry_backoff", mode="before")
+    @classmethod
+    def _backoff(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [_duration(part.strip()) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("transport_map", mode="before")
+    @classmethod
+    def _transport_map(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_transport_map(value)
+        return value
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str) -> str:
+        value = value.strip().rstrip(".").lower()
+        if not value or any(c.isspace() or c in "<>@[]" for c in value):
+            raise ValueError("must be a host name such as mail.example.org")
+        return value
+
+    def retry_delay(self, attempts: int) -> timedelta:
+        """The wait before attempt ``attempts + 1``, after ``attempts`` failed attempts."""
+        if self.retry_backoff:
+            return self.retry_backoff[min(attempts, len(self.retry_backoff)) - 1]
+        return self.retry_interval
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: object) -> object:
+    """Accept seconds as a number, or a number with a unit: ``90``, ``30m``, ``4h``, ``5d``."""
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        unit = _UNITS.get(text[-1:]) if text else None
+        number = text[:-1] if unit else text
+        try:
+            return timedelta(seconds=float(number) * (unit or 1))
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a duration (seconds, or a number with s/m/h/d)"
+            ) from None
+    return value
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Read and validate the settings, or raise ConfigError naming the bad variable."""
+    saved = None
+    if env is not None:
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(env)
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "POSTROOM_" + "_".join(str(p) for p in error["loc"][:1]).upper()
+            problems.append(f"{name}: {error['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+    finally:
+        if saved is not None:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

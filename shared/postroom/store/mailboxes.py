@@ -1,0 +1,306 @@
+"""Mailboxes (folders): create, rename, delete, list, subscribe, status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from postroom.db import Conn
+from postroom.errors import AlreadyExists, InvalidInput, NotFound
+from postroom.store.types import AccountId, Mailbox, MailboxId, MailboxStatus
+
+DELIMITER = "/"
+MAX_NAME_LENGTH = 1000
+MAX_DEPTH = 32
+SPECIAL_USES = frozenset(
+    {"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"}
+)
+
+_COLUMNS = (
+    "id, account_id, name, uid_validity, uid_next, highest_modseq, first_recent_uid, "
+    "special_use, subscribed, selectable"
+)
+
+
+def _mailbox(row: dict[str, Any]) -> Mailbox:
+    return Mailbox(
+        id=MailboxId(row["id"]),
+        account_id=AccountId(row["account_id"]),
+        name=row["name"],
+        uid_validity=row["uid_validity"],
+        uid_next=row["uid_next"],
+        highest_modseq=row["highest_modseq"],
+        first_recent_uid=row["first_recent_uid"],
+        special_use=row["special_use"],
+        subscribed=row["subscribed"],
+        selectable=row["selectable"],
+    )
+
+
+def normalize_name(name: str) -> str:
+    """Validate a mailbox name and give its stored form.
+
+    RFC 3501 §5.1: INBOX is case-insensitive; Postroom also folds it as the first level of a
+    hierarchy ("inbox/x" is "INBOX/x") so that no name can shadow it.
+    """
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput("a mailbox name must have 1 to 1000 characters")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise InvalidInput("a mailbox name must not contain control characters")
+    if "*" in name or "%" in name:
+        raise InvalidInput("a mailbox name must not contain the wildcards * or %")
+    parts = name.split(DELIMITER)
+    if any(part == "" for part in parts):
+        raise InvalidInput(f"mailbox name {name!r} has an empty level")
+    if len(parts) > MAX_DEPTH:
+        raise InvalidInput(f"mailboxes nest at most {MAX_DEPTH} levels deep")
+    if parts[0].upper() == "INBOX":
+        parts[0] = "INBOX"
+    return DELIMITER.join(parts)
+
+
+def parents_of(name: str) -> list[str]:
+    """``a/b/c`` → ``["a", "a/b"]``."""
+    parts = name.split(DELIMITER)
+    return [DELIMITER.join(parts[:i]) for i in range(1, len(parts))]
+
+
+async def get_mailbox(conn: Conn, account_id: AccountId, name: str) -> Mailbox | None:
+    try:
+        key = normalize_name(name)
+    except InvalidInput:
+        return None
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS} FROM mailboxes WHERE account_id = %s AND name = %s",
+        (account_id, key),
+    )
+    row = await cur.fetchone()
+    return _mailbox(row) if row else None
+
+
+async def get_mailbox_by_id(conn: Conn, mailbox_id: MailboxId) -> Mailbox | None:
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM mailboxes WHERE id = %s", (mailbox_id,))
+    row = await cur.fetchone()
+    return _mailbox(row) if row else None
+
+
+async def get_special_use(conn: Conn, account_id: AccountId, special_use: str) -> Mailbox | None:
+    """The account's mailbox with this RFC 6154 use (e.g. ``\\Sent``), if any."""
+    cur = await conn.execute(
+        f"""SELECT {_COLUMNS} FROM mailboxes WHERE account_id = %s AND special_use = %s
+            ORDER BY id LIMIT 1""",
+        (account_id, special_use),
+    )
+    row = await cur.fetchone()
+    return _mailbox(row) if row else None
+
+
+async def list_mailboxes(conn: Conn, account_id: AccountId) -> list[Mailbox]:
+    """Every mailbox of the account, \\Noselect placeholders included, sorted by name."""
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS} FROM mailboxes WHERE account_id = %s ORDER BY name", (account_id,)
+    )
+    return [_mailbox(r) for r in await cur.fetchall()]
+
+
+async def create_mailbox(
+    conn: Conn,
+    account_id: AccountId,
+    name: str,
+    *,
+    special_use: str | None = None,
+    subscribed: bool = True,
+) -> Mailbox:
+    """Create a mailbox, and any parents it needs (RFC 3501 §6.3.3)."""
+    key = normalize_name(name)
+    if special_use is not None and special_use not in SPECIAL_USES:
+        raise InvalidInput(f"{special_use} is not a special use of RFC 6154")
+    async with conn.transaction():
+        # Serialise structure changes of one account (creates, renames, deletes).
+        await _lock_account(conn, account_id)
+        existing = await get_mailbox(conn, account_id, key)
+        if existing is not None and existing.selectable:
+            raise AlreadyExists(f"mailbox {key} already exists")
+        for parent in parents_of(key):
+            await conn.execute(
+                """INSERT INTO mailboxes (account_id, name) VALUES (%s, %s)
+                   ON CONFLICT (account_id, name) DO NOTHING""",
+                (account_id, parent),
+            )
+        if existing is not None:
+            # Re-creating a name that DELETE left as \Noselect: a new incarnation, so a new
+            # UIDVALIDITY (RFC 3501 §2.3.1.1).
+            cur = await conn.execute(
+                f"""UPDATE mailboxes SET selectable = true, special_use = %s, subscribed = %s,
+                        uid_validity = nextval('uid_validity_seq')
+                    WHERE id = %s RETURNING {_COLUMNS}""",
+                (special_use, subscribed, existing.id),
+            )
+        else:
+            cur = await conn.execute(
+                f"""INSERT INTO mailboxes (account_id, name, special_use, subscribed)
+                    VALUES (%s, %s, %s, %s) RETURNING {_COLUMNS}""",
+                (account_id, key, special_use, subscribed),
+            )
+        row = await cur.fetchone()
+    assert row is not None
+    return _mailbox(row)
+
+
+async def delete_mailbox(conn: Conn, account_id: AccountId, name: str) -> None:
+    """RFC 3501 §6.3.4: INBOX can't be deleted; a mailbox with children becomes \\Noselect."""
+    key = normalize_name(name)
+    if key == "INBOX":
+        raise InvalidInput("INBOX cannot be deleted")
+    async with conn.transaction():
+        await _lock_account(conn, account_id)
+        mailbox = await get_mailbox(conn, account_id, key)
+        if mailbox is None:
+            raise NotFound(f"mailbox {key} does not exist")
+        cur = await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM mailboxes WHERE account_id = %s AND name LIKE %s) AS c",
+            (account_id, _like_prefix(key)),
+        )
+        row = await cur.fetchone()
+        has_children = bool(row and row["c"])
+        if has_children:
+            if not mailbox.selectable:
+                raise InvalidInput(f"mailbox {key} has children and is already \\Noselect")
+            await conn.execute("DELETE FROM messages WHERE mailbox_id = %s", (mailbox.id,))
+            await conn.execute("DELETE FROM expunged WHERE mailbox_id = %s", (mailbox.id,))
+            await conn.execute(
+                "UPDATE mailboxes SET selectable = false, special_use = NULL WHERE id = %s",
+                (mailbox.id,),
+            )
+        else:
+            await conn.execute("DELETE FROM mailboxes WHERE id = %s", (mailbox.id,))
+            # Parents that only existed to hold this one go with it.
+            for parent in reversed(parents_of(key)):
+                cur = await conn.execute(
+                    """DELETE FROM mailboxes m WHERE account_id = %s AND name = %s
+                         AND NOT selectable AND NOT EXISTS (
+                             SELECT 1 FROM mailboxes c WHERE c.account_id = m.account_id
+                               AND c.name LIKE %s)""",
+                    (account_id, parent, _like_prefix(parent)),
+                )
+                if cur.rowcount == 0:
+                    break
+    await _notify(conn, account_id, mailbox.id, 0)
+
+
+async def rename_mailbox(conn: Conn, account_id: AccountId, old: str, new: str) -> Mailbox:
+    """RFC 3501 §6.3.5: rename a mailbox with all its children.
+
+    Renaming INBOX moves its messages to the new name and leaves an empty INBOX (with a new
+    UIDVALIDITY); INBOX's children stay where they are.
+    """
+    old_key, new_key = normalize_name(old), normalize_name(new)
+    if new_key == "INBOX":
+        raise AlreadyExists("mailbox INBOX already exists")
+    if new_key == old_key or new_key.startswith(old_key + DELIMITER):
+        raise InvalidInput(f"cannot rename {old_key} to {new_key}, inside itself")
+    async with conn.transaction():
+        await _lock_account(conn, account_id)
+        mailbox = await get_mailbox(conn, account_id, old_key)
+        if mailbox is None:
+            raise NotFound(f"mailbox {old_key} does not exist")
+        target = await get_mailbox(conn, account_id, new_key)
+        if target is not None:
+            raise AlreadyExists(f"mailbox {new_key} already exists")
+        for parent in parents_of(new_key):
+            await conn.execute(
+                """INSERT INTO mailboxes (account_id, name) VALUES (%s, %s)
+                   ON CONFLICT (account_id, name) DO NOTHING""",
+                (account_id, parent),
+            )
+        if old_key == "INBOX":
+            await conn.execute(
+                "UPDATE mailboxes SET name = %s WHERE id = %s", (new_key, mailbox.id)
+            )
+            await conn.execute(
+                "INSERT INTO mailboxes (account_id, name) VALUES (%s, 'INBOX')", (account_id,)
+            )
+        else:
+            await conn.execute(
+                """UPDATE mailboxes SET name = %s || substr(name, %s)
+                   WHERE account_id = %s AND (name = %s OR name LIKE %s)""",
+                (new_key, len(old_key) + 1, account_id, old_key, _like_prefix(old_key)),
+            )
+        renamed = await get_mailbox_by_id(conn, mailbox.id)
+    assert renamed is not None
+    await _notify(conn, account_id, mailbox.id, 0)
+    return renamed
+
+
+async def set_subscribed(conn: Conn, account_id: AccountId, name: str, subscribed: bool) -> None:
+    """SUBSCRIBE/UNSUBSCRIBE (RFC 3501 §6.3.6-7); only existing mailboxes can be subscribed."""
+    key = normalize_name(name)
+    cur = await conn.execute(
+        "UPDATE mailboxes SET subscribed = %s WHERE account_id = %s AND name = %s",
+        (subscribed, account_id, key),
+    )
+    if cur.rowcount == 0:
+        raise NotFound(f"mailbox {key} does not exist")
+
+
+async def mailbox_status(conn: Conn, mailbox_id: MailboxId) -> MailboxStatus:
+    cur = await conn.execute(
+        """SELECT b.uid_next, b.uid_validity, b.highest_modseq,
+                  count(m.id) AS messages,
+                  count(m.id) FILTER (WHERE m.uid >= b.first_recent_uid) AS recent,
+                  count(m.id) FILTER (WHERE NOT m.seen) AS unseen,
+                  coalesce(sum(m.size), 0) AS size,
+                  min(m.uid) FILTER (WHERE NOT m.seen) AS first_unseen_uid
+           FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id
+           WHERE b.id = %s
+           GROUP BY b.id""",
+        (mailbox_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound("mailbox does not exist")
+    return MailboxStatus(
+        messages=row["messages"],
+        recent=row["recent"],
+        unseen=row["unseen"],
+        uid_next=row["uid_next"],
+        uid_validity=row["uid_validity"],
+        highest_modseq=row["highest_modseq"],
+        size=int(row["size"]),
+        first_unseen_uid=row["first_unseen_uid"],
+    )
+
+
+async def claim_recent(conn: Conn, mailbox_id: MailboxId) -> tuple[int, int]:
+    """Make this session the one that sees the mailbox's new messages as \\Recent.
+
+    RFC 3501 §2.3.2: a message is recent in exactly one session. Returns ``(low, high)``: UIDs
+    in ``low <= uid < high`` are recent for the caller, and for nobody else from now on.
+    """
+    cur = await conn.execute(
+        """UPDATE mailboxes m SET first_recent_uid = m.uid_next
+           FROM (SELECT id, first_recent_uid FROM mailboxes WHERE id = %s FOR UPDATE) old
+           WHERE m.id = old.id
+           RETURNING old.first_recent_uid AS low, m.uid_next AS high""",
+        (mailbox_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound("mailbox does not exist")
+    return int(row["low"]), int(row["high"])
+
+
+def _like_prefix(name: str) -> str:
+    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + DELIMITER + "%"
+
+
+async def _lock_account(conn: Conn, account_id: AccountId) -> None:
+    cur = await conn.execute("SELECT id FROM accounts WHERE id = %s FOR UPDATE", (account_id,))
+    if await cur.fetchone() is None:
+        raise NotFound("account does not exist")
+
+
+async def _notify(conn: Conn, account_id: AccountId, mailbox_id: MailboxId, modseq: int) -> None:
+    from postroom.store.notify import notify
+
+    await notify(conn, account_id, mailbox_id, modseq)

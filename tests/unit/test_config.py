@@ -1,0 +1,93 @@
+"""Settings: the contract's names and defaults, and clear errors naming the bad variable."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from postroom.config import NextHop, load_settings, parse_transport_map
+from postroom.errors import ConfigError
+
+
+def test_defaults_are_the_contracts() -> None:
+    s = load_settings({})
+    assert (s.smtp_port, s.submission_port, s.submissions_port) == (2525, 2587, 2465)
+    assert (s.pop3_port, s.pop3s_port, s.imap_port, s.imaps_port, s.http_port) == (
+        2110,
+        2995,
+        2143,
+        2993,
+        8080,
+    )
+    assert s.retry_interval == timedelta(seconds=1800)
+    assert s.max_queue_lifetime == timedelta(days=5)
+    assert s.data_dir == Path(".postroom")
+    assert s.allow_plaintext_auth is False
+
+
+def test_ports_come_from_the_environment() -> None:
+    assert load_settings({"POSTROOM_SMTP_PORT": "25"}).smtp_port == 25
+
+
+def test_bad_port_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="POSTROOM_SMTP_PORT"):
+        load_settings({"POSTROOM_SMTP_PORT": "seventy"})
+
+
+def test_out_of_range_port_is_refused() -> None:
+    with pytest.raises(ConfigError, match="POSTROOM_IMAP_PORT"):
+        load_settings({"POSTROOM_IMAP_PORT": "70000"})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("90", 90), ("30m", 1800), ("4h", 14400), ("5d", 432000), ("1.5m", 90)],
+)
+def test_durations_accept_seconds_or_units(text: str, expected: int) -> None:
+    s = load_settings({"POSTROOM_RETRY_INTERVAL": text})
+    assert s.retry_interval == timedelta(seconds=expected)
+
+
+def test_bad_duration_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="POSTROOM_MAX_QUEUE_LIFETIME"):
+        load_settings({"POSTROOM_MAX_QUEUE_LIFETIME": "soon"})
+
+
+def test_backoff_schedule_is_used_in_order_then_repeats_its_last_step() -> None:
+    s = load_settings({"POSTROOM_RETRY_BACKOFF": "5m,30m,2h"})
+    assert [s.retry_delay(n).total_seconds() for n in (1, 2, 3, 4)] == [300, 1800, 7200, 7200]
+
+
+def test_without_backoff_the_retry_interval_is_used() -> None:
+    s = load_settings({"POSTROOM_RETRY_INTERVAL": "60"})
+    assert s.retry_delay(1) == s.retry_delay(7) == timedelta(seconds=60)
+
+
+def test_transport_map_like_postfix() -> None:
+    hops = parse_transport_map("remote.test=[127.0.0.1]:10026, Other.Test=relay.example")
+    assert hops == {
+        "remote.test": NextHop("127.0.0.1", 10026, mx_lookup=False),
+        "other.test": NextHop("relay.example", 25, mx_lookup=True),
+    }
+
+
+def test_transport_map_from_the_environment() -> None:
+    s = load_settings({"POSTROOM_TRANSPORT_MAP": "remote.test=[127.0.0.1]:10026"})
+    assert s.transport_map["remote.test"].port == 10026
+
+
+@pytest.mark.parametrize("text", ["nodomain", "x=[127.0.0.1", "x=[h]:99999", "x=h:port"])
+def test_bad_transport_map_names_the_variable(text: str) -> None:
+    with pytest.raises(ConfigError, match="POSTROOM_TRANSPORT_MAP"):
+        load_settings({"POSTROOM_TRANSPORT_MAP": text})
+
+
+def test_hostname_is_normalised() -> None:
+    assert load_settings({"POSTROOM_HOSTNAME": "Mail.Example.ORG."}).hostname == "mail.example.org"
+
+
+def test_bad_hostname_is_refused() -> None:
+    with pytest.raises(ConfigError, match="POSTROOM_HOSTNAME"):
+        load_settings({"POSTROOM_HOSTNAME": "not a host"})
