@@ -198,7 +198,8 @@ async def test_spooled_content_is_parsed_when_it_first_enters_a_mailbox(
     assert inbox is not None
     m = await store.append_message(conn, inbox.id, blob_id=spooled.message.blob_id)
     [fetched] = await store.fetch_content(conn, inbox.id, [m.uid])
-    assert fetched.parsed and fetched.header_size > 0
+    assert fetched.parsed
+    assert fetched.header_size > 0
     assert await store.fetch_raw(conn, inbox.id, m.uid) == content
 
 

@@ -1,0 +1,89 @@
+"""TLS for every listener: the configured certificate, or a self-signed one made once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import ssl
+from pathlib import Path
+
+from postroom.config import Settings
+from postroom.errors import ConfigError
+
+
+def certificate_paths(settings: Settings) -> tuple[Path, Path]:
+    """POSTROOM_TLS_CERT/KEY, or a self-signed pair in the data dir (made if missing)."""
+    if settings.tls_cert or settings.tls_key:
+        if not (settings.tls_cert and settings.tls_key):
+            raise ConfigError("set both POSTROOM_TLS_CERT and POSTROOM_TLS_KEY, or neither")
+        for name, path in (("CERT", settings.tls_cert), ("KEY", settings.tls_key)):
+            if not path.is_file():
+                raise ConfigError(f"POSTROOM_TLS_{name}: {path} is not a readable file")
+        return settings.tls_cert, settings.tls_key
+    folder = settings.data_dir / "tls"
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    if not (cert.is_file() and key.is_file()):
+        make_self_signed(settings.hostname, cert, key)
+    return cert, key
+
+
+def make_self_signed(hostname: str, cert_path: Path, key_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = dt.datetime.now(dt.UTC)
+    alt: list[x509.GeneralName] = [x509.DNSName(hostname), x509.DNSName("localhost")]
+    alt.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=825))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_key = key_path.with_suffix(".tmp")
+    fd = os.open(tmp_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    tmp_key.replace(key_path)
+    tmp_cert = cert_path.with_suffix(".tmp")
+    tmp_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    tmp_cert.replace(cert_path)
+
+
+def server_context(settings: Settings) -> ssl.SSLContext:
+    """A server-side TLS context (TLS 1.2 and newer) with the configured certificate."""
+    cert, key = certificate_paths(settings)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"cannot load the TLS certificate {cert}: {exc}") from None
+    return context
+
+
+def describe(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str | None:
+    """'TLSv1.3 TLS_AES_256_GCM_SHA384' for Received: headers and the trace, None without TLS."""
+    if ssl_object is None:
+        return None
+    cipher = ssl_object.cipher()
+    version = ssl_object.version() or "TLS"
+    return f"{version} {cipher[0]}" if cipher else version
