@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 
 from argon2 import PasswordHasher
@@ -50,3 +51,19 @@ def needs_rehash(password_hash: str) -> bool:
 @lru_cache(maxsize=1)
 def _dummy_hash() -> str:
     return hasher().hash(_DUMMY_PASSWORD)
+
+
+def plaintext_auth_allowed(*, tls: bool, peer_ip: str | None, allow_plaintext: bool) -> bool:
+    """May a password be sent on this connection? With TLS, from loopback, or when configured.
+
+    As Dovecot's disable_plaintext_auth: a password in the clear is refused before TLS, except
+    from the machine itself.
+    """
+    if tls or allow_plaintext:
+        return True
+    if peer_ip is None:
+        return False
+    try:
+        return ipaddress.ip_address(peer_ip.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
