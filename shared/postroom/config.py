@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     smtp_timeout: float = Field(default=300.0, gt=0)
     max_connections: int = Field(default=500, ge=1)
     max_connections_per_ip: int = Field(default=20, ge=1)
+    # RFC 1939 §3: an autologout timer of at least 10 minutes.
+    pop3_idle_timeout: float = Field(default=600.0, gt=0)
+    # Postgres connections of the access process; a POP3 session holds one while logged in
+    # (its maildrop lock lives on it), so this also caps concurrent POP3 sessions.
+    access_db_pool_size: int = Field(default=50, ge=2)
 
     # Queue.
     retry_interval: timedelta = Field(default=timedelta(seconds=1800))

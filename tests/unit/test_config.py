@@ -91,3 +91,17 @@ def test_hostname_is_normalised() -> None:
 def test_bad_hostname_is_refused() -> None:
     with pytest.raises(ConfigError, match="POSTROOM_HOSTNAME"):
         load_settings({"POSTROOM_HOSTNAME": "not a host"})
+
+
+def test_pop3_idle_timeout_defaults_to_rfc_1939s_ten_minutes() -> None:
+    assert load_settings({}).pop3_idle_timeout == 600.0
+
+
+def test_pop3_idle_timeout_and_pool_size_come_from_the_environment() -> None:
+    s = load_settings({"POSTROOM_POP3_IDLE_TIMEOUT": "30", "POSTROOM_ACCESS_DB_POOL_SIZE": "8"})
+    assert (s.pop3_idle_timeout, s.access_db_pool_size) == (30.0, 8)
+
+
+def test_non_positive_pop3_idle_timeout_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="POSTROOM_POP3_IDLE_TIMEOUT"):
+        load_settings({"POSTROOM_POP3_IDLE_TIMEOUT": "0"})
