@@ -1,0 +1,1 @@
+"""Postroom access service: POP3 and IMAP for mail clients."""
