@@ -39,6 +39,8 @@ from postroom.store.mailboxes import (
     normalize_name,
     rename_mailbox,
     set_subscribed,
+    try_lock_maildrop,
+    unlock_maildrop,
 )
 from postroom.store.messages import (
     append_message,
@@ -74,5 +76,6 @@ __all__ = [
     "list_messages", "list_uids", "listen", "mailbox_status", "mailbox_usage", "move_messages",
     "normalize_name", "notify", "put_blob", "read_blob_chunks", "read_blob_range",
     "read_raw_chunks", "remove_alias", "rename_mailbox", "resolve", "seq_to_uid",
-    "set_password", "set_subscribed", "store_flags", "uid_to_seq", "update_account",
+    "set_password", "set_subscribed", "store_flags", "try_lock_maildrop", "uid_to_seq",
+    "unlock_maildrop", "update_account",
 ]  # fmt: skip

@@ -304,3 +304,39 @@ async def _notify(conn: Conn, account_id: AccountId, mailbox_id: MailboxId, mods
     from postroom.store.notify import notify
 
     await notify(conn, account_id, mailbox_id, modseq)
+
+
+# --- the POP3 maildrop lock ---------------------------------------------------------------
+
+# RFC 1939 §4: a POP3 session locks the maildrop. A session-level advisory lock keyed by
+# (namespace, account) lives on the connection that took it: it goes away when that
+# connection closes, so a crashed process never leaves a maildrop locked. The two-integer key
+# form does not collide with single-bigint keys (the migration lock).
+_MAILDROP_LOCK_NAMESPACE = 0x504F5033  # "POP3"
+
+
+def _lock_key(account_id: AccountId) -> int:
+    # Fold the id into a signed 32-bit integer, the type of the second key.
+    return (int(account_id) + 2**31) % 2**32 - 2**31
+
+
+async def try_lock_maildrop(conn: Conn, account_id: AccountId) -> bool:
+    """Take the account's maildrop lock on this connection; False when another holds it.
+
+    The lock lasts until ``unlock_maildrop`` or until the connection closes. Use a connection
+    of its own for it (not one returned to a pool while the lock is held).
+    """
+    cur = await conn.execute(
+        "SELECT pg_try_advisory_lock(%s::int, %s::int) AS locked",
+        (_MAILDROP_LOCK_NAMESPACE, _lock_key(account_id)),
+    )
+    row = await cur.fetchone()
+    return bool(row and row["locked"])
+
+
+async def unlock_maildrop(conn: Conn, account_id: AccountId) -> None:
+    """Release the maildrop lock this connection holds (nothing if it holds none)."""
+    await conn.execute(
+        "SELECT pg_advisory_unlock(%s::int, %s::int)",
+        (_MAILDROP_LOCK_NAMESPACE, _lock_key(account_id)),
+    )
