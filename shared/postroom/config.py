@@ -126,11 +126,25 @@ class Settings(BaseSettings):
     delay_warning: timedelta = Field(default=timedelta(hours=4))
     transport_map: Annotated[dict[str, NextHop], NoDecode] = Field(default_factory=dict)
     destination_concurrency: int = Field(default=20, ge=1)
+    # Delivery worker: tasks run at once per process, how long a claimed delivery stays
+    # leased (longer than any delivery attempt can take), how often beat sweeps the queue,
+    # and the outbound connect timeout (Postfix's smtp_connect_timeout).
+    delivery_concurrency: int = Field(default=8, ge=1, le=256)
+    delivery_lease: timedelta = Field(default=timedelta(minutes=15))
+    sweep_interval: timedelta = Field(default=timedelta(seconds=5))
+    smtp_connect_timeout: float = Field(default=30.0, gt=0)
 
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 
-    @field_validator("retry_interval", "max_queue_lifetime", "delay_warning", mode="before")
+    @field_validator(
+        "retry_interval",
+        "max_queue_lifetime",
+        "delay_warning",
+        "delivery_lease",
+        "sweep_interval",
+        mode="before",
+    )
     @classmethod
     def _seconds(cls, value: object) -> object:
         return _duration(value)

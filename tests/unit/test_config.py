@@ -105,3 +105,26 @@ def test_pop3_idle_timeout_and_pool_size_come_from_the_environment() -> None:
 def test_non_positive_pop3_idle_timeout_names_the_variable() -> None:
     with pytest.raises(ConfigError, match="POSTROOM_POP3_IDLE_TIMEOUT"):
         load_settings({"POSTROOM_POP3_IDLE_TIMEOUT": "0"})
+
+
+def test_delivery_worker_defaults() -> None:
+    settings = load_settings({})
+    assert settings.delivery_concurrency == 8
+    assert settings.delivery_lease == timedelta(minutes=15)
+    assert settings.sweep_interval == timedelta(seconds=5)
+    assert settings.smtp_connect_timeout == 30.0
+
+
+def test_delivery_worker_settings_come_from_the_environment() -> None:
+    settings = load_settings(
+        {
+            "POSTROOM_DELIVERY_CONCURRENCY": "3",
+            "POSTROOM_DELIVERY_LEASE": "2m",
+            "POSTROOM_SWEEP_INTERVAL": "1",
+            "POSTROOM_SMTP_CONNECT_TIMEOUT": "5",
+        }
+    )
+    assert settings.delivery_concurrency == 3
+    assert settings.delivery_lease == timedelta(minutes=2)
+    assert settings.sweep_interval == timedelta(seconds=1)
+    assert settings.smtp_connect_timeout == 5.0
