@@ -72,7 +72,8 @@ CREATE TABLE blobs (
     message_id       text,
     sent_date        timestamptz,             -- the Date: header
     has_attachments  boolean,
-    search_text      text,                    -- decoded headers and text parts
+    header_text      text,                    -- decoded header fields, one "Name: value" a line
+    search_text      text,                    -- decoded text parts (and the address headers)
     created_at       timestamptz NOT NULL DEFAULT now()
 );
 -- Most mail is not worth compressing on the hot path, and uncompressed out-of-line storage

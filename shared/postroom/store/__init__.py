@@ -63,10 +63,11 @@ from postroom.store.messages import (
     store_flags,
     uid_to_seq,
 )
-from postroom.store.notify import listen, notify
+from postroom.store.notify import ChangeHub, Subscription, listen, notify
 from postroom.store.types import *  # noqa: F403 - the value types are part of this API
 
 __all__ = [
+    "ChangeHub", "Subscription",
     "add_alias", "addresses_of", "append_message", "authenticate", "changes_since",
     "claim_recent", "copy_messages", "create_account", "create_domain", "create_mailbox",
     "delete_account", "delete_domain", "delete_mailbox", "delete_messages", "expunge",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +14,7 @@ from psycopg.types.json import Jsonb
 
 from postroom.db import Conn
 from postroom.errors import InvalidInput, NotFound
-from postroom.message import ParsedMessage, parse_message
+from postroom.message import ParsedMessage, decode_header_value, parse_message
 from postroom.store.notify import CHANNEL, notify
 from postroom.store.types import (
     SYSTEM_FLAGS,
@@ -89,6 +90,7 @@ _PARSED_FIELDS = (
     ("parsed", "parsed"), ("header_size", "header_size"), ("subject", "subject"),
     ("from_text", "from"), ("to_text", "to"), ("cc_text", "cc"), ("message_id", "message_id"),
     ("sent_date", "date"), ("has_attachments", "att"), ("search_text", "text"),
+    ("header_text", "header_text"),
 )  # fmt: skip
 _PARSED_COLUMNS = ", ".join(f"{column} = %({param})s" for column, param in _PARSED_FIELDS)
 
@@ -107,7 +109,23 @@ def blob_params(raw: bytes) -> dict[str, Any]:
     return {"sha": hashlib.sha256(raw).digest(), "size": len(raw), "data": raw}
 
 
-def _parsed_params(parsed: ParsedMessage) -> dict[str, Any]:
+MAX_HEADER_TEXT = 256 * 1024
+
+
+def header_text(raw: bytes, header_size: int) -> str:
+    """Decoded header fields, one ``Name: value`` a line (unfolded), for HEADER searches."""
+    head = raw[: min(header_size, MAX_HEADER_TEXT)]
+    lines: list[str] = []
+    for field in re.split(rb"\r?\n(?![ \t])", head):
+        name, colon, value = field.partition(b":")
+        if not colon or not name.strip():
+            continue
+        text = decode_header_value(b" ".join(value.split()).decode("utf-8", "replace"))
+        lines.append(f"{name.strip().decode('ascii', 'replace')}: {text}")
+    return "\n".join(lines)
+
+
+def _parsed_params(raw: bytes, parsed: ParsedMessage) -> dict[str, Any]:
     as_json = parsed.to_json()
     as_json.pop("text", None)  # kept in search_text; no need to hold it twice
     return {
@@ -121,6 +139,7 @@ def _parsed_params(parsed: ParsedMessage) -> dict[str, Any]:
         "date": parsed.date,
         "att": parsed.has_attachments,
         "text": _clean(parsed.text) or "",
+        "header_text": _clean(header_text(raw, parsed.header_size)) or "",
     }
 
 
@@ -152,10 +171,11 @@ async def ensure_parsed(conn: Conn, blob_id: BlobId) -> None:
         raise NotFound("message content is gone")
     if row["data"] is None:
         return
-    parsed = await parse(bytes(row["data"]))
+    data = bytes(row["data"])
+    parsed = await parse(data)
     await conn.execute(
         f"UPDATE blobs SET {_PARSED_COLUMNS} WHERE id = %(id)s AND parsed IS NULL",
-        {**_parsed_params(parsed), "id": blob_id},
+        {**_parsed_params(data, parsed), "id": blob_id},
     )
 
 
@@ -243,7 +263,7 @@ async def append_message(
     }
     if blob_id is None:
         params.update(blob_params(raw))
-        params.update(_parsed_params(await parse(raw)))
+        params.update(_parsed_params(raw, await parse(raw)))
     else:
         await ensure_parsed(conn, blob_id)
     try:

@@ -245,3 +245,24 @@ def test_sequence_numbers_map_to_uids() -> None:
     assert store.uid_to_seq(uids, 9) is None
     assert store.seq_to_uid(uids, 4) == 20
     assert store.seq_to_uid(uids, 5) is None
+
+
+async def test_change_hub_wakes_the_accounts_subscriber_only(
+    tenant: Tenant, database_url: str
+) -> None:
+    alice_inbox = await inbox_of(tenant, "alice")
+    bob_inbox = await inbox_of(tenant, "bob")
+    hub = store.ChangeHub(database_url)
+    await hub.start()
+    try:
+        await asyncio.wait_for(hub.listening.wait(), 5)
+        with (
+            hub.subscribe(alice_inbox.account_id) as alice,
+            hub.subscribe(bob_inbox.account_id) as bob,
+        ):
+            await store.append_message(tenant.conn, alice_inbox.id, message(1))
+            assert await alice.wait(timeout=1.0)
+            assert alice.take() == (frozenset({alice_inbox.id}), False)
+            assert not await bob.wait(timeout=0.3)
+    finally:
+        await hub.stop()

@@ -1,0 +1,336 @@
+"""Searching and listing a mailbox in Postgres: one criteria tree for IMAP SEARCH and the API.
+
+Criteria are a small tree of frozen dataclasses compiled to one SQL query with bound
+parameters. Text criteria are case-insensitive substring matches (RFC 3501 §6.4.4) over the
+decoded text kept for each message, served by trigram indexes where pg_trgm is installed.
+Session-specific keys (sequence numbers, \\Recent) are resolved to UID sets by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+from postroom.db import Conn
+from postroom.errors import InvalidInput
+from postroom.store.types import SYSTEM_FLAGS, BlobId, MailboxId, MessageId
+
+DateOp = Literal["before", "on", "since"]
+MAX_NODES = 1000
+MAX_TEXT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class All:
+    """Every message."""
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    items: tuple[Criterion, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    items: tuple[Criterion, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    item: Criterion
+
+
+@dataclass(frozen=True, slots=True)
+class UidRanges:
+    """UIDs in any of the inclusive ranges (a resolved IMAP sequence set or UID set)."""
+
+    ranges: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """A system flag (``\\Seen``…) or keyword is set (``present``) or not."""
+
+    name: str
+    present: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """A header field contains ``value`` (any value, when empty: the field exists)."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """Substring of the message: ``body`` only, or all ``text`` (headers and body)."""
+
+    value: str
+    where: Literal["text", "body"] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class InternalDate:
+    op: DateOp
+    day: date
+
+
+@dataclass(frozen=True, slots=True)
+class SentDate:
+    """The Date: header's day (RFC 3501 SENTBEFORE/SENTON/SENTSINCE)."""
+
+    op: DateOp
+    day: date
+
+
+@dataclass(frozen=True, slots=True)
+class Size:
+    op: Literal["larger", "smaller"]
+    octets: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModSeq:
+    """Changed after this modseq (RFC 7162 MODSEQ, also what a sync client asks)."""
+
+    greater_than: int
+
+
+Criterion = (
+    All
+    | And
+    | Or
+    | Not
+    | UidRanges
+    | Flag
+    | Header
+    | Text
+    | InternalDate
+    | SentDate
+    | Size
+    | ModSeq
+)
+
+# Header fields that have a decoded column of their own.
+_ADDRESS_COLUMNS = {"from": "b.from_text", "to": "b.to_text", "cc": "b.cc_text"}
+_DATE_SQL = {"before": "<", "on": "=", "since": ">="}
+
+
+def _like(value: str) -> str:
+    if len(value) > MAX_TEXT:
+        raise InvalidInput(f"search strings are limited to {MAX_TEXT} characters")
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped.replace(chr(0), '')}%"
+
+
+class _Compiler:
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+        self.nodes = 0
+
+    def bind(self, value: Any) -> str:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return f"%({name})s"
+
+    def compile(self, c: Criterion) -> str:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise InvalidInput(f"search criteria are limited to {MAX_NODES} terms")
+        match c:
+            case All():
+                return "TRUE"
+            case And(items):
+                return "(" + " AND ".join(self.compile(i) for i in items) + ")" if items else "TRUE"
+            case Or(items):
+                return "(" + " OR ".join(self.compile(i) for i in items) + ")" if items else "FALSE"
+            case Not(item):
+                return f"NOT {self.compile(item)}"
+            case UidRanges(ranges):
+                if not ranges:
+                    return "FALSE"
+                lows = self.bind([lo for lo, _ in ranges])
+                highs = self.bind([hi for _, hi in ranges])
+                return (
+                    f"EXISTS (SELECT 1 FROM unnest({lows}::bigint[], {highs}::bigint[]) r(lo, hi)"
+                    " WHERE m.uid BETWEEN r.lo AND r.hi)"
+                )
+            case Flag(name, present):
+                column = {k.lower(): v for k, v in SYSTEM_FLAGS.items()}.get(name.lower())
+                if column is not None:
+                    sql = f"m.{column}"
+                elif name.startswith("\\"):
+                    # \Recent is the caller's to resolve; any other unknown system flag
+                    # matches nothing.
+                    return "FALSE" if present else "TRUE"
+                else:
+                    sql = f"{self.bind(name)} = ANY(m.keywords)"
+                return sql if present else f"NOT ({sql})"
+            case Header(name, value):
+                field = name.strip().lower()
+                if not field or any(ch in field for ch in ": \t\r\n"):
+                    raise InvalidInput(f"{name!r} is not a header field name")
+                column = _ADDRESS_COLUMNS.get(field)
+                if field == "subject":
+                    column = "b.subject"
+                if column is not None and value:
+                    return f"coalesce({column}, '') ILIKE {self.bind(_like(value))}"
+                # Other fields: the decoded header block, "Name: value" one field a line.
+                pattern = f"(^|\\n){_regex_escape(field)}:[^\\n]*{_regex_escape(value)}"
+                return f"coalesce(b.header_text, '') ~* {self.bind(pattern)}"
+            case Text(value, where):
+                like = self.bind(_like(value))
+                body = f"coalesce(b.search_text, '') ILIKE {like}"
+                if where == "body":
+                    return body
+                return f"({body} OR coalesce(b.header_text, '') ILIKE {like})"
+            case InternalDate(op, day):
+                return (
+                    f"(m.internal_date AT TIME ZONE 'UTC')::date {_DATE_SQL[op]} {self.bind(day)}"
+                )
+            case SentDate(op, day):
+                return (
+                    f"(coalesce(b.sent_date, m.internal_date) AT TIME ZONE 'UTC')::date "
+                    f"{_DATE_SQL[op]} {self.bind(day)}"
+                )
+            case Size(op, octets):
+                return f"m.size {'>' if op == 'larger' else '<'} {self.bind(octets)}"
+            case ModSeq(greater_than):
+                return f"m.modseq > {self.bind(greater_than)}"
+        raise InvalidInput(f"unknown search criterion {c!r}")
+
+
+def _regex_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in r".^$*+?()[]{}|\-/" else ch for ch in text)
+
+
+async def search_uids(conn: Conn, mailbox_id: MailboxId, criteria: Criterion) -> list[int]:
+    """UIDs of the messages in the mailbox that match, ascending."""
+    compiler = _Compiler()
+    where = compiler.compile(criteria)
+    cur = await conn.execute(
+        f"""SELECT m.uid FROM messages m JOIN blobs b ON b.id = m.blob_id
+            WHERE m.mailbox_id = %(mailbox)s AND {where} ORDER BY m.uid""",
+        {**compiler.params, "mailbox": mailbox_id},
+    )
+    return [r["uid"] for r in await cur.fetchall()]
+
+
+# --- listing for people (the API's message list) ----------------------------------------
+
+SortKey = Literal["date", "arrival", "from", "subject", "size"]
+_SORT_SQL: dict[str, str] = {
+    "date": "coalesce(b.sent_date, m.internal_date)",
+    "arrival": "m.internal_date",
+    "from": "lower(coalesce(b.from_text, ''))",
+    "subject": "lower(coalesce(b.subject, ''))",
+    "size": "m.size",
+}
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSummary:
+    """What a message list shows, without reading the message."""
+
+    id: MessageId
+    uid: int
+    blob_id: BlobId
+    size: int
+    internal_date: datetime
+    flags: frozenset[str]
+    subject: str | None
+    from_text: str | None
+    to_text: str | None
+    cc_text: str | None
+    sent_date: datetime | None
+    message_id: str | None
+    has_attachments: bool
+    preview: str
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    total: int
+    items: tuple[MessageSummary, ...]
+
+
+async def list_summaries(
+    conn: Conn,
+    mailbox_id: MailboxId,
+    *,
+    criteria: Criterion | None = None,
+    sort: SortKey = "date",
+    descending: bool = True,
+    offset: int = 0,
+    limit: int = 50,
+) -> Page:
+    """One page of a mailbox's messages, sorted and optionally filtered, with the total."""
+    if sort not in _SORT_SQL:
+        raise InvalidInput(f"cannot sort by {sort!r}; use one of {', '.join(_SORT_SQL)}")
+    if not 0 < limit <= MAX_PAGE or offset < 0:
+        raise InvalidInput(f"a page holds 1 to {MAX_PAGE} messages, from offset 0 on")
+    compiler = _Compiler()
+    where = compiler.compile(criteria or All())
+    direction = "DESC" if descending else "ASC"
+    params = {**compiler.params, "mailbox": mailbox_id, "limit": limit, "offset": offset}
+    cur = await conn.execute(
+        f"""SELECT m.id, m.uid, m.blob_id, m.size, m.internal_date, m.seen, m.answered,
+                   m.flagged, m.deleted, m.draft, m.keywords, b.subject, b.from_text,
+                   b.to_text, b.cc_text, b.sent_date, b.message_id,
+                   coalesce(b.has_attachments, false) AS has_attachments,
+                   coalesce(b.parsed ->> 'preview', '') AS preview,
+                   count(*) OVER () AS total
+            FROM messages m JOIN blobs b ON b.id = m.blob_id
+            WHERE m.mailbox_id = %(mailbox)s AND {where}
+            ORDER BY {_SORT_SQL[sort]} {direction}, m.uid {direction}
+            LIMIT %(limit)s OFFSET %(offset)s""",
+        params,
+    )
+    rows = await cur.fetchall()
+    total = rows[0]["total"] if rows else await _count(conn, where, params)
+    items = tuple(
+        MessageSummary(
+            id=MessageId(r["id"]),
+            uid=r["uid"],
+            blob_id=BlobId(r["blob_id"]),
+            size=r["size"],
+            internal_date=r["internal_date"],
+            flags=frozenset([f for f, col in SYSTEM_FLAGS.items() if r[col]] + list(r["keywords"])),
+            subject=r["subject"],
+            from_text=r["from_text"],
+            to_text=r["to_text"],
+            cc_text=r["cc_text"],
+            sent_date=r["sent_date"],
+            message_id=r["message_id"],
+            has_attachments=r["has_attachments"],
+            preview=r["preview"],
+        )
+        for r in rows
+    )
+    return Page(total, items)
+
+
+async def _count(conn: Conn, where: str, params: dict[str, Any]) -> int:
+    cur = await conn.execute(
+        f"""SELECT count(*) AS n FROM messages m JOIN blobs b ON b.id = m.blob_id
+            WHERE m.mailbox_id = %(mailbox)s AND {where}""",
+        params,
+    )
+    row = await cur.fetchone()
+    return int(row["n"]) if row else 0
+
+
+def uid_ranges(uids: Sequence[int]) -> UidRanges:
+    """Collapse UIDs into ranges: [1, 2, 3, 7] → (1, 3), (7, 7)."""
+    ranges: list[tuple[int, int]] = []
+    for uid in sorted(set(uids)):
+        if ranges and uid == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], uid)
+        else:
+            ranges.append((uid, uid))
+    return UidRanges(tuple(ranges))
