@@ -94,7 +94,8 @@ def parse_command(line: bytes) -> Command:
         raise CommandError("Empty command" if not rest else "Command must not start with a space")
     if not (3 <= len(keyword) <= 4 and keyword.isascii() and keyword.isalpha()):
         raise CommandError("Unknown command")
-    return Command(keyword.upper(), tuple(rest.split()), rest)
+    # Only the ASCII space separates (RFC 1939 §3); other white space belongs to the argument.
+    return Command(keyword.upper(), tuple(arg for arg in rest.split(" ") if arg), rest)
 
 
 # --- events the session hands to the server ------------------------------------------------
