@@ -102,6 +102,7 @@ def _attempt(row: dict[str, Any]) -> Attempt:
         host=row["host"],
         reply_code=row["reply_code"],
         reply_text=row["reply_text"],
+        tls=row.get("tls"),
     )
 
 
@@ -264,6 +265,7 @@ async def record_outcome(
     reply_code: int | None = None,
     reply_text: str | None = None,
     next_attempt_at: datetime | None = None,
+    tls: str | None = None,
 ) -> Delivery | None:
     """Log an attempt and move the delivery on: delivered, deferred (until when) or bounced.
 
@@ -298,9 +300,9 @@ async def record_outcome(
             return None
         await conn.execute(
             """INSERT INTO delivery_attempts (delivery_id, attempted_at, outcome, host,
-                                              reply_code, reply_text)
-               VALUES (%s, %s, %s, %s, %s, %s)""",
-            (delivery_id, now, outcome, host, reply_code, text),
+                                              reply_code, reply_text, tls)
+               VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+            (delivery_id, now, outcome, host, reply_code, text, tls),
         )
     return _delivery(row)
 
@@ -411,3 +413,200 @@ async def purge_finished(conn: Conn, *, before: datetime, limit: int = 1000) -> 
         {"before": before, "limit": limit},
     )
     return cur.rowcount
+
+
+# --- delivery status notifications (RFC 3464) ---------------------------------------------
+#
+# A failure DSN is owed for a bounced delivery whose message has a sender (never for the null
+# sender <>, RFC 5321 §4.5.5) and whose NOTIFY (RFC 3461 §4.1) does not exclude failures.
+# ``request_dsn`` marks it owed in the bouncing transaction; whoever spools the DSN locks the
+# owed deliveries, spools it and marks them in one transaction, so each DSN is sent once.
+
+_WANTS_FAILURE = "(d.notify IS NULL OR upper(d.notify) LIKE '%%FAILURE%%')"
+_WANTS_DELAY = "(d.notify IS NULL OR upper(d.notify) LIKE '%%DELAY%%')"
+
+
+async def request_dsn(conn: Conn, delivery_ids: Sequence[DeliveryId]) -> int:
+    """Mark bounced deliveries as owing a failure DSN (where one is due); returns how many."""
+    cur = await conn.execute(
+        f"""UPDATE deliveries d SET dsn_due = true
+            FROM queue_messages q
+            WHERE q.id = d.queue_message_id AND d.id = ANY(%s) AND d.state = 'bounced'
+              AND d.dsn_queue_message_id IS NULL AND q.reverse_path <> ''
+              AND {_WANTS_FAILURE}""",
+        (list(delivery_ids),),
+    )
+    return cur.rowcount
+
+
+async def dsn_due_messages(conn: Conn, *, limit: int = 100) -> list[QueueId]:
+    """Queue entries with at least one delivery owing its failure DSN."""
+    cur = await conn.execute(
+        """SELECT DISTINCT queue_message_id AS id FROM deliveries WHERE dsn_due
+           ORDER BY queue_message_id LIMIT %s""",
+        (limit,),
+    )
+    return [QueueId(r["id"]) for r in await cur.fetchall()]
+
+
+async def lock_dsn_due(conn: Conn, queue_id: QueueId) -> list[Delivery]:
+    """The deliveries of one entry owing a failure DSN, locked (SKIP LOCKED) until the caller's
+    transaction ends; call inside ``conn.transaction()`` and ``mark_dsn_sent`` in the same one."""
+    cur = await conn.execute(
+        f"""SELECT {_D_COLUMNS} FROM deliveries d
+            WHERE d.queue_message_id = %s AND d.dsn_due
+            ORDER BY d.id FOR UPDATE SKIP LOCKED""",
+        (queue_id,),
+    )
+    return [_delivery(r) for r in await cur.fetchall()]
+
+
+async def mark_dsn_sent(
+    conn: Conn, delivery_ids: Sequence[DeliveryId], dsn_queue_id: QueueId | None
+) -> None:
+    """Record the DSN's queue entry (None: none could be made) and clear the debt."""
+    await conn.execute(
+        """UPDATE deliveries SET dsn_due = false, dsn_queue_message_id = %s
+           WHERE id = ANY(%s)""",
+        (dsn_queue_id, list(delivery_ids)),
+    )
+
+
+async def delay_warning_messages(
+    conn: Conn, *, received_before: datetime, now: datetime, limit: int = 100
+) -> list[QueueId]:
+    """Queue entries older than ``received_before`` with deferred deliveries not yet warned."""
+    cur = await conn.execute(
+        f"""SELECT DISTINCT q.id FROM queue_messages q JOIN deliveries d
+                ON d.queue_message_id = q.id
+            WHERE d.state = 'deferred' AND d.delay_warned_at IS NULL
+              AND q.received_at < %(before)s AND q.reverse_path <> '' AND {_WANTS_DELAY}
+              AND (d.lease_until IS NULL OR d.lease_until < %(now)s)
+            ORDER BY q.id LIMIT %(limit)s""",
+        {"before": received_before, "now": now, "limit": limit},
+    )
+    return [QueueId(r["id"]) for r in await cur.fetchall()]
+
+
+async def lock_delay_warning(conn: Conn, queue_id: QueueId, *, now: datetime) -> list[Delivery]:
+    """The deferred, unwarned, unleased deliveries of one entry that want a delay DSN, locked
+    until the caller's transaction ends (call ``mark_delay_warned`` in the same one)."""
+    cur = await conn.execute(
+        f"""SELECT {_D_COLUMNS} FROM deliveries d JOIN queue_messages q
+                ON q.id = d.queue_message_id
+            WHERE d.queue_message_id = %(id)s AND d.state = 'deferred'
+              AND d.delay_warned_at IS NULL AND q.reverse_path <> '' AND {_WANTS_DELAY}
+              AND (d.lease_until IS NULL OR d.lease_until < %(now)s)
+            ORDER BY d.id FOR UPDATE OF d SKIP LOCKED""",
+        {"id": queue_id, "now": now},
+    )
+    return [_delivery(r) for r in await cur.fetchall()]
+
+
+async def mark_delay_warned(
+    conn: Conn, delivery_ids: Sequence[DeliveryId], *, now: datetime
+) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET delay_warned_at = %s WHERE id = ANY(%s)",
+        (now, list(delivery_ids)),
+    )
+
+
+async def bounce_queue_entry(
+    conn: Conn, queue_id: QueueId, *, now: datetime, reason: str
+) -> list[DeliveryId]:
+    """Bounce every pending delivery of an entry at once (``postroom queue delete --bounce``),
+    owing a failure DSN where one is due; returns the deliveries bounced."""
+    await get_queue_entry(conn, queue_id, with_attempts=False)
+    bounced: list[DeliveryId] = []
+    async with conn.transaction():
+        cur = await conn.execute(
+            """SELECT id FROM deliveries WHERE queue_message_id = %s
+                 AND state IN ('queued', 'deferred') ORDER BY id FOR UPDATE""",
+            (queue_id,),
+        )
+        for row in await cur.fetchall():
+            done = await record_outcome(
+                conn, DeliveryId(row["id"]), "bounced", now=now, reply_text=reason
+            )
+            if done is not None:
+                bounced.append(done.id)
+        await request_dsn(conn, bounced)
+    return bounced
+
+
+# --- message trace ------------------------------------------------------------------------
+
+MAX_TRACE_RESULTS = 500
+
+
+def _exact_or_substring(value: str) -> str:
+    escaped = value.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def find_queue_entries(
+    conn: Conn,
+    *,
+    message_id: str | None = None,
+    sender: str | None = None,
+    recipient: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    account_id: AccountId | None = None,
+    limit: int = 100,
+) -> list[QueueEntry]:
+    """Queue entries (finished ones too) matching every given filter, newest first.
+
+    ``message_id`` matches with or without its angle brackets; ``sender`` and ``recipient``
+    are case-insensitive substrings of the envelope addresses; ``since``/``until`` bound the
+    time of arrival; ``account_id`` keeps what that account submitted. Deliveries come along,
+    attempts do not (``get_queue_entry`` has them).
+    """
+    if not 0 < limit <= MAX_TRACE_RESULTS:
+        raise InvalidInput(f"a trace lists 1 to {MAX_TRACE_RESULTS} messages")
+    conditions: list[str] = []
+    params: dict[str, Any] = {"limit": limit}
+    if message_id is not None:
+        bare = message_id.strip().strip("<>").strip()
+        if not bare:
+            raise InvalidInput("the Message-ID is empty")
+        conditions.append("q.message_id IN (%(mid)s, %(mid_bracketed)s)")
+        params.update(mid=bare, mid_bracketed=f"<{bare}>")
+    if sender is not None:
+        conditions.append("q.reverse_path ILIKE %(sender)s")
+        params["sender"] = _exact_or_substring(sender)
+    if recipient is not None:
+        conditions.append(
+            """EXISTS (SELECT 1 FROM deliveries r WHERE r.queue_message_id = q.id
+                       AND (r.recipient ILIKE %(rcpt)s OR r.original_recipient ILIKE %(rcpt)s))"""
+        )
+        params["rcpt"] = _exact_or_substring(recipient)
+    if since is not None:
+        conditions.append("q.received_at >= %(since)s")
+        params["since"] = since
+    if until is not None:
+        conditions.append("q.received_at < %(until)s")
+        params["until"] = until
+    if account_id is not None:
+        conditions.append("q.auth_account_id = %(account)s")
+        params["account"] = account_id
+    where = " AND ".join(conditions) or "TRUE"
+    cur = await conn.execute(
+        f"""SELECT {_QM_COLUMNS} FROM queue_messages q WHERE {where}
+            ORDER BY q.received_at DESC, q.id DESC LIMIT %(limit)s""",
+        params,
+    )
+    messages = [_queued(r) for r in await cur.fetchall()]
+    if not messages:
+        return []
+    cur = await conn.execute(
+        f"""SELECT {_D_COLUMNS} FROM deliveries d WHERE d.queue_message_id = ANY(%s)
+            ORDER BY d.id""",
+        ([m.id for m in messages],),
+    )
+    by_message: dict[int, list[Delivery]] = {}
+    for row in await cur.fetchall():
+        delivery = _delivery(row)
+        by_message.setdefault(delivery.queue_message_id, []).append(delivery)
+    return [QueueEntry(m, tuple(by_message.get(m.id, ()))) for m in messages]

@@ -219,6 +219,7 @@ class Attempt:
     host: str | None
     reply_code: int | None
     reply_text: str | None
+    tls: str | None = None  # the TLS version of a remote attempt, e.g. "TLSv1.3"
 
 
 @dataclass(frozen=True, slots=True)

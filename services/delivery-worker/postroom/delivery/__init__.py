@@ -1,0 +1,1 @@
+"""The delivery worker: empties the queue into local mailboxes and remote mail servers."""

@@ -1,0 +1,65 @@
+"""The Celery app of the delivery worker: the two tasks of the queue contract, and beat."""
+
+from __future__ import annotations
+
+import structlog
+from celery import Celery
+
+from postroom.config import Settings
+from postroom.delivery import sweep
+from postroom.delivery.runtime import Runtime
+from postroom.queue import TASK_DELIVER, TASK_DISPATCH_DUE, celery_config
+from postroom.runtime import redis_url
+
+log = structlog.get_logger("postroom.delivery")
+
+
+def create_app(settings: Settings) -> Celery:
+    app = Celery("postroom-delivery")
+    app.conf.update(celery_config(redis_url(settings)))
+    interval = settings.sweep_interval.total_seconds()
+    app.conf.update(
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        # beat keeps its schedule in memory: the sweep is a fixed interval and a missed run
+        # is made up by the next one, so there is nothing worth a file.
+        beat_scheduler="celery.beat:Scheduler",
+        beat_schedule={
+            "dispatch-due": {
+                "task": TASK_DISPATCH_DUE,
+                "schedule": interval,
+                # A sweep that waited longer than an interval is superseded by the next one.
+                "options": {"expires": max(interval, 1.0)},
+            }
+        },
+    )
+    runtime = Runtime(settings)
+    # A run never takes longer than the lease (after that, another worker may start it).
+    limit = settings.delivery_lease.total_seconds()
+
+    @app.task(name=TASK_DELIVER)  # type: ignore[untyped-decorator]
+    def deliver(delivery_ids: list[int]) -> None:
+        runtime.run(lambda courier: courier.deliver(delivery_ids), timeout=limit)
+
+    @app.task(name=TASK_DISPATCH_DUE)  # type: ignore[untyped-decorator]
+    def dispatch_due() -> None:
+        runtime.run(lambda courier: sweep.dispatch_due(courier, runtime.backlog), timeout=limit)
+
+    return app
+
+
+def worker_argv(concurrency: int, loglevel: str, name: str) -> list[str]:
+    """Threads, not prefork: delivery waits on Postgres and SMTP, so threads feeding one
+    event loop per process give the concurrency with one connection pool; scale further by
+    running more processes (on more machines)."""
+    return [
+        "worker",
+        "--pool=threads",
+        f"--concurrency={concurrency}",
+        f"--loglevel={loglevel}",
+        f"--hostname={name}",
+        # No broadcast chatter between workers: nothing here uses it, and it slows startup.
+        "--without-mingle",
+        "--without-gossip",
+        "--without-heartbeat",
+    ]

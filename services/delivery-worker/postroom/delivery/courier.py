@@ -1,0 +1,213 @@
+"""One delivery run: claim the deliveries, deliver them locally or remotely, record outcomes.
+
+Every step is idempotent or guarded by the lease, so a run that dies anywhere is simply
+repeated by the next one: local appends carry a delivery key, outcomes and the DSNs they owe
+are recorded in one transaction, and a delivery that is no longer pending records nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from postroom import store
+from postroom.config import Settings
+from postroom.db import Conn
+from postroom.delivery import bounce, local, mx, remote
+from postroom.delivery.limits import DestinationSlots
+from postroom.delivery.retry import Result, decide, permanent, transient
+from postroom.store import queue as queue_store
+from postroom.store.types import ClaimedDelivery, DeliveryId, QueuedMessage, QueueId
+
+log = structlog.get_logger("postroom.delivery")
+
+Clock = Callable[[], datetime]
+Dispatch = Callable[[Sequence[int]], Awaitable[None]]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def no_dispatch(ids: Sequence[int]) -> None:
+    """For callers that run the queue themselves (tests, benchmarks)."""
+
+
+def create_pool(url: str, *, max_size: int) -> AsyncConnectionPool[Any]:
+    """Autocommit connections with dict rows, as the store expects (not yet opened)."""
+    return AsyncConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        open=False,
+        kwargs={"autocommit": True, "row_factory": dict_row},
+        check=AsyncConnectionPool.check_connection,
+    )
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Courier:
+    """What a delivery run needs: settings, a connection pool, the clock and the dispatcher."""
+
+    settings: Settings
+    pool: AsyncConnectionPool[Any]
+    clock: Clock = utc_now
+    dispatch: Dispatch = no_dispatch
+    slots: DestinationSlots = field(
+        default_factory=lambda: DestinationSlots(None, limit=1, hold_seconds=1)
+    )
+    owner: str = field(default_factory=default_owner)
+    next_hops: Callable[[str, Settings], Awaitable[list[mx.Hop]]] = mx.next_hops
+
+    async def deliver(self, ids: Sequence[int]) -> int:
+        """Deliver these deliveries if they are still due; returns how many were attempted."""
+        wanted = [DeliveryId(int(i)) for i in ids]
+        if not wanted:
+            return 0
+        async with self.pool.connection() as conn:
+            claimed = await queue_store.claim(
+                conn,
+                owner=self.owner,
+                lease=self.settings.delivery_lease,
+                now=self.clock(),
+                ids=wanted,
+                limit=len(wanted),
+            )
+            if not claimed:
+                return 0
+            to_dispatch: list[DeliveryId] = []
+            remote_groups: dict[tuple[QueueId, str], list[ClaimedDelivery]] = {}
+            for item in claimed:
+                resolution = await store.resolve(conn, item.delivery.recipient)
+                if resolution is None:
+                    domain = item.delivery.recipient.rpartition("@")[2].lower()
+                    remote_groups.setdefault((item.message.id, domain), []).append(item)
+                    continue
+                to_dispatch += await self._deliver_local(conn, item, resolution)
+        if remote_groups:
+            await asyncio.gather(
+                *(
+                    self._deliver_remote(domain, group)
+                    for (_, domain), group in remote_groups.items()
+                )
+            )
+        async with self.pool.connection() as conn:
+            owing = sorted({c.message.id for c in claimed})
+            to_dispatch += await bounce.send_failure_dsns(
+                conn, owing, settings=self.settings, now=self.clock()
+            )
+        if to_dispatch:
+            await self.dispatch(to_dispatch)
+        return len(claimed)
+
+    async def _deliver_local(
+        self, conn: Conn, item: ClaimedDelivery, resolution: store.Resolution
+    ) -> list[DeliveryId]:
+        now = self.clock()
+        try:
+            async with conn.transaction():
+                outcome = await local.deliver(conn, item, resolution, now=now)
+                await self._record(conn, item, outcome.result, now)
+            return list(outcome.forwarded)
+        except Exception as exc:  # one bad delivery must not stop the others
+            log.exception("delivery.local.error", delivery_id=item.delivery.id)
+            result = transient(f"4.3.0 local delivery failed: {type(exc).__name__}", 451, "local")
+            await self._record(conn, item, result, now)
+            return []
+
+    async def _deliver_remote(self, domain: str, group: list[ClaimedDelivery]) -> None:
+        message = group[0].message
+        recipients = [c.delivery.recipient for c in group]
+        results: dict[str, Result]
+        try:
+            hops = await self.next_hops(domain, self.settings)
+        except mx.DestinationError as exc:
+            result = permanent(exc.text) if exc.permanent else transient(exc.text)
+            results = dict.fromkeys(recipients, result)
+        else:
+            async with self.slots.hold(domain) as got:
+                if not got:
+                    # Every connection to the destination is in use: leave the deliveries
+                    # for a later sweep, without counting an attempt.
+                    async with self.pool.connection() as conn:
+                        await queue_store.release(
+                            conn, [c.delivery.id for c in group], owner=self.owner
+                        )
+                    log.info("delivery.remote.busy", destination=domain, recipients=len(group))
+                    return
+                async with self.pool.connection() as conn:
+                    content = await queue_store.read_queued_message(conn, message.id)
+                transaction = remote.Transaction(message.reverse_path, recipients, content)
+                results = await remote.send(hops, transaction, self.settings)
+        async with self.pool.connection() as conn:
+            now = self.clock()
+            for item in group:
+                async with conn.transaction():
+                    await self._record(conn, item, results[item.delivery.recipient], now)
+
+    async def _record(
+        self, conn: Conn, item: ClaimedDelivery, result: Result, now: datetime
+    ) -> None:
+        """Record one attempt's outcome; a bounce owes its DSN in the same transaction."""
+        delivery = item.delivery
+        decision = decide(
+            result,
+            attempts=delivery.attempts,
+            received_at=item.message.received_at,
+            now=now,
+            settings=self.settings,
+        )
+        async with conn.transaction():
+            done = await queue_store.record_outcome(
+                conn,
+                delivery.id,
+                decision.outcome,
+                now=now,
+                host=result.host,
+                reply_code=result.code,
+                reply_text=decision.text,
+                next_attempt_at=decision.next_attempt_at,
+                tls=result.tls,
+            )
+            if done is not None and decision.outcome == "bounced":
+                await queue_store.request_dsn(conn, [delivery.id])
+        _log_outcome(
+            item.message, delivery.id, delivery.recipient, decision.outcome, result, decision.text
+        )
+
+
+def _log_outcome(
+    message: QueuedMessage,
+    delivery_id: DeliveryId,
+    recipient: str,
+    outcome: str,
+    result: Result,
+    text: str | None,
+) -> None:
+    fields = {
+        "queue_id": message.id,
+        "delivery_id": delivery_id,
+        "recipient": recipient,
+        "host": result.host,
+        "code": result.code,
+        "reply": text,
+    }
+    if result.tls:
+        fields["tls"] = result.tls
+    if outcome == "delivered":
+        log.info("delivery.delivered", **fields)
+    else:
+        log.info(f"delivery.{outcome}", **fields)

@@ -1,0 +1,143 @@
+"""Where mail for a domain goes: the transport map, else MX records (RFC 5321 §5.1, RFC 7505)."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dns.asyncresolver
+import dns.exception
+import dns.rdatatype
+import dns.resolver
+
+from postroom.config import Settings
+
+# Addresses tried per destination, over all its MX hosts (Postfix's smtp_mx_address_limit is 5).
+MAX_ADDRESSES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One address to try, with the name it was found under (for logs and Remote-MTA)."""
+
+    name: str
+    address: str
+    port: int
+
+    def __str__(self) -> str:
+        address = f"[{self.address}]" if self.name != self.address else ""
+        return f"{self.name}{address}:{self.port}"
+
+
+class DestinationError(Exception):
+    """No address to try: permanent (no such domain, null MX) or transient (DNS trouble)."""
+
+    def __init__(self, text: str, *, permanent: bool) -> None:
+        super().__init__(text)
+        self.text = text
+        self.permanent = permanent
+
+
+def order_mx(records: Sequence[tuple[int, str]], rng: random.Random | None = None) -> list[str]:
+    """MX host names by preference, in random order among equal preferences (RFC 5321 §5.1)."""
+    rng = rng or random.Random()  # noqa: S311 - load spreading, not security
+    shuffled = list(records)
+    rng.shuffle(shuffled)
+    return [name for _, name in sorted(shuffled, key=lambda r: r[0])]
+
+
+def is_null_mx(records: Sequence[tuple[int, str]]) -> bool:
+    """RFC 7505 §3: a single MX of preference 0 whose exchange is the root, ".", or ""."""
+    return any(name in ("", ".") for _, name in records)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def next_hops(
+    domain: str, settings: Settings, resolver: dns.asyncresolver.Resolver | None = None
+) -> list[Hop]:
+    """The addresses to try for ``domain``, best first; raises DestinationError."""
+    domain = domain.lower().rstrip(".")
+    if domain.startswith("[") and domain.endswith("]"):  # RFC 5321 §4.1.3 address literal
+        literal = domain[1:-1].removeprefix("ipv6:")
+        if not _is_ip(literal):
+            raise DestinationError(f"5.1.2 bad address literal {domain}", permanent=True)
+        return [Hop(literal, literal, 25)]
+    hop = settings.transport_map.get(domain)
+    port = 25
+    target = domain
+    if hop is not None:
+        port = hop.port
+        if not hop.mx_lookup:
+            if _is_ip(hop.host):
+                return [Hop(hop.host, hop.host, port)]
+            return (await _addresses(hop.host, port, resolver))[:MAX_ADDRESSES]
+        target = hop.host
+    names = await _mx_names(target, resolver)
+    hops: list[Hop] = []
+    last_error: DestinationError | None = None
+    for name in names:
+        try:
+            hops += await _addresses(name, port, resolver)
+        except DestinationError as exc:
+            last_error = exc
+        if len(hops) >= MAX_ADDRESSES:
+            break
+    if not hops:
+        raise last_error or DestinationError(f"4.4.4 no address for {target}", permanent=False)
+    return hops[:MAX_ADDRESSES]
+
+
+async def _mx_names(domain: str, resolver: dns.asyncresolver.Resolver | None) -> list[str]:
+    resolver = resolver or dns.asyncresolver.get_default_resolver()
+    try:
+        answer = await resolver.resolve(domain, "MX")
+    except dns.resolver.NXDOMAIN:
+        raise DestinationError(f"5.1.2 domain {domain} does not exist", permanent=True) from None
+    except dns.resolver.NoAnswer:
+        return [domain]  # RFC 5321 §5.1: no MX, the domain itself is the implicit MX
+    except dns.exception.DNSException as exc:
+        raise DestinationError(
+            f"4.4.3 MX lookup for {domain} failed: {exc}", permanent=False
+        ) from None
+    records = [(int(r.preference), r.exchange.to_text(omit_final_dot=True)) for r in answer]
+    if is_null_mx(records):
+        raise DestinationError(
+            f"5.1.10 domain {domain} does not accept mail (null MX, RFC 7505)", permanent=True
+        )
+    return order_mx(records)
+
+
+async def _addresses(
+    name: str, port: int, resolver: dns.asyncresolver.Resolver | None
+) -> list[Hop]:
+    resolver = resolver or dns.asyncresolver.get_default_resolver()
+    found: list[Hop] = []
+    nxdomain = True
+    for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+        try:
+            answer = await resolver.resolve(name, rdtype)
+        except dns.resolver.NXDOMAIN:
+            continue
+        except dns.resolver.NoAnswer:
+            nxdomain = False
+            continue
+        except dns.exception.DNSException as exc:
+            raise DestinationError(
+                f"4.4.3 address lookup for {name} failed: {exc}", permanent=False
+            ) from None
+        nxdomain = False
+        found += [Hop(name, r.to_text(), port) for r in answer]
+    if not found:
+        if nxdomain:
+            raise DestinationError(f"5.1.2 host {name} does not exist", permanent=True)
+        raise DestinationError(f"5.1.2 host {name} has no address", permanent=True)
+    return found

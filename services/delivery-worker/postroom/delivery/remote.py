@@ -1,0 +1,182 @@
+"""One SMTP transaction to another mail server for all recipients of a message there.
+
+The client side of RFC 5321: try the next hops in order until one greets with 220 (§5.1: a
+connection failure or a 4xx greeting moves on to the next MX), EHLO with our host name,
+opportunistic STARTTLS (RFC 3207) without certificate checks as Postfix's "may" level,
+SIZE (RFC 1870) and 8BITMIME (RFC 6152), then MAIL, one RCPT per recipient and DATA, with a
+result for each recipient.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiosmtplib
+import structlog
+from aiosmtplib.errors import SMTPRecipientRefused
+
+from postroom.config import Settings
+from postroom.delivery.mx import Hop
+from postroom.delivery.retry import Result, from_reply, permanent, transient
+
+log = structlog.get_logger("postroom.delivery.remote")
+
+
+def has_8bit(content: bytes) -> bool:
+    """Whether the content needs 8BITMIME to pass unchanged (RFC 6152 §3)."""
+    return not content.isascii()
+
+
+def opportunistic_tls() -> ssl.SSLContext:
+    """STARTTLS that encrypts without authenticating the server: anything beats plaintext
+    (RFC 7435), and an unverifiable certificate must not stop the mail."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """One message for some recipients at one destination."""
+
+    reverse_path: str
+    recipients: Sequence[str]
+    content: bytes
+
+
+class _NextHop(Exception):
+    """This hop failed before the transaction began; try the next one."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.text)
+        self.result = result
+
+
+async def send(
+    hops: Sequence[Hop], transaction: Transaction, settings: Settings
+) -> dict[str, Result]:
+    """Deliver to the first hop that takes the transaction; a result for every recipient."""
+    last = transient("4.4.1 no next hop to try")
+    for hop in hops:
+        try:
+            return await _send_to(hop, transaction, settings, tls=True)
+        except _NextHop as exc:
+            last = exc.result
+            log.info("delivery.remote.next_hop", hop=str(hop), error=exc.result.text)
+    return dict.fromkeys(transaction.recipients, last)
+
+
+async def _connect(hop: Hop, settings: Settings) -> aiosmtplib.SMTP:
+    client = aiosmtplib.SMTP(
+        hostname=hop.address,
+        port=hop.port,
+        local_hostname=settings.hostname,
+        timeout=settings.smtp_timeout,
+        start_tls=False,
+        validate_certs=False,
+    )
+    try:
+        await client.connect(timeout=settings.smtp_connect_timeout)
+    except aiosmtplib.SMTPConnectResponseError as exc:
+        # RFC 5321 §5.1 and §3.1: a 4xx (and, as Postfix does, a 5xx) greeting sends us on
+        # to the next MX; the message is not at fault.
+        raise _NextHop(transient(f"greeting: {exc.code} {exc.message}", host=str(hop))) from None
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        raise _NextHop(transient(f"4.4.1 cannot connect: {exc}", host=str(hop))) from None
+    try:
+        await client.ehlo()
+    except aiosmtplib.SMTPHeloError:
+        try:
+            await client.helo()  # RFC 5321 §3.2: fall back to HELO for an old server
+        except aiosmtplib.SMTPException as exc:
+            client.close()
+            raise _NextHop(transient(f"4.4.2 HELO refused: {exc}", host=str(hop))) from None
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        client.close()
+        raise _NextHop(
+            transient(f"4.4.2 lost the connection at EHLO: {exc}", host=str(hop))
+        ) from None
+    return client
+
+
+async def _send_to(
+    hop: Hop, transaction: Transaction, settings: Settings, *, tls: bool
+) -> dict[str, Result]:
+    host = str(hop)
+    client = await _connect(hop, settings)
+    tls_version: str | None = None
+    try:
+        if tls and client.supports_extension("starttls"):
+            try:
+                await client.starttls(tls_context=opportunistic_tls(), validate_certs=False)
+                await client.ehlo()  # RFC 3207 §4.2: forget what was said before TLS
+            except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as exc:
+                # Opportunistic TLS: a failed handshake falls back to plaintext, on a new
+                # connection since the old one is in an unknown state.
+                log.info("delivery.remote.starttls_failed", hop=host, error=str(exc))
+                client.close()
+                return await _send_to(hop, transaction, settings, tls=False)
+            ssl_object = client.transport.get_extra_info("ssl_object") if client.transport else None
+            tls_version = ssl_object.version() if ssl_object is not None else None
+        return await _transaction(client, host, tls_version, transaction)
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        text = f"4.4.2 lost the connection: {exc}"
+        return dict.fromkeys(transaction.recipients, transient(text, host=host))
+    finally:
+        if client.is_connected:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
+
+
+async def _transaction(
+    client: aiosmtplib.SMTP, host: str, tls: str | None, transaction: Transaction
+) -> dict[str, Result]:
+    content = transaction.content
+    recipients = list(transaction.recipients)
+    options: list[str] = []
+    if client.supports_extension("size"):
+        limit = client.esmtp_extensions.get("size", "")
+        if limit.isdigit() and 0 < int(limit) < len(content):
+            # RFC 1870 §6.3: the server has told us; do not waste the transfer.
+            text = f"5.3.4 message size {len(content)} exceeds the limit {limit} of {host}"
+            return dict.fromkeys(recipients, permanent(text, host=host))
+        options.append(f"SIZE={len(content)}")
+    if has_8bit(content):
+        if not client.supports_extension("8bitmime"):
+            # RFC 6152 §3: 8-bit data needs the server's 8BITMIME; we do not downgrade.
+            text = f"5.6.3 the message has 8-bit content and {host} does not offer 8BITMIME"
+            return dict.fromkeys(recipients, permanent(text, host=host))
+        options.append("BODY=8BITMIME")
+    try:
+        await client.mail(transaction.reverse_path, options=options)
+    except aiosmtplib.SMTPResponseException as exc:
+        result = from_reply(exc.code, exc.message, host, tls)
+        return dict.fromkeys(recipients, result)
+    results: dict[str, Result] = {}
+    accepted: list[str] = []
+    for recipient in recipients:
+        try:
+            await client.rcpt(recipient)
+        except SMTPRecipientRefused as exc:
+            results[recipient] = from_reply(exc.code, exc.message, host, tls)
+        else:
+            accepted.append(recipient)
+    if not accepted:
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+            await client.rset()
+        return results
+    try:
+        response = await client.data(content)
+    except aiosmtplib.SMTPResponseException as exc:
+        reply = from_reply(exc.code, exc.message, host, tls)
+    else:
+        reply = from_reply(response.code, response.message, host, tls)
+    for recipient in accepted:
+        results[recipient] = reply
+    return results

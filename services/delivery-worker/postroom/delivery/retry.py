@@ -1,0 +1,88 @@
+"""What a failed attempt leads to: another attempt later, or a bounce (and with what status)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from postroom.config import Settings
+from postroom.store.types import Outcome
+
+ResultKind = Literal["delivered", "transient", "permanent"]
+
+# RFC 3463 §2: class.subject.detail, at the start of the reply text (RFC 2034 §3).
+_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What one attempt at one recipient came to."""
+
+    kind: ResultKind
+    code: int | None = None  # the SMTP reply code, when a server (or we, in its place) replied
+    text: str | None = None  # the reply text or our own reason, starting with an RFC 3463 status
+    host: str | None = None  # "local", or the remote MTA as name[address]:port
+    tls: str | None = None  # the TLS version of the connection, e.g. "TLSv1.3"
+
+
+def delivered(host: str, code: int = 250, text: str = "2.0.0 OK", tls: str | None = None) -> Result:
+    return Result("delivered", code, text, host, tls)
+
+
+def transient(text: str, code: int | None = None, host: str | None = None) -> Result:
+    return Result("transient", code, text, host)
+
+
+def permanent(text: str, code: int | None = None, host: str | None = None) -> Result:
+    return Result("permanent", code, text, host)
+
+
+def from_reply(code: int, text: str, host: str | None, tls: str | None = None) -> Result:
+    """An SMTP reply: 2xx/3xx success, 4xx transient, 5xx permanent (RFC 5321 §4.2.1)."""
+    text = " ".join(text.split())
+    if 200 <= code < 400:
+        return Result("delivered", code, text, host, tls)
+    kind: ResultKind = "permanent" if code >= 500 else "transient"
+    return Result(kind, code, text, host, tls)
+
+
+def enhanced_status(code: int | None, text: str | None, kind: ResultKind) -> str:
+    """The RFC 3463 status of a reply: its own enhanced code, else one from the reply class."""
+    match = _ENHANCED.match(text or "")
+    if match:
+        return f"{match[1]}.{match[2]}.{match[3]}"
+    if code is not None and 200 <= code < 600:
+        return f"{code // 100}.0.0"
+    return {"delivered": "2.0.0", "transient": "4.0.0", "permanent": "5.0.0"}[kind]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    outcome: Outcome
+    next_attempt_at: datetime | None = None
+    text: str | None = None  # what the attempts log records (the reply, or why it expired)
+
+
+def decide(
+    result: Result, *, attempts: int, received_at: datetime, now: datetime, settings: Settings
+) -> Decision:
+    """The next state of a delivery after an attempt; ``attempts`` counts the earlier ones.
+
+    Transient failures are tried again after the configured interval or backoff, but never
+    later than the end of the queue lifetime, when one last failure bounces the message
+    (Postfix's maximal_queue_lifetime).
+    """
+    if result.kind == "delivered":
+        return Decision("delivered", text=result.text)
+    if result.kind == "permanent":
+        return Decision("bounced", text=result.text)
+    expiry = received_at + settings.max_queue_lifetime
+    if now >= expiry:
+        days = settings.max_queue_lifetime.total_seconds() / 86400
+        reason = f"4.4.7 delivery time expired (in the queue for {days:g} days)"
+        last = " ".join(str(p) for p in (result.code, result.text) if p)
+        return Decision("bounced", text=f"{reason}; last error: {last}" if last else reason)
+    next_at = min(now + settings.retry_delay(attempts + 1), expiry)
+    return Decision("deferred", next_attempt_at=next_at, text=result.text)
