@@ -334,7 +334,7 @@ class ParsedMessage:
             date=None if date is None else datetime.fromisoformat(date),
             has_attachments=data["has_attachments"],
             attachments=tuple(Attachment.from_json(a) for a in data["attachments"]),
-            text=data["text"],
+            text=data.get("text", ""),  # the store keeps the text in a column of its own
             preview=data["preview"],
         )
 
