@@ -57,7 +57,12 @@ class SinkHandler:
     transactions: int = 0
 
     async def handle_EHLO(
-        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
         if not self.advertise_8bitmime:
@@ -219,9 +224,7 @@ class Harness:
 
 
 @pytest.fixture
-async def make_harness(
-    database_url: str, conn: Conn, clock: Clock
-) -> AsyncIterator[Any]:
+async def make_harness(database_url: str, conn: Conn, clock: Clock) -> AsyncIterator[Any]:
     pools = []
 
     async def make(settings: Settings, **kw: Any) -> Harness:
