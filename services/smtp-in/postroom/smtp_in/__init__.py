@@ -1,0 +1,1 @@
+"""smtp-in: the SMTP ingress (inbound MX and authenticated submission) with a durable spool."""

@@ -1,0 +1,73 @@
+"""Pure decisions of smtp-in: who may relay where, who may send as whom, and the limits."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+from postroom.address import canonical, without_tag
+from postroom.errors import InvalidInput
+from postroom.smtp_in import replies as R
+from postroom.smtp_in.replies import SmtpError
+from postroom.store.types import Resolution
+
+# Errors (5xx replies to bad commands) tolerated in one session before it is closed, as
+# Postfix's smtpd_hard_error_limit: a garbage flood gets an answer, then the door.
+MAX_ERRORS = 20
+# Transactions in one session (a client resending forever gets a new connection).
+MAX_TRANSACTIONS = 1000
+
+
+class Listener(enum.Enum):
+    """The three ports: inbound MX, submission with STARTTLS, submission over implicit TLS."""
+
+    INBOUND = "inbound"
+    SUBMISSION = "submission"
+    SUBMISSIONS = "submissions"
+
+    @property
+    def is_submission(self) -> bool:
+        return self is not Listener.INBOUND
+
+    @property
+    def source(self) -> str:
+        return "smtp" if self is Listener.INBOUND else "submission"
+
+
+def require_auth(listener: Listener, authenticated: bool) -> None:
+    """RFC 6409 §4.3: submission accepts mail only from authenticated users."""
+    if listener.is_submission and not authenticated:
+        raise SmtpError(R.R530_AUTH_REQUIRED, "auth_required")
+
+
+def check_sender(listener: Listener, reverse_path: str, owned: Iterable[str]) -> None:
+    """On submission the reverse-path must be one of the account's own addresses or aliases
+    (plus-addressed forms included); on the inbound port anyone, the null path too."""
+    if not listener.is_submission:
+        return
+    try:
+        wanted = canonical(reverse_path)
+    except InvalidInput:
+        raise SmtpError(R.R553_NOT_OWNER, "sender_not_owned") from None
+    local, _, domain = wanted.rpartition("@")
+    base = without_tag(local)
+    candidates = {wanted} | ({f"{base}@{domain}"} if base else set())
+    if not candidates & {a.lower() for a in owned}:
+        raise SmtpError(R.R553_NOT_OWNER, "sender_not_owned")
+
+
+def check_recipient(listener: Listener, resolution: Resolution | None) -> None:
+    """Where a recipient may go: local domains always (550 5.1.1 for nobody there); other
+    domains only from authenticated submission: never an open relay (RFC 5321 §3.9)."""
+    if resolution is None:
+        if not listener.is_submission:
+            raise SmtpError(R.R554_RELAY_DENIED, "relay_denied")
+        return
+    if resolution.empty:
+        raise SmtpError(R.R550_NO_SUCH_USER, "unknown_user")
+
+
+def check_recipient_count(accepted: int, max_recipients: int) -> None:
+    # RFC 5321 §4.5.3.1.10: past the limit, 452 (the client sends the rest later).
+    if accepted >= max_recipients:
+        raise SmtpError(R.R452_TOO_MANY_RECIPIENTS, "too_many_recipients")

@@ -1,0 +1,392 @@
+"""The SMTP protocol without I/O: command lines, paths, parameters, sequence, AUTH and DATA.
+
+Everything that decides whether a line is well-formed or allowed at this point of the
+dialogue lives here; the server feeds it bytes and writes out the replies it returns.
+"""
+
+from __future__ import annotations
+
+import binascii
+import enum
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+from postroom.smtp_in import replies as R
+from postroom.smtp_in.replies import Reply, SmtpError
+
+# RFC 5321 §4.5.3.1.4 allows 512 octets per command line; extensions (SIZE, SMTPUTF8, AUTH
+# initial responses of RFC 4954 §4) need more, so a command line may have this many octets.
+MAX_LINE = 4096
+# RFC 5321 §4.5.3.1.3: a reverse-path or forward-path is at most 256 octets.
+MAX_PATH = 256
+
+KNOWN_COMMANDS = frozenset(
+    {"HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY", "EXPN", "HELP",
+     "STARTTLS", "AUTH", "BDAT", "ETRN", "TURN", "SEND", "SOML", "SAML"}
+)  # fmt: skip
+_VERB = re.compile(r"[A-Za-z]{1,16}")
+
+
+class Phase(enum.Enum):
+    """Where a session is in RFC 5321 §4.1.4's command sequence."""
+
+    CONNECTED = "connected"  # no EHLO/HELO yet
+    GREETED = "greeted"  # no transaction
+    MAIL = "mail"  # MAIL accepted, no recipient yet
+    RCPT = "rcpt"  # at least one recipient accepted
+
+
+# The sequence rules: for each command, the phases in which it is refused and with what.
+# A command absent from the table is allowed in every phase.
+COMMANDS_BY_STATE: dict[str, dict[Phase, Reply]] = {
+    "MAIL": {
+        Phase.CONNECTED: R.R503_HELO_FIRST,
+        Phase.MAIL: R.R503_NESTED_MAIL,
+        Phase.RCPT: R.R503_NESTED_MAIL,
+    },
+    "RCPT": {Phase.CONNECTED: R.R503_HELO_FIRST, Phase.GREETED: R.R503_MAIL_FIRST},
+    "DATA": {
+        Phase.CONNECTED: R.R503_HELO_FIRST,
+        Phase.GREETED: R.R503_MAIL_FIRST,
+        Phase.MAIL: R.R503_RCPT_FIRST,
+    },
+    "AUTH": {
+        Phase.CONNECTED: R.R503_HELO_FIRST,
+        Phase.MAIL: R.R503_AUTH_IN_TRANSACTION,
+        Phase.RCPT: R.R503_AUTH_IN_TRANSACTION,
+    },
+    "STARTTLS": {Phase.MAIL: R.R503_NESTED_MAIL, Phase.RCPT: R.R503_NESTED_MAIL},
+}
+
+
+def check_sequence(verb: str, phase: Phase) -> None:
+    """Raise the 503 that RFC 5321 §4.3.2 prescribes for a command out of order."""
+    refused = COMMANDS_BY_STATE.get(verb)
+    if refused is not None:
+        reply = refused.get(phase)
+        if reply is not None:
+            raise SmtpError(reply)
+
+
+def split_line(line: bytes) -> tuple[str, str]:
+    """A command line without its CRLF → (VERB, argument). Raises 500 for non-commands."""
+    verb_bytes, _, arg_bytes = line.partition(b" ")
+    try:
+        verb = verb_bytes.decode("ascii")
+    except UnicodeDecodeError:
+        raise SmtpError(R.R500_UNKNOWN_COMMAND) from None
+    if not _VERB.fullmatch(verb):
+        raise SmtpError(R.R500_UNKNOWN_COMMAND)
+    verb = verb.upper()
+    if verb not in KNOWN_COMMANDS:
+        raise SmtpError(R.R500_UNKNOWN_COMMAND)
+    # Arguments keep invalid UTF-8 as surrogates, which every validator below refuses.
+    return verb, arg_bytes.decode("utf-8", "surrogateescape").strip(" ")
+
+
+# RFC 5321 §4.1.2 with RFC 6531 §3.3's UTF-8 additions (non-ASCII allowed in atoms and labels).
+_U = r"[^\x00-\x7f\udc80-\udcff]"
+_ATOM = rf"(?:[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~-]|{_U})+"
+_DOT_STRING = rf"{_ATOM}(?:\.{_ATOM})*"
+_QUOTED = rf'"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e]|{_U})*"'
+_LET_DIG = rf"(?:[A-Za-z0-9]|{_U})"
+_SUB_DOMAIN = rf"{_LET_DIG}(?:(?:[A-Za-z0-9-]|{_U})*{_LET_DIG})?"
+_DOMAIN = rf"{_SUB_DOMAIN}(?:\.{_SUB_DOMAIN})*"
+_LITERAL = r"\[[\x21-\x5a\x5e-\x7e]+\]"
+_MAILBOX = re.compile(rf"(?P<local>{_DOT_STRING}|{_QUOTED})@(?P<domain>{_DOMAIN}|{_LITERAL})")
+_DOMAIN_RE = re.compile(_DOMAIN)
+_ADL = re.compile(rf"@{_DOMAIN}(?:,@{_DOMAIN})*:")
+_KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+# RFC 5321 §4.1.2 esmtp-value, widened to UTF-8 by RFC 6531 §3.3.
+_VALUE = re.compile(rf"(?:[\x21-\x3c\x3e-\x7e]|{_U})+")
+
+
+def valid_domain(text: str) -> bool:
+    """A domain name or address literal, as EHLO and paths carry it."""
+    if text.startswith("["):
+        return _valid_literal(text)
+    return bool(_DOMAIN_RE.fullmatch(text)) and len(text.encode("utf-8", "replace")) <= 255
+
+
+def _valid_literal(text: str) -> bool:
+    # RFC 5321 §4.1.3: IPv4, "IPv6:" + address, or a registered tag (none are registered).
+    inner = text[1:-1] if text.startswith("[") and text.endswith("]") else ""
+    try:
+        if inner[:5].upper() == "IPV6:":
+            return ipaddress.ip_address(inner[5:]).version == 6
+        return ipaddress.ip_address(inner).version == 4
+    except ValueError:
+        return False
+
+
+def _take_path(text: str) -> tuple[str, str]:
+    """Split ``<path> rest`` at the closing ``>`` that is not inside a quoted local part."""
+    if not text.startswith("<"):
+        raise ValueError("no <")
+    quoted = escaped = False
+    for i in range(1, len(text)):
+        c = text[i]
+        if escaped:
+            escaped = False
+        elif c == "\\" and quoted:
+            escaped = True
+        elif c == '"':
+            quoted = not quoted
+        elif c == ">" and not quoted:
+            return text[1:i], text[i + 1 :]
+    raise ValueError("no >")
+
+
+@dataclass(frozen=True, slots=True)
+class Path:
+    """A parsed reverse-path or forward-path: ``address`` is "" for the null path ``<>``."""
+
+    address: str
+    params: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def ascii(self) -> bool:
+        return self.address.isascii()
+
+
+def parse_path_argument(arg: str, keyword: str, *, null_ok: bool) -> Path:
+    """Parse ``FROM:<a@b> PARAMS`` / ``TO:<a@b> PARAMS`` (RFC 5321 §4.1.1.2-3)."""
+    is_mail = keyword == "FROM"
+    syntax = R.R501_MAIL_SYNTAX if is_mail else R.R501_RCPT_SYNTAX
+    bad = R.R501_BAD_SENDER if is_mail else R.R501_BAD_RECIPIENT
+    head = arg[: len(keyword) + 1]
+    if head.upper() != keyword + ":":
+        raise SmtpError(syntax)
+    # Spaces after the colon are outside the grammar but widespread; accepted like Postfix.
+    rest = arg[len(keyword) + 1 :].lstrip(" ")
+    try:
+        inner, tail = _take_path(rest)
+    except ValueError:
+        raise SmtpError(bad if rest.startswith("<") else syntax) from None
+    if tail and not tail.startswith(" "):
+        raise SmtpError(bad)
+    if len(inner.encode("utf-8", "surrogateescape")) + 2 > MAX_PATH:
+        raise SmtpError(bad)
+    # RFC 5321 §4.1.1.3 / §3.6.1: source routes must be accepted and ignored.
+    adl = _ADL.match(inner)
+    if adl:
+        inner = inner[adl.end() :]
+    if inner == "":
+        if not null_ok or adl:
+            raise SmtpError(bad)
+        address = ""
+    elif not is_mail and inner.lower() == "postmaster":
+        # RFC 5321 §4.5.1: <Postmaster> without a domain must be accepted.
+        address = "postmaster"
+    else:
+        match = _MAILBOX.fullmatch(inner)
+        if not match or (match["domain"].startswith("[") and not _valid_literal(match["domain"])):
+            raise SmtpError(bad)
+        address = inner
+    return Path(address, parse_params(tail))
+
+
+def parse_params(text: str) -> dict[str, str | None]:
+    """``KEY=value KEY2`` → {"KEY": "value", "KEY2": None}; keywords are uppercased."""
+    params: dict[str, str | None] = {}
+    for item in text.split(" "):
+        if not item:
+            continue
+        key, eq, value = item.partition("=")
+        if not _KEYWORD.fullmatch(key) or (eq and not _VALUE.fullmatch(value)):
+            raise SmtpError(R.R555_PARAMETERS)
+        key = key.upper()
+        if key in params:
+            raise SmtpError(R.R555_PARAMETERS)
+        params[key] = value if eq else None
+    return params
+
+
+@dataclass(frozen=True, slots=True)
+class MailOptions:
+    """What MAIL FROM's parameters asked for."""
+
+    smtputf8: bool = False
+    body_8bit: bool = False
+    declared_size: int | None = None
+
+
+def mail_options(path: Path, *, esmtp: bool, max_size: int) -> MailOptions:
+    """Check MAIL FROM's parameters against what EHLO advertised (RFC 1870, 6152, 6531, 4954)."""
+    if path.params and not esmtp:
+        raise SmtpError(R.R555_PARAMETERS)
+    smtputf8 = body_8bit = False
+    size: int | None = None
+    for key, value in path.params.items():
+        if key == "SIZE":
+            if value is None or not value.isdigit() or len(value) > 20:
+                raise SmtpError(R.R501_SIZE_PARAMETER)
+            size = int(value)
+            # RFC 1870 §6: a declared size over the limit is refused at MAIL.
+            if size > max_size:
+                raise SmtpError(R.R552_TOO_BIG, "size")
+        elif key == "BODY":
+            if value is None or value.upper() not in ("7BIT", "8BITMIME"):
+                raise SmtpError(R.R501_BODY_PARAMETER)
+            body_8bit = value.upper() == "8BITMIME"
+        elif key == "SMTPUTF8":
+            if value is not None:
+                raise SmtpError(R.R555_PARAMETERS)
+            smtputf8 = True
+        elif key == "AUTH":
+            # RFC 4954 §5: the AUTH= parameter may be ignored by a server that does not trust
+            # the client to assert identities; it is only checked to be present with a value.
+            if value is None:
+                raise SmtpError(R.R555_PARAMETERS)
+        else:
+            raise SmtpError(R.R555_PARAMETERS)
+    if not path.ascii and not smtputf8:
+        raise SmtpError(R.R553_NEEDS_SMTPUTF8)
+    return MailOptions(smtputf8, body_8bit, size)
+
+
+def rcpt_address(path: Path, options: MailOptions) -> str:
+    """Check RCPT TO's parameters (none are supported) and the UTF-8 rule; the address."""
+    if path.params:
+        raise SmtpError(R.R555_PARAMETERS)
+    if not path.ascii and not options.smtputf8:
+        raise SmtpError(R.R553_NEEDS_SMTPUTF8)
+    return path.address
+
+
+def parse_helo(arg: str) -> str:
+    """EHLO/HELO's domain (RFC 5321 §4.1.1.1); lenient beyond being one printable word."""
+    if not arg or " " in arg or not arg.isprintable() or len(arg) > 255:
+        raise SmtpError(R.R501_HELO_SYNTAX)
+    if any("\udc80" <= c <= "\udcff" for c in arg):
+        raise SmtpError(R.R501_HELO_SYNTAX)
+    return arg
+
+
+# --------------------------------------------------------------------------------------------
+# AUTH (RFC 4954) with PLAIN (RFC 4616) and LOGIN.
+
+AUTH_MECHANISMS = ("PLAIN", "LOGIN")
+LOGIN_USERNAME_CHALLENGE = b"334 VXNlcm5hbWU6\r\n"  # "Username:"
+LOGIN_PASSWORD_CHALLENGE = b"334 UGFzc3dvcmQ6\r\n"  # "Password:"
+PLAIN_CHALLENGE = b"334 \r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    username: str
+    password: str
+
+    def __repr__(self) -> str:  # never show the password, not even in a traceback
+        return f"Credentials(username={self.username!r}, password=***)"
+
+
+def parse_auth(arg: str) -> tuple[str, str | None]:
+    """``AUTH PLAIN [initial-response]`` → ("PLAIN", response or None)."""
+    parts = arg.split(" ")
+    if not arg or len(parts) > 2 or not parts[0]:
+        raise SmtpError(R.R501_AUTH_SYNTAX)
+    mechanism = parts[0].upper()
+    if mechanism not in AUTH_MECHANISMS:
+        raise SmtpError(R.R504_AUTH_MECHANISM)
+    return mechanism, parts[1] if len(parts) == 2 else None
+
+
+def decode_response(text: str) -> bytes:
+    """One base64 response line; ``*`` cancels (RFC 4954 §4), ``=`` is an empty response."""
+    if text == "*":
+        raise SmtpError(R.R501_AUTH_CANCELLED)
+    if text == "=":
+        return b""
+    try:
+        return binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise SmtpError(R.R501_AUTH_BASE64) from None
+
+
+def _utf8(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SmtpError(R.R501_AUTH_BASE64) from None
+
+
+def decode_plain(data: bytes) -> Credentials:
+    """RFC 4616 §2: ``authzid NUL authcid NUL passwd``; an authzid other than the authcid is
+    refused (nobody may act for someone else here)."""
+    parts = data.split(b"\x00")
+    if len(parts) != 3:
+        raise SmtpError(R.R501_AUTH_BASE64)
+    authzid, authcid, password = (_utf8(p) for p in parts)
+    if not authcid or not password or (authzid and authzid.lower() != authcid.lower()):
+        raise SmtpError(R.R535_AUTH_FAILED, "auth_failed")
+    return Credentials(authcid, password)
+
+
+def decode_text(data: bytes) -> str:
+    """A LOGIN username or password."""
+    return _utf8(data)
+
+
+# --------------------------------------------------------------------------------------------
+# DATA (RFC 5321 §4.1.1.4 and §4.5.2).
+
+TERMINATOR = b"\r\n.\r\n"
+
+
+class DataReader:
+    """Frames one DATA section from chunks of bytes, without copying more than it must.
+
+    Only CRLF.CRLF ends it (the CRLF of the DATA line counts as the first CRLF). Past
+    ``max_size`` the content is discarded while reading goes on to the end, so that the
+    client gets its 552 in sync.
+    """
+
+    __slots__ = ("_buf", "_discarded", "_limit", "_scan", "done", "rest")
+
+    def __init__(self, max_size: int) -> None:
+        # The leading CRLF makes "." on the first line and an empty message ("." at once)
+        # look like every other line; it is dropped with the framing.
+        self._buf = bytearray(b"\r\n")
+        self._scan = 0
+        # Dot-stuffing can make the wire form longer than the content; allow for that before
+        # giving up on keeping it, and decide exactly on the unstuffed size at the end.
+        self._limit = max_size + max_size // 2 + 1024
+        self._discarded = 0
+        self.done = False
+        self.rest = b""  # what followed the terminator (pipelined commands)
+
+    def feed(self, chunk: bytes) -> bool:
+        """Add bytes from the wire; True once the terminator has been seen."""
+        buf = self._buf
+        buf += chunk
+        end = buf.find(TERMINATOR, self._scan)
+        if end < 0:
+            self._scan = max(0, len(buf) - 4)
+            if len(buf) > self._limit:
+                self._discarded += len(buf) - 4
+                del buf[:-4]
+                self._scan = 0
+            return False
+        self.rest = bytes(buf[end + 5 :])
+        del buf[end + 2 :]
+        self.done = True
+        return True
+
+    def content(self, max_size: int) -> bytes:
+        """The message as sent, dot-stuffing undone; raises 552 or the bare-line-ending 554."""
+        assert self.done
+        if self._discarded:
+            raise SmtpError(R.R552_TOO_BIG, "size")
+        buf = self._buf
+        # RFC 5321 §2.3.8: CR and LF appear only as CRLF. Refusing anything else makes the
+        # smuggling of a second message past a lenient next hop impossible ("\n.\n" etc.).
+        crlf = buf.count(b"\r\n")
+        if buf.count(b"\n") != crlf or buf.count(b"\r") != crlf:
+            raise SmtpError(R.R554_BARE_LINE_ENDING, "bare_line_ending")
+        # RFC 5321 §4.5.2: remove the first character of every line that starts with a dot.
+        data = bytes(buf).replace(b"\r\n.", b"\r\n")[2:]
+        if len(data) > max_size:
+            raise SmtpError(R.R552_TOO_BIG, "size")
+        return data
