@@ -76,12 +76,13 @@ def read_password(password: str | None, password_stdin: bool) -> str:
 @app.command("up")
 def up_command(
     workers: Annotated[int, typer.Option(min=1, max=64, help="Delivery worker processes.")] = 1,
+    demo: Annotated[bool, typer.Option(help="Create example.test with two users.")] = False,
 ) -> None:
     """Run the whole stack in the foreground (embedded Postgres and Redis unless configured)."""
     from postroom.runner import up
 
     try:
-        code = up(get_settings(), workers=workers)
+        code = up(get_settings(), workers=workers, demo=demo)
     except PostroomError as exc:
         fail(str(exc))
     raise typer.Exit(code)

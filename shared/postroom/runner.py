@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import importlib.util
 import os
+import secrets
 import signal
 import sys
 import time
@@ -195,7 +196,34 @@ def banner(settings: Settings, children: list[Child]) -> list[str]:
     return lines
 
 
-def up(settings: Settings, *, workers: int = 1, out: Any = None) -> int:
+DEMO_DOMAIN = "example.test"
+DEMO_USERS = ("alice", "bob")
+
+
+async def create_demo(url: str) -> list[tuple[str, str]]:
+    """example.test with two users and fresh passwords (reset if they exist)."""
+    from postroom import store
+    from postroom.db import connect
+
+    conn = await connect(url, autocommit=True)
+    try:
+        if await store.get_domain(conn, DEMO_DOMAIN) is None:
+            await store.create_domain(conn, DEMO_DOMAIN)
+        made = []
+        for user in DEMO_USERS:
+            address = f"{user}@{DEMO_DOMAIN}"
+            password = secrets.token_urlsafe(12)
+            if await store.get_account(conn, address) is None:
+                await store.create_account(conn, address, password, is_admin=user == "alice")
+            else:
+                await store.set_password(conn, address, password)
+            made.append((address, password))
+        return made
+    finally:
+        await conn.close()
+
+
+def up(settings: Settings, *, workers: int = 1, demo: bool = False, out: Any = None) -> int:
     stream: IO[str] = out or sys.stdout
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with single_instance(settings), embedded_services(settings) as env:
@@ -203,6 +231,10 @@ def up(settings: Settings, *, workers: int = 1, out: Any = None) -> int:
         children = service_children(workers)
         for line in banner(settings, children):
             stream.write(line + "\n")
+        if demo:
+            stream.write(f"Demo domain {DEMO_DOMAIN} (alice is an admin):\n")
+            for address, password in asyncio.run(create_demo(env["POSTROOM_DATABASE_URL"])):
+                stream.write(f"  {address:<22} password {password}\n")
         stream.flush()
         supervisor = Supervisor(children, env, stream)
 
