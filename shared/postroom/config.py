@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     max_connections_per_ip: int = Field(default=20, ge=1)
     # RFC 1939 §3: an autologout timer of at least 10 minutes.
     pop3_idle_timeout: float = Field(default=600.0, gt=0)
+    # RFC 3501 §5.4: an IMAP autologout timer of at least 30 minutes (IDLE included).
+    imap_idle_timeout: float = Field(default=1800.0, gt=0)
+    imap_max_sessions_per_account: int = Field(default=20, ge=1)
     # Postgres connections of the access process; a POP3 session holds one while logged in
     # (its maildrop lock lives on it), so this also caps concurrent POP3 sessions.
     access_db_pool_size: int = Field(default=50, ge=2)

@@ -107,6 +107,18 @@ def test_non_positive_pop3_idle_timeout_names_the_variable() -> None:
         load_settings({"POSTROOM_POP3_IDLE_TIMEOUT": "0"})
 
 
+def test_imap_autologout_defaults_to_rfc_3501s_thirty_minutes() -> None:
+    s = load_settings({})
+    assert (s.imap_idle_timeout, s.imap_max_sessions_per_account) == (1800.0, 20)
+
+
+def test_imap_limits_come_from_the_environment() -> None:
+    s = load_settings(
+        {"POSTROOM_IMAP_IDLE_TIMEOUT": "5", "POSTROOM_IMAP_MAX_SESSIONS_PER_ACCOUNT": "3"}
+    )
+    assert (s.imap_idle_timeout, s.imap_max_sessions_per_account) == (5.0, 3)
+
+
 def test_delivery_worker_defaults() -> None:
     settings = load_settings({})
     assert settings.delivery_concurrency == 8
