@@ -90,6 +90,8 @@ class Context:
     throttle: AuthThrottle
     tls_context: ssl.SSLContext | None
     dispatcher: Dispatcher
+    # Seconds to wait for a database connection before answering 451.
+    db_timeout: float = 10.0
 
 
 class _Closed(Exception):
@@ -557,18 +559,19 @@ class Session:
         return line.decode("ascii", "replace").strip()
 
     def _db(self) -> _PooledConnection:
-        return _PooledConnection(self.ctx.pool)
+        return _PooledConnection(self.ctx.pool, self.ctx.db_timeout)
 
 
 class _PooledConnection:
     """A pooled connection in autocommit mode, as the store expects."""
 
-    def __init__(self, pool: AsyncConnectionPool[Conn]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Conn], timeout: float) -> None:
         self._pool = pool
+        self._timeout = timeout
         self._conn: Conn | None = None
 
     async def __aenter__(self) -> Conn:
-        conn = await self._pool.getconn()
+        conn = await self._pool.getconn(timeout=self._timeout)
         self._conn = conn
         if not conn.autocommit:
             await conn.set_autocommit(True)

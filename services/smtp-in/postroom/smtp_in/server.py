@@ -134,6 +134,7 @@ async def start_server(
     tls_context: ssl.SSLContext | None = None,
     throttle: AuthThrottle | None = None,
     dispatcher: Dispatcher | None = None,
+    db_timeout: float = 10.0,
 ) -> SmtpServer:
     """Open the pool and the listeners; the returned server's ``ports`` says where."""
     own_pool = pool is None
@@ -146,6 +147,7 @@ async def start_server(
         throttle=throttle or AuthThrottle(),
         tls_context=tls_context if tls_context is not None else server_context(settings),
         dispatcher=dispatcher or Dispatcher(settings),
+        db_timeout=db_timeout,
     )
     server = SmtpServer(settings, ctx, _own_pool=own_pool)
     await server.start(listeners if listeners is not None else default_listeners(settings))
