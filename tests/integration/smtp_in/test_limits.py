@@ -101,7 +101,7 @@ async def test_redis_down_still_accepts_and_spools(
     server = start_smtp(redis_url="redis://127.0.0.1:1/0")
     t = Transcript(server.inbound).greeting()
     reply = send_one(t, tenant.address("alice"))
-    raw, recipients, _ = await queued(conn, reply)
+    _raw, recipients, _ = await queued(conn, reply)
     assert recipients == [tenant.address("alice")]
     t.close()
 

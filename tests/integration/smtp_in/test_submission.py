@@ -104,9 +104,8 @@ async def test_submission_over_starttls_spools_with_message_id_and_date(
     assert fields[3].startswith(b"\t(version=TLSv1.")
     assert fields[-5:-2] == [b"From: alice", b"To: bob@remote.example", b"Subject: hi"]
     assert fields[-2].startswith(b"Date: ")
-    assert fields[-1].startswith(b"Message-ID: <") and fields[-1].endswith(
-        b"@" + HOSTNAME.encode() + b">"
-    )
+    assert fields[-1].startswith(b"Message-ID: <")
+    assert fields[-1].endswith(b"@" + HOSTNAME.encode() + b">")
 
 
 async def test_existing_message_id_and_date_are_kept(
@@ -125,7 +124,8 @@ async def test_implicit_tls_submission(
     alice = await tenant.account("alice", PASSWORD)
     with smtplib.SMTP_SSL("127.0.0.1", smtp.submissions, context=client_tls, timeout=10) as c:
         c.ehlo("client.example")
-        assert c.has_extn("auth") and not c.has_extn("starttls")
+        assert c.has_extn("auth")
+        assert not c.has_extn("starttls")
         c.login(alice.address, PASSWORD)
         refused = c.sendmail(alice.address, ["carol@remote.example"], b"Subject: s\r\n\r\nx\r\n")
         assert refused == {}
@@ -216,5 +216,7 @@ async def test_passwords_never_reach_the_logs(
         t.send("QUIT").expect("221")
         t.close()
     text = repr(logs)
-    assert "smtp.auth.failed" in text and "smtp.auth.succeeded" in text
-    assert "secret-wrong-1" not in text and PASSWORD not in text
+    assert "smtp.auth.failed" in text
+    assert "smtp.auth.succeeded" in text
+    assert "secret-wrong-1" not in text
+    assert PASSWORD not in text
