@@ -94,7 +94,8 @@ async def test_connection_refused_defers(make_harness: Any) -> None:
     await h.deliver(spooled)
     d = await h.delivery(spooled.deliveries[0].id)
     assert d.state == "deferred"
-    assert d.last_error is not None and d.last_error.startswith("4.4.1 cannot connect")
+    assert d.last_error is not None
+    assert d.last_error.startswith("4.4.1 cannot connect")
 
 
 def parse_dsn(raw: bytes) -> EmailMessage:
@@ -234,7 +235,8 @@ async def test_8bit_body_to_a_server_without_8bitmime_bounces_with_5_6_3(
         await h.deliver(spooled)
         d = await h.delivery(spooled.deliveries[0].id)
         assert d.state == "bounced"
-        assert d.last_error is not None and d.last_error.startswith("5.6.3")
+        assert d.last_error is not None
+        assert d.last_error.startswith("5.6.3")
         assert sink.handler.received == []
 
 
@@ -257,7 +259,8 @@ async def test_starttls_is_used_when_offered_and_recorded(
         [received] = sink.handler.received
         assert received.tls is True
         [attempt] = (await queue_store.get_queue_entry(h.conn, spooled.message.id)).attempts
-        assert attempt.tls is not None and attempt.tls.startswith("TLSv1")
+        assert attempt.tls is not None
+        assert attempt.tls.startswith("TLSv1")
 
 
 async def test_a_busy_destination_leaves_the_delivery_due_without_an_attempt(
