@@ -249,7 +249,7 @@ def queue_show(queue_id: int) -> None:
         reply = " ".join(str(p) for p in (a.reply_code, a.reply_text) if p)
         by_delivery.setdefault(a.delivery_id, []).append(
             f"    {a.attempted_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z {a.outcome:<9} "
-            f"{a.host or '-'} {reply}"
+            f"{a.host or '-'}{' ' + a.tls if a.tls else ''} {reply}"
         )
     for d in entry.deliveries:
         typer.echo(f"recipient:   <{d.recipient}> {d.state}, {d.attempts} attempt(s)")
@@ -271,10 +271,27 @@ def queue_retry(
 
 
 @queue_app.command("delete")
-def queue_delete(queue_id: int) -> None:
-    """Remove a message from the queue without notifying anyone."""
-    run(lambda c: queue_store.delete_queue_entry(c, QueueId(queue_id)))
-    typer.echo(f"deleted queue entry {queue_id}")
+def queue_delete(
+    queue_id: int,
+    bounce: Annotated[
+        bool, typer.Option("--bounce", help="Bounce it: the sender gets a DSN (RFC 3464).")
+    ] = False,
+) -> None:
+    """Remove a message from the queue, silently or (--bounce) with a DSN to its sender."""
+    if not bounce:
+        run(lambda c: queue_store.delete_queue_entry(c, QueueId(queue_id)))
+        typer.echo(f"deleted queue entry {queue_id}")
+        return
+    # The deliveries are bounced now; the delivery worker's next sweep sends the DSN.
+    bounced = run(
+        lambda c: queue_store.bounce_queue_entry(
+            c, QueueId(queue_id), now=datetime.now(UTC), reason="5.0.0 deleted from the queue"
+        )
+    )
+    typer.echo(
+        f"bounced {len(bounced)} deliver{'ies' if len(bounced) != 1 else 'y'} of queue entry"
+        f" {queue_id}"
+    )
 
 
 def main() -> None:
