@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from postroom.config import Settings
@@ -80,9 +80,16 @@ def decide(
         return Decision("bounced", text=result.text)
     expiry = received_at + settings.max_queue_lifetime
     if now >= expiry:
-        days = settings.max_queue_lifetime.total_seconds() / 86400
-        reason = f"4.4.7 delivery time expired (in the queue for {days:g} days)"
+        reason = f"4.4.7 delivery time expired (queued for {_span(settings.max_queue_lifetime)})"
         last = " ".join(str(p) for p in (result.code, result.text) if p)
         return Decision("bounced", text=f"{reason}; last error: {last}" if last else reason)
     next_at = min(now + settings.retry_delay(attempts + 1), expiry)
     return Decision("deferred", next_attempt_at=next_at, text=result.text)
+
+
+def _span(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

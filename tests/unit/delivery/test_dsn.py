@@ -1,0 +1,79 @@
+"""DSNs as RFC 3464 lays them out, read back with the email package."""
+
+from __future__ import annotations
+
+import email
+from datetime import UTC, datetime
+from email import policy
+
+from postroom.delivery.bounce import RecipientStatus, build_dsn, original_header
+from postroom.store.types import BlobId, QueuedMessage, QueueId
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+ORIGINAL = (
+    b"From: a@example.test\r\nSubject: hello\r\nMessage-ID: <m1@example.test>\r\n\r\nbody\r\n"
+)
+
+
+def queued(env_id: str | None = None) -> QueuedMessage:
+    return QueuedMessage(
+        id=QueueId(7), blob_id=BlobId(1), reverse_path="a@example.test", received_at=NOW,
+        source="smtp", client_address=None, client_name=None, helo_name=None, protocol=None,
+        tls=None, auth_account_id=None, message_id="<m1@example.test>", size=len(ORIGINAL),
+        env_id=env_id, dsn_ret=None, bounce_of=None,
+    )  # fmt: skip
+
+
+def failed(recipient: str, **kw: object) -> RecipientStatus:
+    fields: dict[str, object] = {
+        "final_recipient": recipient, "original_recipient": None, "action": "failed",
+        "status": "5.1.1", "diagnostic": "smtp; 550 5.1.1 unknown", "remote_mta": "mx.remote.test",
+        "last_attempt": NOW,
+    }  # fmt: skip
+    fields.update(kw)
+    return RecipientStatus(**fields)  # type: ignore[arg-type]
+
+
+def parse(raw: bytes) -> email.message.EmailMessage:
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    assert isinstance(msg, email.message.EmailMessage)
+    return msg
+
+
+def test_dsn_is_a_multipart_report_of_three_parts() -> None:
+    raw = build_dsn(message=queued(), original=ORIGINAL, recipients=[failed("b@r.test")],
+                    reporting_mta="mx.here.test", now=NOW)  # fmt: skip
+    dsn = parse(raw)
+    assert dsn.get_content_type() == "multipart/report"
+    assert dsn.get_param("report-type") == "delivery-status"
+    assert [p.get_content_type() for p in dsn.iter_parts()] == [
+        "text/plain", "message/delivery-status", "text/rfc822-headers",
+    ]  # fmt: skip
+    assert dsn["From"] == "Mail Delivery System <MAILER-DAEMON@mx.here.test>"
+    assert dsn["To"] == "a@example.test"
+    assert dsn["Auto-Submitted"] == "auto-replied"
+    assert dsn["In-Reply-To"] == "<m1@example.test>"
+
+
+def test_delivery_status_fields_per_message_and_per_recipient() -> None:
+    raw = build_dsn(
+        message=queued(env_id="ENV1"), original=ORIGINAL,
+        recipients=[failed("b@r.test", original_recipient="rfc822;B@r.test"), failed("c@r.test")],
+        reporting_mta="mx.here.test", now=NOW,
+    )  # fmt: skip
+    _, status, headers = parse(raw).iter_parts()
+    per_message, first, second = status.get_payload()  # type: ignore[misc]
+    assert per_message["Reporting-MTA"] == "dns; mx.here.test"
+    assert per_message["Original-Envelope-Id"] == "ENV1"
+    assert per_message["Arrival-Date"] == "Sun, 01 Mar 2026 12:00:00 +0000"
+    assert first["Original-Recipient"] == "rfc822;B@r.test"
+    assert first["Final-Recipient"] == "rfc822; b@r.test"
+    assert (first["Action"], first["Status"]) == ("failed", "5.1.1")
+    assert first["Remote-MTA"] == "dns; mx.remote.test"
+    assert first["Diagnostic-Code"] == "smtp; 550 5.1.1 unknown"
+    assert second["Final-Recipient"] == "rfc822; c@r.test"
+    assert "Subject: hello" in headers.get_content()
+
+
+def test_returned_header_stops_at_the_body_and_stays_7bit() -> None:
+    assert original_header("Subject: Grüße\r\n\r\nbody".encode()) == "Subject: Gr????e\n"
