@@ -7,7 +7,7 @@ import contextlib
 import secrets
 import ssl
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 
 import psycopg
 import structlog
@@ -76,6 +76,10 @@ class Pop3Server:
             self._tasks.add(task)
             try:
                 await self.handle(reader, writer, implicit_tls=implicit_tls)
+            except asyncio.CancelledError:
+                # Shutdown ends the session without UPDATE; asyncio's stream callback would
+                # log a cancelled connection task as an error.
+                pass
             finally:
                 self._tasks.discard(task)
 
@@ -276,7 +280,14 @@ class _Connection:
     async def _send_message(self, event: SendMessage) -> None:
         assert self.conn is not None
         assert self.mailbox_id is not None
-        chunks = store.read_raw_chunks(self.conn, self.mailbox_id, event.uid, chunk_size=CHUNK_SIZE)
+        chunks: AsyncIterator[bytes]
+        if event.size <= CHUNK_SIZE:
+            # Most mail: one query for the whole message instead of one per chunk.
+            chunks = _whole(store.fetch_raw(self.conn, self.mailbox_id, event.uid))
+        else:
+            chunks = store.read_raw_chunks(
+                self.conn, self.mailbox_id, event.uid, chunk_size=CHUNK_SIZE
+            )
         try:
             first = await anext(chunks, b"")
         except NotFound:
@@ -290,14 +301,17 @@ class _Connection:
         self.writer.write(stuffer.end())
 
     async def _write_chunks(
-        self, chunks: AsyncGenerator[bytes, None], stuffer: DotStuffer, top: TopFilter | None
+        self, chunks: AsyncIterator[bytes], stuffer: DotStuffer, top: TopFilter | None
     ) -> None:
         async for chunk in chunks:
             data = top.feed(chunk) if top is not None else chunk
             self.writer.write(stuffer.feed(data))
             await self.writer.drain()
             if top is not None and top.done:
-                await chunks.aclose()
+                # Stop the store's reader early (its remaining chunks are not needed).
+                aclose = getattr(chunks, "aclose", None)
+                if aclose is not None:
+                    await aclose()
                 break
 
     async def _update(self, update: Update) -> bool:
@@ -329,9 +343,14 @@ class _Connection:
         try:
             if account_id is not None:
                 await store.unlock_maildrop(conn, account_id)
-        except _DB_ERRORS:
-            # A connection that may still hold the lock must not serve anyone else.
+        except BaseException as exc:
+            # Not unlocked (a broken connection, or cancelled at shutdown): closing the
+            # connection drops the lock with it, and the pool discards a closed connection.
             await conn.close()
+            await self.server.pool.putconn(conn)
+            if isinstance(exc, _DB_ERRORS):
+                return
+            raise
         await self.server.pool.putconn(conn)
 
     async def close(self) -> None:
@@ -346,3 +365,7 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncGenerator[b
         yield first
     async for chunk in rest:
         yield chunk
+
+
+async def _whole(message: Awaitable[bytes]) -> AsyncGenerator[bytes, None]:
+    yield await message
