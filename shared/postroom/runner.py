@@ -52,7 +52,10 @@ def service_children(workers: int) -> list[Child]:
     ]
     children: list[Child] = []
     for name, module, args in wanted:
-        if importlib.util.find_spec(module + ".__main__") is None:
+        try:
+            if importlib.util.find_spec(module + ".__main__") is None:
+                continue
+        except ModuleNotFoundError:  # that service's distribution is not installed here
             continue
         children.append(Child(name, module, args, COLOURS[len(children) % len(COLOURS)]))
     return children
