@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import ipaddress
 import os
 import ssl
@@ -24,7 +25,12 @@ def certificate_paths(settings: Settings) -> tuple[Path, Path]:
     folder = settings.data_dir / "tls"
     cert, key = folder / "cert.pem", folder / "key.pem"
     if not (cert.is_file() and key.is_file()):
-        make_self_signed(settings.hostname, cert, key)
+        folder.mkdir(parents=True, exist_ok=True)
+        # Several services start at once on one data dir: one of them makes the pair.
+        with (folder / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (cert.is_file() and key.is_file()):
+                make_self_signed(settings.hostname, cert, key)
     return cert, key
 
 
