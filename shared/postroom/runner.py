@@ -115,6 +115,19 @@ def embedded_services(settings: Settings) -> Iterator[dict[str, str]]:
         yield env
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the runner dies, even by SIGKILL (Linux)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Supervisor:
     def __init__(self, children: list[Child], env: dict[str, str], out: IO[str]) -> None:
         self.children = children
@@ -145,7 +158,7 @@ class Supervisor:
             child.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", child.module, *child.args,
                 env=self.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_die_with_parent,
             )  # fmt: skip
             self.say(child.name, child.colour, f"started (pid {child.process.pid})")
             assert child.process.stdout is not None

@@ -79,8 +79,12 @@ class Up:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
 
 
 def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -162,6 +166,17 @@ def test_sigterm_stops_everything_without_orphans(stack: tuple[Up, dict[str, str
     assert time.monotonic() - started < 15
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_children_die_with_a_killed_runner(stack: tuple[Up, dict[str, str]]) -> None:
+    up, _ = stack
+    pid = int(up.wait_for(r"^\s*beat \| started \(pid (\d+)\)")[1])
+    os.kill(up.process.pid, signal.SIGKILL)
+    up.process.wait()
+    deadline = time.monotonic() + 15
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "a child outlived its runner"
+        time.sleep(0.1)
 
 
 def test_embedded_servers_and_the_cli_find_them(tmp_path: Path) -> None:
