@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,6 +83,33 @@ class Dispatcher:
             self._task.cancel()
 
 
+class AcceptedRecipients:
+    """Addresses recently found deliverable, remembered for a few seconds so that a burst of
+    mail to one address does not look it up for every message. Only acceptances are kept: a
+    new account is never refused from memory, and a removed one is found by the delivery
+    worker, which resolves every recipient again."""
+
+    def __init__(self, ttl: float = 10.0, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._seen: OrderedDict[tuple[Listener, str], float] = OrderedDict()
+
+    def __contains__(self, key: tuple[Listener, str]) -> bool:
+        when = self._seen.get(key)
+        if when is None:
+            return False
+        if time.monotonic() - when > self.ttl:
+            del self._seen[key]
+            return False
+        return True
+
+    def add(self, key: tuple[Listener, str]) -> None:
+        self._seen[key] = time.monotonic()
+        self._seen.move_to_end(key)
+        while len(self._seen) > self.max_entries:
+            self._seen.popitem(last=False)
+
+
 @dataclass
 class Context:
     """What every session of one process shares."""
@@ -92,6 +121,7 @@ class Context:
     dispatcher: Dispatcher
     # Seconds to wait for a database connection before answering 451.
     db_timeout: float = 10.0
+    accepted: AcceptedRecipients = field(default_factory=AcceptedRecipients)
 
 
 class _Closed(Exception):
@@ -331,6 +361,15 @@ class Session:
         if address == "postmaster":
             address = f"postmaster@{self.settings.hostname}"
         policy.check_recipient_count(len(txn.recipients), self.settings.max_recipients)
+        key = (self.listener, address.lower())
+        if key not in self.ctx.accepted:
+            await self._check_recipient(address)
+            self.ctx.accepted.add(key)
+        if address.lower() not in (r.lower() for r in txn.recipients):
+            txn.recipients.append(address)
+        self.reply(R.R250_RECIPIENT_OK)
+
+    async def _check_recipient(self, address: str) -> None:
         try:
             async with self._db() as conn:
                 resolution = await store.resolve(conn, address)
@@ -342,9 +381,6 @@ class Session:
         except SmtpError as exc:
             self.log.info("smtp.rcpt.rejected", recipient=address, reason=exc.reason)
             raise
-        if address.lower() not in (r.lower() for r in txn.recipients):
-            txn.recipients.append(address)
-        self.reply(R.R250_RECIPIENT_OK)
 
     async def smtp_DATA(self, arg: str) -> None:
         txn = self.txn

@@ -7,12 +7,15 @@ import contextlib
 import ssl
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
+import psycopg
 import structlog
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from postroom.config import Settings
-from postroom.db import Conn, create_pool
+from postroom.db import Conn
 from postroom.runtime import database_url
 from postroom.smtp_in import metrics
 from postroom.smtp_in import replies as R
@@ -126,6 +129,20 @@ class SmtpServer:
             await self.ctx.pool.close()
 
 
+def _pool(url: str) -> AsyncConnectionPool[Conn]:
+    """Autocommit connections, as the store expects. No liveness check at each checkout (a
+    round trip per use): a connection found broken is dropped by the pool, the command that
+    met it gets 451 and the client's retry gets a fresh connection."""
+    return AsyncConnectionPool(
+        url,
+        min_size=4,
+        max_size=20,
+        open=False,
+        kwargs={"row_factory": dict_row, "autocommit": True},
+        connection_class=psycopg.AsyncConnection[dict[str, Any]],
+    )
+
+
 async def start_server(
     settings: Settings,
     listeners: list[ListenerSpec] | None = None,
@@ -139,7 +156,7 @@ async def start_server(
     """Open the pool and the listeners; the returned server's ``ports`` says where."""
     own_pool = pool is None
     if pool is None:
-        pool = create_pool(database_url(settings), min_size=2, max_size=20)
+        pool = _pool(database_url(settings))
         await pool.open(wait=False)
     ctx = Context(
         settings=settings,
