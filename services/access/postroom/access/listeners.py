@@ -73,7 +73,14 @@ async def start_pop3(context: AccessContext) -> Listener:
     return Pop3Listener(servers, pop3.close_sessions)
 
 
-FACTORIES: list[ListenerFactory] = [start_pop3]
+async def start_imap(context: AccessContext) -> Listener:
+    """IMAP with STARTTLS on imap_port, IMAPS (implicit TLS) on imaps_port."""
+    from postroom.access.imap.server import start_listener
+
+    return await start_listener(context.settings, context.pool, context.throttle, context.tls)
+
+
+FACTORIES: list[ListenerFactory] = [start_pop3, start_imap]
 
 
 async def serve(

@@ -1,0 +1,809 @@
+"""The IMAP4rev1 session (RFC 3501 §3, §6, §7): parsed commands in, responses out.
+
+The session knows the protocol, not the network: the server hands it each parsed command
+and it writes responses through an injected ``send``, reading and writing mail through the
+store on connections from an injected ``connection`` factory. What needs the network — a
+TLS handshake, the line after an AUTHENTICATE challenge, the wait of IDLE — is returned to
+the server as a `Next` step, which calls back (`auth_response`, `idle_changed`,
+`idle_done`).
+
+The selected mailbox is a `View`: the UIDs in sequence-number order as this session knows
+them, the highest modseq it has seen and the UIDs expunged elsewhere that it has not yet
+announced. RFC 3501 §7.4.1 decides when changes may be announced: EXPUNGE never during
+FETCH, STORE or SEARCH (their UID forms excepted), EXISTS and FETCH FLAGS after any command.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from bisect import bisect_left
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+
+from postroom import store
+from postroom.access.imap import fetch as f
+from postroom.access.imap import parser as p
+from postroom.access.imap import search as sr
+from postroom.access.imap import wire
+from postroom.db import Conn
+from postroom.errors import AlreadyExists, InvalidInput, NotFound, StoreError
+from postroom.store import search as store_search
+from postroom.store.mailboxes import DELIMITER
+from postroom.store.types import (
+    Account,
+    BlobId,
+    FlagMode,
+    Mailbox,
+    MailboxId,
+    Message,
+    MessageContent,
+)
+
+IMPLEMENTATION = "Postroom"
+# Messages whose structure is read from the store per round trip of a FETCH.
+FETCH_BATCH = 500
+# Response octets gathered before they are written.
+FLUSH_AT = 64 * 1024
+# A body section larger than this is written in chunks as it is read.
+STREAM_CHUNK = 256 * 1024
+
+CAPABILITIES = (
+    "IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE NAMESPACE ID ENABLE UNSELECT CHILDREN SPECIAL-USE"
+)
+SYSTEM_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft)"
+PERMANENT_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)"
+
+
+class State(enum.Enum):
+    NOT_AUTHENTICATED = "not authenticated"
+    AUTHENTICATED = "authenticated"
+    SELECTED = "selected"
+    LOGOUT = "logout"
+
+
+_ANY = frozenset({"CAPABILITY", "NOOP", "LOGOUT", "ID"})
+_AUTHENTICATED = _ANY | {
+    "ENABLE", "NAMESPACE", "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE",
+    "UNSUBSCRIBE", "LIST", "LSUB", "STATUS", "APPEND", "IDLE",
+}  # fmt: skip
+# RFC 3501 §3: which commands each state allows.
+COMMANDS_BY_STATE: dict[State, frozenset[str]] = {
+    State.NOT_AUTHENTICATED: _ANY | {"STARTTLS", "AUTHENTICATE", "LOGIN"},
+    State.AUTHENTICATED: frozenset(_AUTHENTICATED),
+    State.SELECTED: frozenset(
+        _AUTHENTICATED
+        | {"CHECK", "CLOSE", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE", "UNSELECT"}
+    ),
+    State.LOGOUT: frozenset(),
+}
+# RFC 3501 §7.4.1: no EXPUNGE response while one of these (not the UID form) is answered.
+_NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH"})
+_FLAG_MODES: dict[str, FlagMode] = {"replace": "set", "add": "add", "remove": "remove"}
+
+
+class Next(enum.Enum):
+    """What the server does after a command."""
+
+    READ = "read"  # read the next command
+    STARTTLS = "starttls"  # handshake, then `tls_started`
+    AUTH_LINE = "auth-line"  # read one raw line, then `auth_response`
+    IDLE = "idle"  # wait for changes (`idle_changed`) or a line (`idle_done`)
+    CLOSE = "close"  # the session is over
+
+
+class LoginRefused(Exception):
+    """The server's authenticator refused a login; ``text`` follows the tagged NO."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+Send = Callable[[bytes], Awaitable[None]]
+Connect = Callable[[], AbstractAsyncContextManager[Conn]]
+# (username, password) → the account; raises LoginRefused. Throttling lives behind it.
+Authenticator = Callable[[str, str], Awaitable[Account]]
+
+
+@dataclass
+class View:
+    """The selected mailbox as this session sees it (RFC 3501 §2.3.1.2)."""
+
+    mailbox: Mailbox
+    read_only: bool
+    uids: list[int]
+    modseq: int
+    recent: list[tuple[int, int]]
+    pending_expunge: set[int] = field(default_factory=set)
+    # Flag changes this session already announced, uid → modseq, not to repeat them.
+    announced: dict[int, int] = field(default_factory=dict)
+
+    def seq(self, uid: int) -> int | None:
+        i = bisect_left(self.uids, uid)
+        return i + 1 if i < len(self.uids) and self.uids[i] == uid else None
+
+    def is_recent(self, uid: int) -> bool:
+        return any(low <= uid <= high for low, high in self.recent)
+
+
+class Session:
+    """One IMAP connection's protocol state."""
+
+    def __init__(
+        self,
+        *,
+        send: Send,
+        connection: Connect,
+        authenticate: Authenticator,
+        tls: bool = False,
+        tls_available: bool = True,
+        plaintext_allowed: bool = False,
+        hostname: str = "localhost",
+    ) -> None:
+        self._send = send
+        self._connection = connection
+        self._authenticate = authenticate
+        self.tls = tls
+        self.tls_available = tls_available
+        self.plaintext_allowed = plaintext_allowed
+        self.hostname = hostname
+        self.state = State.NOT_AUTHENTICATED
+        self.account: Account | None = None
+        self.view: View | None = None
+        self._out = bytearray()
+        self._pending_tag = ""
+        self._idle_tag: str | None = None
+
+    # --- output ---------------------------------------------------------------------------
+
+    def _emit(self, data: bytes) -> None:
+        self._out += data
+
+    async def flush(self) -> None:
+        if self._out:
+            data = bytes(self._out)
+            self._out.clear()
+            await self._send(data)
+
+    async def _maybe_flush(self) -> None:
+        if len(self._out) >= FLUSH_AT:
+            await self.flush()
+
+    def _tagged(self, tag: str, status: str, text: str) -> None:
+        self._emit(f"{tag} {status} {text}\r\n".encode())
+
+    def capability(self) -> str:
+        caps = CAPABILITIES
+        if not self.tls and self.tls_available and self.state is State.NOT_AUTHENTICATED:
+            caps += " STARTTLS"
+        if self.state is State.NOT_AUTHENTICATED:
+            # RFC 3501 §6.2.3: LOGINDISABLED when passwords may not be sent yet.
+            caps += " AUTH=PLAIN" if self.plaintext_allowed else " LOGINDISABLED"
+        return caps
+
+    def greeting(self) -> bytes:
+        return f"* OK [CAPABILITY {self.capability()}] {IMPLEMENTATION} ready\r\n".encode()
+
+    # --- the command loop ------------------------------------------------------------------
+
+    async def handle(self, command: p.Command) -> Next:
+        """Answer one command; returns what the server does next."""
+        if command.name not in COMMANDS_BY_STATE[self.state]:
+            self._tagged(command.tag, "BAD", f"{command.name} not allowed in {self.state.value}")
+            await self.flush()
+            return Next.READ
+        handler = getattr(self, "_cmd_" + command.name.lower())
+        try:
+            step: Next = await handler(command)
+        except p.ImapSyntaxError as exc:
+            self._tagged(command.tag, "BAD", exc.message)
+            step = Next.READ
+        except InvalidInput as exc:
+            self._tagged(command.tag, "NO", str(exc))
+            step = Next.READ
+        except NotFound as exc:
+            self._tagged(command.tag, "NO", f"[NONEXISTENT] {exc}")
+            step = Next.READ
+        except AlreadyExists as exc:
+            self._tagged(command.tag, "NO", f"[ALREADYEXISTS] {exc}")
+            step = Next.READ
+        except StoreError as exc:
+            self._tagged(command.tag, "NO", f"[SERVERBUG] {exc}")
+            step = Next.READ
+        await self.flush()
+        return step
+
+    def _account(self) -> Account:
+        assert self.account is not None
+        return self.account
+
+    def _view(self) -> View:
+        assert self.view is not None
+        return self.view
+
+    async def _done(self, command: p.Command, text: str | None = None) -> Next:
+        """Announce what changed (RFC 3501 §7.4.1), then the tagged OK."""
+        if self.state is State.SELECTED:
+            allow = command.uid or command.name not in _NO_EXPUNGE_DURING
+            await self.poll(allow_expunge=allow)
+        self._tagged(command.tag, "OK", text or f"{command.name} completed")
+        return Next.READ
+
+    # --- any state (§6.1) ------------------------------------------------------------------
+
+    async def _cmd_capability(self, command: p.Command) -> Next:
+        self._emit(f"* CAPABILITY {self.capability()}\r\n".encode())
+        return await self._done(command)
+
+    async def _cmd_noop(self, command: p.Command) -> Next:
+        return await self._done(command)
+
+    async def _cmd_logout(self, command: p.Command) -> Next:
+        self._emit(b"* BYE Logging out\r\n")
+        self._tagged(command.tag, "OK", "LOGOUT completed")
+        self.state = State.LOGOUT
+        self.view = None
+        return Next.CLOSE
+
+    async def _cmd_id(self, command: p.Command) -> Next:
+        # RFC 2971 §3.3: the server's own identification.
+        self._emit(b'* ID ("name" "' + IMPLEMENTATION.encode() + b'")\r\n')
+        return await self._done(command)
+
+    # --- not authenticated (§6.2) ----------------------------------------------------------
+
+    async def _cmd_starttls(self, command: p.Command) -> Next:
+        if self.tls or not self.tls_available:
+            self._tagged(command.tag, "BAD", "TLS is already active or not available")
+            return Next.READ
+        self._tagged(command.tag, "OK", "Begin TLS negotiation now")
+        return Next.STARTTLS
+
+    def tls_started(self) -> None:
+        """RFC 3501 §6.2.1: after the handshake the client must ask CAPABILITY again."""
+        self.tls = True
+        self.plaintext_allowed = True
+
+    async def _cmd_login(self, command: p.Command) -> Next:
+        assert isinstance(command.args, p.Login)
+        if not self.plaintext_allowed:
+            self._tagged(command.tag, "NO", "[PRIVACYREQUIRED] Use STARTTLS first")
+            return Next.READ
+        return await self._login(command.tag, command.args.username, command.args.password)
+
+    async def _login(self, tag: str, username: str, password: str) -> Next:
+        try:
+            self.account = await self._authenticate(username, password)
+        except LoginRefused as exc:
+            self._tagged(tag, "NO", exc.text)
+            return Next.READ
+        self.state = State.AUTHENTICATED
+        # RFC 3501 §7.1: the capabilities change after login; say them at once.
+        self._tagged(tag, "OK", f"[CAPABILITY {self.capability()}] Logged in")
+        return Next.READ
+
+    async def _cmd_authenticate(self, command: p.Command) -> Next:
+        assert isinstance(command.args, p.Authenticate)
+        if command.args.mechanism != "PLAIN":
+            self._tagged(command.tag, "NO", "Unsupported authentication mechanism")
+            return Next.READ
+        if not self.plaintext_allowed:
+            self._tagged(command.tag, "NO", "[PRIVACYREQUIRED] Use STARTTLS first")
+            return Next.READ
+        if command.args.initial_response is not None:
+            return await self._plain(command.tag, command.args.initial_response)
+        self._pending_tag = command.tag
+        self._emit(b"+ \r\n")
+        return Next.AUTH_LINE
+
+    async def auth_response(self, line: bytes) -> Next:
+        """The client's answer to the AUTHENTICATE challenge (RFC 3501 §6.2.2)."""
+        tag = self._pending_tag
+        try:
+            response = p.parse_auth_response(line)
+        except p.ImapSyntaxError:
+            self._tagged(tag, "BAD", "Invalid base64")
+            await self.flush()
+            return Next.READ
+        if response is None:
+            self._tagged(tag, "BAD", "AUTHENTICATE cancelled")
+            await self.flush()
+            return Next.READ
+        step = await self._plain(tag, response)
+        await self.flush()
+        return step
+
+    async def _plain(self, tag: str, response: bytes) -> Next:
+        # RFC 4616 §2: message = [authzid] UTF8NUL authcid UTF8NUL passwd
+        parts = response.split(b"\x00")
+        try:
+            authzid, authcid, password = (part.decode("utf-8") for part in parts)
+        except ValueError:
+            self._tagged(tag, "BAD", "Invalid PLAIN response")
+            return Next.READ
+        if authzid and authzid.lower() != authcid.lower():
+            self._tagged(tag, "NO", "[AUTHORIZATIONFAILED] Cannot act as another user")
+            return Next.READ
+        return await self._login(tag, authcid, password)
+
+    # --- authenticated (§6.3) --------------------------------------------------------------
+
+    async def _cmd_enable(self, command: p.Command) -> Next:
+        # RFC 5161 §3.1: nothing this server offers needs enabling.
+        self._emit(b"* ENABLED\r\n")
+        return await self._done(command)
+
+    async def _cmd_namespace(self, command: p.Command) -> Next:
+        # RFC 2342 §5: one personal namespace, no prefix, "/" as delimiter.
+        self._emit(b'* NAMESPACE (("" "/")) NIL NIL\r\n')
+        return await self._done(command)
+
+    async def _cmd_select(self, command: p.Command) -> Next:
+        return await self._select(command, read_only=False)
+
+    async def _cmd_examine(self, command: p.Command) -> Next:
+        return await self._select(command, read_only=True)
+
+    async def _select(self, command: p.Command, *, read_only: bool) -> Next:
+        assert isinstance(command.args, p.MailboxArgument)
+        # RFC 3501 §6.3.1: a SELECT while selected deselects first, without expunging.
+        self.view = None
+        self.state = State.AUTHENTICATED
+        async with self._connection() as conn:
+            mailbox = await store.get_mailbox(conn, self._account().id, command.args.mailbox)
+            if mailbox is None or not mailbox.selectable:
+                self._tagged(command.tag, "NO", "[NONEXISTENT] No such mailbox")
+                return Next.READ
+            uids = await store.list_uids(conn, mailbox.id)
+            status = await store.mailbox_status(conn, mailbox.id)
+            recent: list[tuple[int, int]] = []
+            if not read_only:
+                low, high = await store.claim_recent(conn, mailbox.id)
+                if high > low:
+                    recent.append((low, high - 1))
+        view = View(mailbox, read_only, uids, mailbox.highest_modseq, recent)
+        recent_count = sum(1 for uid in uids if view.is_recent(uid)) if recent else 0
+        self._emit(b"* FLAGS " + SYSTEM_FLAGS + b"\r\n")
+        self._emit(
+            b"* OK [PERMANENTFLAGS "
+            + (b"()" if read_only else PERMANENT_FLAGS)
+            + b"] Flags permitted\r\n"
+        )
+        self._emit(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(uids), recent_count))
+        if status.first_unseen_uid is not None:
+            first = view.seq(status.first_unseen_uid)
+            if first is not None:
+                self._emit(b"* OK [UNSEEN %d] First unseen\r\n" % first)
+        self._emit(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % mailbox.uid_validity)
+        self._emit(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % status.uid_next)
+        self.view = view
+        self.state = State.SELECTED
+        mode = "READ-ONLY" if read_only else "READ-WRITE"
+        self._tagged(command.tag, "OK", f"[{mode}] {command.name} completed")
+        return Next.READ
+
+    async def _cmd_create(self, command: p.Command) -> Next:
+        assert isinstance(command.args, p.MailboxArgument)
+        # RFC 3501 §6.3.3: a trailing delimiter declares the intent to hold children.
+        name = command.args.mailbox.rstrip(DELIMITER)
+        if name.upper() == "INBOX":
+            self._tagged(command.tag, "NO", "[ALREADYEXISTS] INBOX always exists")
+            return Next.READ
+        async with self._connection() as conn:
+            await store.create_mailbox(conn, self._account().id, name)
+        return await self._done(command)
+
+    async def _cmd_delete(self, command: p.Command) -> Next:
+        assert isinstance(command.args, p.MailboxArgument)
+        async with self._connection() as conn:
+            await store.delete_mailbox(conn, self._account().id, command.args.mailbox)
+        return await self._done(command)
+
+    async def _cmd_rename(self, command: p.Command) -> Next:
+        assert isinstance(command.args, p.Rename)
+        async with self._connection() as conn:
+            await store.rename_mailbox(
+                conn, self._account().id, command.args.mailbox, command.args.new_mailbox
+            )
+        return await self._done(command)
+
+    async def _cmd_subscribe(self, command: p.Command) -> Next:
+        return await self._subscribe(command, subscribed=True)
+
+    async def _cmd_unsubscribe(self, command: p.Command) -> Next:
+        return await self._subscribe(command, subscribed=False)
+
+    async def _subscribe(self, command: p.Command, *, subscribed: bool) -> Next:
+        assert isinstance(command.args, p.MailboxArgument)
+        async with self._connection() as conn:
+            await store.set_subscribed(conn, self._account().id, command.args.mailbox, subscribed)
+        return await self._done(command)
+
+    async def _cmd_list(self, command: p.Command) -> Next:
+        return await self._list(command, subscribed_only=False)
+
+    async def _cmd_lsub(self, command: p.Command) -> Next:
+        return await self._list(command, subscribed_only=True)
+
+    async def _list(self, command: p.Command, *, subscribed_only: bool) -> Next:
+        assert isinstance(command.args, p.ListMailboxes)
+        reference, pattern = command.args.reference, command.args.pattern
+        name = command.name.encode()
+        if not pattern:
+            # RFC 3501 §6.3.8: an empty pattern asks for the delimiter and the root.
+            self._emit(b"* " + name + b' (\\Noselect) "/" ""\r\n')
+            return await self._done(command)
+        async with self._connection() as conn:
+            mailboxes = await store.list_mailboxes(conn, self._account().id)
+        matcher = list_matcher(reference + pattern)
+        names = {m.name for m in mailboxes}
+        parents = {parent for n in names for parent in store.mailboxes.parents_of(n)}
+        for mailbox in mailboxes:
+            if not matcher(mailbox.name):
+                continue
+            if subscribed_only and not mailbox.subscribed:
+                continue
+            attributes = []
+            if not mailbox.selectable:
+                attributes.append("\\Noselect")
+            # RFC 3348 CHILDREN.
+            attributes.append("\\HasChildren" if mailbox.name in parents else "\\HasNoChildren")
+            if mailbox.special_use and not subscribed_only:
+                attributes.append(mailbox.special_use)  # RFC 6154 §2
+            self._emit(
+                b"* "
+                + name
+                + b" ("
+                + " ".join(attributes).encode()
+                + b') "/" '
+                + wire.encode_mailbox(mailbox.name)
+                + b"\r\n"
+            )
+            await self._maybe_flush()
+        return await self._done(command)
+
+    async def _cmd_status(self, command: p.Command) -> Next:
+        assert isinstance(command.args, p.Status)
+        async with self._connection() as conn:
+            mailbox = await store.get_mailbox(conn, self._account().id, command.args.mailbox)
+            if mailbox is None or not mailbox.selectable:
+                self._tagged(command.tag, "NO", "[NONEXISTENT] No such mailbox")
+                return Next.READ
+            status = await store.mailbox_status(conn, mailbox.id)
+        values = {
+            "MESSAGES": status.messages,
+            "RECENT": status.recent,
+            "UIDNEXT": status.uid_next,
+            "UIDVALIDITY": status.uid_validity,
+            "UNSEEN": status.unseen,
+        }
+        items = " ".join(f"{item} {values[item]}" for item in command.args.items)
+        self._emit(b"* STATUS " + wire.encode_mailbox(mailbox.name) + f" ({items})\r\n".encode())
+        return await self._done(command)
+
+    async def _cmd_append(self, command: p.Command) -> Next:
+        assert isinstance(command.args, p.Append)
+        args = command.args
+        async with self._connection() as conn:
+            mailbox = await store.get_mailbox(conn, self._account().id, args.mailbox)
+            if mailbox is None or not mailbox.selectable:
+                # RFC 3501 §6.3.11: TRYCREATE when creating the mailbox would help.
+                self._tagged(command.tag, "NO", "[TRYCREATE] No such mailbox")
+                return Next.READ
+            message = await store.append_message(
+                conn, mailbox.id, args.message, flags=args.flags, internal_date=args.date_time
+            )
+        # RFC 4315 §3: APPENDUID uidvalidity uid.
+        text = f"[APPENDUID {mailbox.uid_validity} {message.uid}] APPEND completed"
+        return await self._done(command, text)
+
+    async def _cmd_idle(self, command: p.Command) -> Next:
+        # RFC 2177 §3: the continuation, then updates as they happen until DONE.
+        self._idle_tag = command.tag
+        if self.state is State.SELECTED:
+            await self.poll(allow_expunge=True)
+        self._emit(b"+ idling\r\n")
+        return Next.IDLE
+
+    async def idle_changed(self) -> None:
+        """Something changed in the account while idling: announce it."""
+        if self.state is State.SELECTED:
+            await self.poll(allow_expunge=True)
+        await self.flush()
+
+    async def idle_done(self, line: bytes) -> Next:
+        tag = self._idle_tag or "*"
+        self._idle_tag = None
+        if not p.parse_idle_done(line):
+            self._tagged(tag, "BAD", "Expected DONE")
+        else:
+            if self.state is State.SELECTED:
+                await self.poll(allow_expunge=True)
+            self._tagged(tag, "OK", "IDLE terminated")
+        await self.flush()
+        return Next.READ
+
+    # --- selected (§6.4) -------------------------------------------------------------------
+
+    async def _cmd_check(self, command: p.Command) -> Next:
+        return await self._done(command)
+
+    async def _cmd_close(self, command: p.Command) -> Next:
+        view = self._view()
+        self.view = None
+        self.state = State.AUTHENTICATED
+        if not view.read_only:
+            # RFC 3501 §6.4.2: expunge silently, no untagged EXPUNGE.
+            async with self._connection() as conn:
+                await store.expunge(conn, view.mailbox.id)
+        self._tagged(command.tag, "OK", "CLOSE completed")
+        return Next.READ
+
+    async def _cmd_unselect(self, command: p.Command) -> Next:
+        # RFC 3691 §2: like CLOSE without the expunge.
+        self.view = None
+        self.state = State.AUTHENTICATED
+        self._tagged(command.tag, "OK", "UNSELECT completed")
+        return Next.READ
+
+    def _read_write(self, command: p.Command) -> bool:
+        if self._view().read_only:
+            self._tagged(command.tag, "NO", "[READ-ONLY] The mailbox is selected read-only")
+            return False
+        return True
+
+    async def _cmd_expunge(self, command: p.Command) -> Next:
+        if not self._read_write(command):
+            return Next.READ
+        view = self._view()
+        uids: list[int] | None = None
+        if isinstance(command.args, p.UidExpunge):  # RFC 4315 §2.1
+            uids = sr.uids_in(sr.uid_set_ranges(command.args.sequence_set, view.uids), view.uids)
+        async with self._connection() as conn:
+            await store.expunge(conn, view.mailbox.id, uids)
+        return await self._done(command)
+
+    def _resolve(self, command: p.Command, sequence_set: p.SequenceSet) -> list[int] | None:
+        """The UIDs a command's set names; None (with BAD sent) for a number beyond EXISTS."""
+        view = self._view()
+        if command.uid:
+            return sr.uids_in(sr.uid_set_ranges(sequence_set, view.uids), view.uids)
+        largest = sequence_set.largest_explicit()
+        if largest is not None and largest > len(view.uids):
+            self._tagged(command.tag, "BAD", "Invalid message sequence number")
+            return None
+        return [view.uids[n - 1] for n in sequence_set.numbers(len(view.uids))]
+
+    async def _cmd_search(self, command: p.Command) -> Next:
+        assert isinstance(command.args, p.Search)
+        view = self._view()
+        criterion = sr.criteria(command.args.criteria, view.uids, view.recent)
+        async with self._connection() as conn:
+            found = await store_search.search_uids(conn, view.mailbox.id, criterion)
+        numbers: list[int] = []
+        for uid in found:
+            seq = view.seq(uid)
+            if seq is not None:  # messages not yet announced are left out
+                numbers.append(uid if command.uid else seq)
+        self._emit(b"* SEARCH")
+        for start in range(0, len(numbers), 10_000):
+            self._emit(b"".join(b" %d" % n for n in numbers[start : start + 10_000]))
+            await self._maybe_flush()
+        self._emit(b"\r\n")
+        return await self._done(command)
+
+    async def _cmd_fetch(self, command: p.Command) -> Next:
+        assert isinstance(command.args, p.Fetch)
+        uids = self._resolve(command, command.args.sequence_set)
+        if uids is None:
+            return Next.READ
+        view = self._view()
+        items = command.args.items
+        content_needed = f.needs_content(items)
+        mark_seen = f.sets_seen(items) and not view.read_only
+        async with self._connection() as conn:
+
+            async def read(blob_id: BlobId, start: int, length: int) -> bytes:
+                return await store.read_blob_range(conn, blob_id, start, length)
+
+            for start in range(0, len(uids), FETCH_BATCH):
+                batch = uids[start : start + FETCH_BATCH]
+                seen_now: set[int] = set()
+                pairs: list[tuple[Message, MessageContent | None]]
+                if mark_seen:
+                    seen_now = await self._mark_seen(conn, batch)
+                if content_needed:
+                    contents = await store.fetch_content(conn, view.mailbox.id, batch)
+                    pairs = [(c.message, c) for c in contents]
+                else:
+                    messages = await _messages_in(conn, view.mailbox.id, batch)
+                    pairs = [(m, None) for m in messages]
+                for message, content in pairs:
+                    seq = view.seq(message.uid)
+                    if seq is None:
+                        continue
+                    pieces = await f.render(
+                        seq,
+                        message,
+                        content,
+                        items,
+                        read,
+                        with_uid=command.uid,
+                        recent=view.is_recent(message.uid),
+                        with_flags=message.uid in seen_now,
+                    )
+                    await self._write_pieces(conn, pieces)
+        return await self._done(command)
+
+    async def _mark_seen(self, conn: Conn, uids: list[int]) -> set[int]:
+        view = self._view()
+        changed = await store.store_flags(conn, view.mailbox.id, uids, ["\\Seen"], "add")
+        for message in changed:
+            view.announced[message.uid] = message.modseq
+        return {message.uid for message in changed}
+
+    async def _write_pieces(self, conn: Conn, pieces: Iterable[f.Piece]) -> None:
+        for piece in pieces:
+            if isinstance(piece, bytes):
+                self._emit(piece)
+            elif piece.size <= STREAM_CHUNK:
+                self._emit(
+                    await store.read_blob_range(conn, piece.blob_id, piece.start, piece.size)
+                )
+            else:
+                # A large section: written chunk by chunk as it is read.
+                await self.flush()
+                async for chunk in store.read_blob_chunks(
+                    conn, piece.blob_id, piece.end, STREAM_CHUNK, piece.start
+                ):
+                    await self._send(chunk)
+            await self._maybe_flush()
+
+    async def _cmd_store(self, command: p.Command) -> Next:
+        assert isinstance(command.args, p.Store)
+        args = command.args
+        uids = self._resolve(command, args.sequence_set)
+        if uids is None or not self._read_write(command):
+            return Next.READ
+        view = self._view()
+        mode = _FLAG_MODES[args.mode]
+        async with self._connection() as conn:
+            changed = await store.store_flags(conn, view.mailbox.id, uids, args.flags, mode)
+            for message in changed:
+                view.announced[message.uid] = message.modseq
+            if not args.silent and uids:
+                # RFC 3501 §6.4.6: the new flags, as if fetched, for each message of the set.
+                for start in range(0, len(uids), FETCH_BATCH):
+                    batch = uids[start : start + FETCH_BATCH]
+                    for message in await _messages_in(conn, view.mailbox.id, batch):
+                        self._emit_flags(message, with_uid=command.uid)
+                    await self._maybe_flush()
+        return await self._done(command)
+
+    def _emit_flags(self, message: Message, *, with_uid: bool) -> None:
+        view = self._view()
+        seq = view.seq(message.uid)
+        if seq is None:
+            return
+        uid = b"UID %d " % message.uid if with_uid else b""
+        flags = f.flag_list(message.flags, recent=view.is_recent(message.uid))
+        self._emit(b"* %d FETCH (%sFLAGS %s)\r\n" % (seq, uid, flags))
+
+    async def _cmd_copy(self, command: p.Command) -> Next:
+        return await self._copy(command, move=False)
+
+    async def _cmd_move(self, command: p.Command) -> Next:
+        return await self._copy(command, move=True)
+
+    async def _copy(self, command: p.Command, *, move: bool) -> Next:
+        assert isinstance(command.args, p.CopyMessages)
+        uids = self._resolve(command, command.args.sequence_set)
+        if uids is None:
+            return Next.READ
+        if move and not self._read_write(command):
+            return Next.READ
+        view = self._view()
+        async with self._connection() as conn:
+            target = await store.get_mailbox(conn, self._account().id, command.args.mailbox)
+            if target is None or not target.selectable:
+                # RFC 3501 §6.4.7: TRYCREATE when the target does not exist.
+                self._tagged(command.tag, "NO", "[TRYCREATE] No such mailbox")
+                return Next.READ
+            operation = store.move_messages if move else store.copy_messages
+            pairs = await operation(conn, view.mailbox.id, uids, target.id)
+        code = ""
+        if pairs:
+            # RFC 4315 §3: COPYUID uidvalidity source-uids destination-uids.
+            code = (
+                f"[COPYUID {target.uid_validity} {sr.compact([a for a, _ in pairs])} "
+                f"{sr.compact([b for _, b in pairs])}] "
+            )
+        if move:
+            # RFC 6851 §4.3: COPYUID in an untagged OK before the EXPUNGEs.
+            if code:
+                self._emit(f"* OK {code.strip()} Moved\r\n".encode())
+            return await self._done(command, "MOVE completed")
+        return await self._done(command, f"{code}COPY completed")
+
+    # --- announcing changes (§7.4.1) --------------------------------------------------------
+
+    async def poll(self, *, allow_expunge: bool) -> None:
+        """Send what changed in the selected mailbox since this session last looked."""
+        view = self._view()
+        async with self._connection() as conn:
+            current = await store.get_mailbox_by_id(conn, view.mailbox.id)
+            if current is None or not current.selectable:
+                self._emit(b"* BYE The selected mailbox was deleted\r\n")
+                self.view = None
+                self.state = State.LOGOUT
+                return
+            if current.highest_modseq == view.modseq and not (
+                allow_expunge and view.pending_expunge
+            ):
+                return
+            changes = await store.changes_since(conn, view.mailbox.id, view.modseq)
+            view.modseq = changes.highest_modseq
+            for uid in changes.expunged:
+                if view.seq(uid) is not None:
+                    view.pending_expunge.add(uid)
+            if allow_expunge and view.pending_expunge:
+                self._expunge(view)
+            last = view.uids[-1] if view.uids else 0
+            new = [m.uid for m in changes.changed if m.uid > last]
+            if new:
+                view.uids.extend(new)
+                self._emit(b"* %d EXISTS\r\n" % len(view.uids))
+                if not view.read_only:
+                    low, high = await store.claim_recent(conn, view.mailbox.id)
+                    if high > low:
+                        view.recent.append((low, high - 1))
+                recent = sum(1 for uid in view.uids if view.is_recent(uid))
+                self._emit(b"* %d RECENT\r\n" % recent)
+            for message in changes.changed:
+                if message.uid > last or message.uid in view.pending_expunge:
+                    continue
+                if view.announced.get(message.uid) == message.modseq:
+                    continue
+                self._emit_flags(message, with_uid=True)
+            view.announced.clear()
+
+    def _expunge(self, view: View) -> None:
+        # Highest first, so that each number is right when the client reads it.
+        gone = sorted(view.pending_expunge, reverse=True)
+        for uid in gone:
+            seq = view.seq(uid)
+            if seq is not None:
+                self._emit(b"* %d EXPUNGE\r\n" % seq)
+        view.uids = [uid for uid in view.uids if uid not in view.pending_expunge]
+        view.pending_expunge.clear()
+
+
+async def _messages_in(conn: Conn, mailbox_id: MailboxId, uids: Sequence[int]) -> list[Message]:
+    """The messages with these UIDs (ascending), reading only their UID span."""
+    if not uids:
+        return []
+    wanted = set(uids)
+    messages = await store.list_messages(conn, mailbox_id, uid_min=uids[0], uid_max=uids[-1])
+    return [m for m in messages if m.uid in wanted]
+
+
+def list_matcher(pattern: str) -> Callable[[str], bool]:
+    """RFC 3501 §6.3.8: ``*`` matches anything, ``%`` anything but the delimiter.
+
+    INBOX matches case-insensitively as the first level.
+    """
+    regex = "".join(
+        ".*" if ch == "*" else "[^/]*" if ch == "%" else re.escape(ch) for ch in pattern
+    )
+    compiled = re.compile(regex + r"\Z", re.DOTALL)
+    head, sep, rest = pattern.partition(DELIMITER)
+    folded = None
+    if head.upper() == "INBOX" and head != "INBOX":
+        folded = list_matcher("INBOX" + sep + rest)
+
+    def match(name: str) -> bool:
+        return bool(compiled.match(name)) or (folded is not None and folded(name))
+
+    return match

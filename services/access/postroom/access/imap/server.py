@@ -1,0 +1,386 @@
+"""The IMAP listeners: asyncio connections wired to the command reader, session and store.
+
+Accept (with limits per process and per client IP), read with an autologout timeout, feed
+the `CommandReader`, hand commands to the `Session`, and carry out what it asks: the
+STARTTLS handshake, the line after an AUTHENTICATE challenge, and IDLE, which waits on the
+account's change notifications or the client's DONE, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import ssl
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import psycopg
+import structlog
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from postroom import store
+from postroom.access.imap import parser as p
+from postroom.access.imap.protocol import LoginRefused, Next, Session, State
+from postroom.auth import plaintext_auth_allowed
+from postroom.config import Settings
+from postroom.db import Conn, require_url
+from postroom.errors import AuthenticationFailed, StoreError
+from postroom.store.notify import ChangeHub, Subscription
+from postroom.store.types import Account, AccountId
+from postroom.throttle import AuthThrottle
+
+log = structlog.get_logger("postroom.access.imap")
+
+READ_SIZE = 64 * 1024
+TLS_HANDSHAKE_TIMEOUT = 30.0
+POOL_TIMEOUT = 10.0
+_DB_ERRORS = (psycopg.Error, PoolTimeout, StoreError, OSError)
+
+
+class ImapServer:
+    """Serves IMAP for one process: the STARTTLS and implicit-TLS listeners share it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: AsyncConnectionPool[Conn],
+        hub: ChangeHub,
+        *,
+        throttle: AuthThrottle | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.hub = hub
+        self.throttle = throttle or AuthThrottle()
+        self.tls = tls
+        # RFC 3501 §5.4: an autologout timer of at least 30 minutes.
+        self.idle_timeout = settings.imap_idle_timeout
+        self._per_ip: Counter[str] = Counter()
+        self._per_account: Counter[AccountId] = Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, host: str, port: int, *, implicit_tls: bool) -> asyncio.Server:
+        """Listen on host:port (port 0 picks a free one); implicit TLS for IMAPS."""
+        if implicit_tls and self.tls is None:
+            raise ValueError("IMAPS needs a TLS context")
+
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._tasks.add(task)
+            try:
+                await self.handle(reader, writer, implicit_tls=implicit_tls)
+            finally:
+                self._tasks.discard(task)
+
+        return await asyncio.start_server(
+            on_connect,
+            host,
+            port,
+            ssl=self.tls if implicit_tls else None,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if implicit_tls else None,
+        )
+
+    async def close_sessions(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, implicit_tls: bool
+    ) -> None:
+        peer = writer.get_extra_info("peername")
+        ip = str(peer[0]) if peer else None
+        key = ip or "?"
+        if sum(self._per_ip.values()) >= self.settings.max_connections or (
+            self._per_ip[key] >= self.settings.max_connections_per_ip
+        ):
+            log.warning("imap.connection.refused", client=ip, reason="too many connections")
+            with contextlib.suppress(OSError, ssl.SSLError, ConnectionError):
+                writer.write(b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n")
+                await writer.drain()
+                writer.close()
+            return
+        self._per_ip[key] += 1
+        connection = _Connection(self, reader, writer, ip, implicit_tls)
+        try:
+            await connection.run()
+        finally:
+            self._per_ip[key] -= 1
+            if self._per_ip[key] <= 0:
+                del self._per_ip[key]
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Conn]:
+        """A pooled connection in autocommit mode, as the store expects."""
+        async with self.pool.connection(timeout=POOL_TIMEOUT) as conn:
+            if not conn.autocommit:
+                await conn.set_autocommit(True)
+            yield conn
+
+
+class _Connection:
+    def __init__(
+        self,
+        server: ImapServer,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        ip: str | None,
+        tls: bool,
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.ip = ip
+        self.log = log.bind(session_id=secrets.token_hex(4), client=ip)
+        self.commands = self._command_reader()
+        self.account: Account | None = None
+        self.subscription: Subscription | None = None
+        settings = server.settings
+        self.session = Session(
+            send=self.send,
+            connection=server.connection,
+            authenticate=self.authenticate,
+            tls=tls,
+            tls_available=server.tls is not None,
+            plaintext_allowed=plaintext_auth_allowed(
+                tls=tls, peer_ip=ip, allow_plaintext=settings.allow_plaintext_auth
+            ),
+            hostname=settings.hostname,
+        )
+
+    def _command_reader(self) -> p.CommandReader:
+        return p.CommandReader(max_append_size=self.server.settings.max_message_size)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def authenticate(self, username: str, password: str) -> Account:
+        server, ip = self.server, self.ip
+        if server.throttle.locked(ip, username):
+            self.log.warning("imap.login.locked_out")
+            raise LoginRefused("[UNAVAILABLE] Too many failed logins, try again later")
+        delay = server.throttle.delay(ip, username)
+        if delay:
+            await asyncio.sleep(delay)
+        try:
+            async with server.connection() as conn:
+                account = await store.authenticate(conn, username, password)
+        except AuthenticationFailed:
+            server.throttle.failure(ip, username)
+            self.log.info("imap.login.failed")
+            raise LoginRefused("[AUTHENTICATIONFAILED] Authentication failed") from None
+        except _DB_ERRORS as exc:
+            self.log.error("imap.login.store_unavailable", error=str(exc))
+            raise LoginRefused("[UNAVAILABLE] The mail store is unavailable") from None
+        server.throttle.success(ip, username)
+        if server._per_account[account.id] >= server.settings.imap_max_sessions_per_account:
+            self.log.warning("imap.login.too_many_sessions", account=account.address)
+            raise LoginRefused("[LIMIT] Too many sessions for this account")
+        server._per_account[account.id] += 1
+        self.account = account
+        self.log = self.log.bind(account=account.address)
+        self.log.info("imap.login.succeeded")
+        return account
+
+    async def run(self) -> None:
+        try:
+            await self.send(self.session.greeting())
+            await self._loop()
+        except (ConnectionError, ssl.SSLError, OSError) as exc:
+            self.log.info("imap.connection.lost", error=str(exc))
+        except _DB_ERRORS as exc:
+            self.log.error("imap.store_unavailable", error=str(exc))
+            with contextlib.suppress(Exception):
+                await self.send(b"* BYE [UNAVAILABLE] The mail store is unavailable\r\n")
+        finally:
+            await self.close()
+
+    async def _next_event(self) -> p.Event | None:
+        """The next reader event, reading from the client as needed; None at EOF."""
+        while True:
+            event = self.commands.next_event()
+            if event is not None:
+                return event
+            try:
+                data = await asyncio.wait_for(self.reader.read(READ_SIZE), self.server.idle_timeout)
+            except TimeoutError:
+                await self.send(b"* BYE Autologout; idle for too long\r\n")
+                return None
+            if not data:
+                return None
+            self.commands.feed(data)
+
+    async def _loop(self) -> None:
+        while True:
+            event = await self._next_event()
+            if event is None:
+                return
+            if isinstance(event, p.NeedContinuation):
+                await self.send(event.response())
+                continue
+            if isinstance(event, p.ParseError | p.TooBig):
+                await self.send(event.response())
+                continue
+            if isinstance(event, p.Line):
+                continue
+            step = await self.session.handle(event)
+            while step is not Next.READ:
+                if step is Next.CLOSE:
+                    return
+                if step is Next.STARTTLS:
+                    if not await self._start_tls():
+                        return
+                    step = Next.READ
+                elif step is Next.AUTH_LINE:
+                    self.commands.expect_line()
+                    line = await self._next_event()
+                    if line is None:
+                        return
+                    data = line.data if isinstance(line, p.Line) else b"*"
+                    if isinstance(line, p.TooBig):
+                        data = b"*"
+                    step = await self.session.auth_response(data)
+                elif step is Next.IDLE:
+                    after = await self._idle()
+                    if after is None:
+                        return
+                    step = after
+            if self.session.state is State.LOGOUT:
+                return
+
+    async def _start_tls(self) -> bool:
+        assert self.server.tls is not None
+        try:
+            await self.writer.start_tls(
+                self.server.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT
+            )
+        except (ssl.SSLError, ConnectionError, TimeoutError) as exc:
+            self.log.info("imap.starttls.failed", error=str(exc))
+            return False
+        # RFC 3501 §6.2.1: anything the client sent before the handshake is discarded.
+        self.commands = self._command_reader()
+        self.session.tls_started()
+        return True
+
+    async def _idle(self) -> Next | None:
+        """RFC 2177: announce changes until the client's DONE; None when the client left."""
+        assert self.account is not None
+        if self.subscription is None:
+            self.subscription = self.server.hub.subscribe(self.account.id)
+        subscription = self.subscription
+        subscription.take()
+        self.commands.expect_line()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.server.idle_timeout
+        read: asyncio.Task[bytes] | None = None
+        try:
+            while True:
+                event = self.commands.next_event()
+                if event is not None:
+                    data = event.data if isinstance(event, p.Line) else b""
+                    return await self.session.idle_done(data)
+                if read is None:
+                    read = asyncio.ensure_future(self.reader.read(READ_SIZE))
+                wake = asyncio.ensure_future(subscription.wait())
+                timeout = deadline - loop.time()
+                done, _ = await asyncio.wait(
+                    {read, wake}, timeout=max(timeout, 0), return_when=asyncio.FIRST_COMPLETED
+                )
+                if wake in done:
+                    mailboxes, everything = subscription.take()
+                    view = self.session.view
+                    if everything or view is None or view.mailbox.id in mailboxes:
+                        await self.session.idle_changed()
+                else:
+                    wake.cancel()
+                if read in done:
+                    data = read.result()
+                    read = None
+                    if not data:
+                        return None
+                    self.commands.feed(data)
+                elif not done:
+                    await self.send(b"* BYE Autologout; idle for too long\r\n")
+                    return None
+                if self.session.state is State.LOGOUT:
+                    await self.session.flush()
+                    return None
+        finally:
+            if read is not None:
+                read.cancel()
+
+    async def close(self) -> None:
+        if self.subscription is not None:
+            self.subscription.close()
+        if self.account is not None:
+            counts = self.server._per_account
+            counts[self.account.id] -= 1
+            if counts[self.account.id] <= 0:
+                del counts[self.account.id]
+            self.account = None
+        with contextlib.suppress(OSError, ssl.SSLError, ConnectionError):
+            self.writer.close()
+            await asyncio.wait_for(self.writer.wait_closed(), 5)
+
+
+async def start(
+    settings: Settings,
+    pool: AsyncConnectionPool[Conn],
+    hub: ChangeHub,
+    *,
+    throttle: AuthThrottle | None = None,
+    tls: ssl.SSLContext | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    tls_port: int | None = None,
+) -> tuple[ImapServer, list[asyncio.Server]]:
+    """IMAP with STARTTLS on imap_port and IMAPS on imaps_port (when there is TLS)."""
+    imap = ImapServer(settings, pool, hub, throttle=throttle, tls=tls)
+    address = host or settings.bind_address
+    servers = [
+        await imap.start(address, settings.imap_port if port is None else port, implicit_tls=False)
+    ]
+    if tls is not None:
+        servers.append(
+            await imap.start(
+                address, settings.imaps_port if tls_port is None else tls_port, implicit_tls=True
+            )
+        )
+    return imap, servers
+
+
+@dataclass
+class ImapListener:
+    """The started IMAP servers of a process with their change hub."""
+
+    servers: Sequence[asyncio.Server]
+    imap: ImapServer
+    hub: ChangeHub
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            server.close()
+        await self.imap.close_sessions()
+        for server in self.servers:
+            await server.wait_closed()
+        await self.hub.stop()
+
+
+async def start_listener(
+    settings: Settings,
+    pool: AsyncConnectionPool[Conn],
+    throttle: AuthThrottle,
+    tls: ssl.SSLContext | None,
+) -> ImapListener:
+    """The access process's IMAP listeners, with one LISTEN connection for IDLE."""
+    hub = ChangeHub(require_url(settings.database_url))
+    await hub.start()
+    imap, servers = await start(settings, pool, hub, throttle=throttle, tls=tls)
+    return ImapListener(servers, imap, hub)
