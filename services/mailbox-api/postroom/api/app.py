@@ -1,0 +1,56 @@
+"""The FastAPI application: the pool and change hub, middleware, routers, error documents."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from postroom.api import problems
+from postroom.api.metrics import MetricsMiddleware
+from postroom.api.routes import admin, auth, events, health, mailboxes, messages, send, trace, web
+from postroom.api.security import SecurityHeaders
+from postroom.config import Settings
+from postroom.db import create_pool
+from postroom.runtime import database_url
+from postroom.store.notify import ChangeHub
+from postroom.throttle import AuthThrottle
+
+
+def create_app(settings: Settings, *, pool_size: int = 10) -> FastAPI:
+    """The app for these settings; Postgres is opened when it starts (lifespan)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = database_url(settings)
+        pool = create_pool(url, min_size=1, max_size=pool_size)
+        await pool.open()
+        hub = ChangeHub(url)
+        await hub.start()
+        app.state.pool = pool
+        app.state.hub = hub
+        try:
+            yield
+        finally:
+            await hub.stop()
+            await pool.close()
+
+    app = FastAPI(
+        title="Postroom mailbox API",
+        version="1",
+        description="Mail, folders, sending, administration and message trace over HTTP.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.throttle = AuthThrottle()
+    problems.install(app)
+    for module in (auth, mailboxes, messages, send, events, admin, trace, health, web):
+        app.include_router(module.router)
+    web.mount_static(app)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(MetricsMiddleware)
+    return app

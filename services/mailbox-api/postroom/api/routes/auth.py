@@ -1,0 +1,119 @@
+"""Logging in and out: a cookie session for the browser, a bearer token for scripts."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from fastapi import APIRouter, Request, Response
+
+from postroom import store
+from postroom.api import schemas
+from postroom.api.convert import account_public
+from postroom.api.deps import AuthDep, ConnDep, check_origin, client_ip, throttle_of
+from postroom.api.problems import Problem
+from postroom.api.security import SESSION_COOKIE, csrf_token
+from postroom.db import Conn
+from postroom.errors import AuthenticationFailed
+from postroom.store.sessions import create_session, delete_session
+from postroom.store.types import Account
+
+COOKIE_LIFETIME = timedelta(hours=12)
+TOKEN_LIFETIME = timedelta(days=30)
+
+router = APIRouter(prefix="/api/v1", tags=["session"])
+log = structlog.get_logger("postroom.api")
+
+
+async def _login(request: Request, conn: Conn, body: schemas.Login) -> Account:
+    throttle = throttle_of(request)
+    ip = client_ip(request)
+    if throttle.locked(ip, body.address):
+        log.warning("api.login.locked", client=ip)
+        raise Problem(
+            429,
+            "too many failed logins; try again later",
+            headers={"Retry-After": str(int(throttle.window))},
+        )
+    delay = throttle.delay(ip, body.address)
+    if delay:
+        await asyncio.sleep(delay)
+    try:
+        account = await store.authenticate(conn, body.address, body.password)
+    except AuthenticationFailed:
+        throttle.failure(ip, body.address)
+        log.info("api.login.failed", client=ip)
+        raise Problem(401, "wrong address or password") from None
+    throttle.success(ip, body.address)
+    log.info("api.login", account=account.address, client=ip)
+    return account
+
+
+@router.post("/session", response_model=schemas.SessionPublic)
+async def log_in(
+    body: schemas.Login, request: Request, response: Response, conn: ConnDep
+) -> schemas.SessionPublic:
+    """Log in from a browser: sets an HTTP-only, SameSite=Strict session cookie."""
+    check_origin(request)
+    account = await _login(request, conn, body)
+    token, session = await create_session(
+        conn,
+        account.id,
+        kind="cookie",
+        now=datetime.now(UTC),
+        lifetime=COOKIE_LIFETIME,
+        client_address=client_ip(request),
+    )
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(COOKIE_LIFETIME.total_seconds()),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return schemas.SessionPublic(
+        account=account_public(account),
+        addresses=await store.addresses_of(conn, account.id),
+        csrf_token=csrf_token(token),
+        expires_at=session.expires_at,
+    )
+
+
+@router.post("/tokens", response_model=schemas.TokenPublic, status_code=201)
+async def create_token(body: schemas.Login, request: Request, conn: ConnDep) -> schemas.TokenPublic:
+    """Log in from a script: a bearer token for the Authorization header."""
+    account = await _login(request, conn, body)
+    token, session = await create_session(
+        conn,
+        account.id,
+        kind="bearer",
+        now=datetime.now(UTC),
+        lifetime=TOKEN_LIFETIME,
+        client_address=client_ip(request),
+    )
+    return schemas.TokenPublic(
+        token=token, expires_at=session.expires_at, account=account_public(account)
+    )
+
+
+@router.get("/session", response_model=schemas.SessionPublic)
+async def who_am_i(auth: AuthDep, conn: ConnDep) -> schemas.SessionPublic:
+    """The caller's account, the addresses it may send as, and (for a cookie) the CSRF token."""
+    return schemas.SessionPublic(
+        account=account_public(auth.account),
+        addresses=await store.addresses_of(conn, auth.account.id),
+        csrf_token=csrf_token(auth.token) if auth.via == "cookie" else None,
+        expires_at=auth.session.expires_at,
+    )
+
+
+@router.delete("/session", status_code=204)
+async def log_out(auth: AuthDep, conn: ConnDep, response: Response) -> Response:
+    """End this session (the cookie's, or the bearer token's)."""
+    await delete_session(conn, auth.token)
+    result = Response(status_code=204)
+    result.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return result

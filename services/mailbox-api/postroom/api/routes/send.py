@@ -1,0 +1,150 @@
+"""Sending: compose, reply and forward, through the same spool and queue as SMTP submission."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import structlog
+from fastapi import APIRouter, File, Form, Request, UploadFile
+
+from postroom import queue as queue_contract
+from postroom import store
+from postroom.api import compose, render, schemas
+from postroom.api.deps import AccountDep, ConnDep, client_ip, owned_mailbox, settings_of
+from postroom.api.metrics import SENT
+from postroom.api.problems import Problem
+from postroom.store import queue
+from postroom.store.types import Arrival
+
+router = APIRouter(prefix="/api/v1", tags=["send"])
+log = structlog.get_logger("postroom.api")
+MAX_ATTACHMENTS = 50
+
+
+@router.post("/send", response_model=schemas.SendResult, status_code=202)
+async def send_message(
+    request: Request,
+    account: AccountDep,
+    conn: ConnDep,
+    from_: Annotated[str, Form(alias="from", max_length=320)],
+    to: Annotated[str, Form(max_length=100_000)] = "",
+    cc: Annotated[str, Form(max_length=100_000)] = "",
+    bcc: Annotated[str, Form(max_length=100_000)] = "",
+    subject: Annotated[str, Form(max_length=998)] = "",
+    text: Annotated[str, Form(max_length=10_000_000)] = "",
+    html: Annotated[str | None, Form(max_length=10_000_000)] = None,
+    reply_to_mailbox_id: Annotated[int | None, Form()] = None,
+    reply_to_uid: Annotated[int | None, Form()] = None,
+    mode: Annotated[Literal["new", "reply", "forward"], Form()] = "new",
+    # A browser's empty file input arrives as a field with an empty name: ignored.
+    attachments: Annotated[list[UploadFile | str] | None, File()] = None,
+) -> schemas.SendResult:
+    """Send a message (multipart form). ``from`` must be one of the caller's addresses; for
+    ``mode=reply`` or ``forward`` name the original with ``reply_to_mailbox_id`` and
+    ``reply_to_uid`` (In-Reply-To and References are set; a forward attaches the original).
+    The message is queued like SMTP submission, and a copy goes to the Sent folder."""
+    settings = settings_of(request)
+    allowed = await store.addresses_of(conn, account.id)
+    sender = from_.strip().strip("<>").lower()
+    if sender not in allowed:
+        raise Problem(403, f"you may not send as {from_!r}; your addresses: {', '.join(allowed)}")
+    to_list = compose.parse_recipients([to], "to")
+    cc_list = compose.parse_recipients([cc], "cc")
+    bcc_list = compose.parse_recipients([bcc], "bcc")
+    recipients = list(dict.fromkeys(a for a in to_list + cc_list + bcc_list))
+    if not recipients:
+        raise Problem(422, "name at least one recipient (to, cc or bcc)")
+    if len(recipients) > settings.max_recipients:
+        raise Problem(422, f"at most {settings.max_recipients} recipients per message")
+    uploads: list[compose.Upload] = []
+    budget = settings.max_message_size
+    files = [a for a in attachments or [] if not isinstance(a, str)]
+    for upload in files[: MAX_ATTACHMENTS + 1]:
+        if len(uploads) >= MAX_ATTACHMENTS:
+            raise Problem(422, f"at most {MAX_ATTACHMENTS} attachments")
+        data = await upload.read(budget + 1)
+        budget -= len(data)
+        if budget < 0:
+            raise Problem(413, f"the message would exceed {settings.max_message_size} octets")
+        if upload.filename or data:
+            uploads.append(
+                compose.Upload(upload.filename or "attachment", upload.content_type, data)
+            )
+    draft = compose.Draft(
+        sender=sender,
+        to=to_list,
+        cc=cc_list,
+        bcc=bcc_list,
+        subject=subject,
+        text=text,
+        html=html or None,
+        attachments=uploads,
+    )
+    original = None
+    if mode != "new":
+        if reply_to_mailbox_id is None or reply_to_uid is None:
+            raise Problem(422, f"mode={mode} needs reply_to_mailbox_id and reply_to_uid")
+        source = await owned_mailbox(conn, account, reply_to_mailbox_id)
+        if not 0 < reply_to_uid < 2**63:
+            raise Problem(404, f"message {reply_to_uid} does not exist")
+        original = await render.load(conn, source.id, reply_to_uid)
+        parent_id = original.parsed.get("message_id")
+        references = list(original.parsed.get("references") or [])
+        if parent_id:
+            draft.in_reply_to = parent_id
+            references.append(parent_id)
+        draft.references = [r for r in references if r]
+        if mode == "forward":
+            draft.forwarded = await store.fetch_raw(conn, source.id, reply_to_uid)
+    now = datetime.now(UTC)
+    domain = sender.rpartition("@")[2]
+    message = compose.build(draft, domain=domain, now=now)
+    raw = message.as_bytes()
+    if len(raw) > settings.max_message_size:
+        raise Problem(
+            413, f"the message is {len(raw)} octets; the limit is {settings.max_message_size}"
+        )
+    spooled = await queue.spool(
+        conn,
+        raw,
+        reverse_path=sender,
+        recipients=recipients,
+        arrival=Arrival(
+            source="api",
+            client_address=client_ip(request),
+            protocol="HTTP",
+            auth_account_id=account.id,
+        ),
+        now=now,
+    )
+    dispatched = await asyncio.to_thread(
+        queue_contract.dispatch, [d.id for d in spooled.deliveries], settings
+    )
+    SENT.inc()
+    log.info(
+        "api.sent", queue_id=spooled.message.id, account=account.address, recipients=len(recipients)
+    )
+    # The Sent copy shows the Bcc recipients to their sender (RFC 5322 §3.6.3).
+    sent_mailbox = await store.get_special_use(conn, account.id, "\\Sent")
+    sent_uid = None
+    if sent_mailbox is not None:
+        if bcc_list:
+            message["Bcc"] = ", ".join(bcc_list)
+        copy = await store.append_message(
+            conn, sent_mailbox.id, message.as_bytes(), flags=["\\Seen"], internal_date=now
+        )
+        sent_uid = copy.uid
+    if original is not None and mode == "reply":
+        await store.store_flags(
+            conn, original.message.mailbox_id, [original.message.uid], ["\\Answered"], "add"
+        )
+    return schemas.SendResult(
+        queue_id=spooled.message.id,
+        message_id=str(message["Message-ID"]),
+        recipients=recipients,
+        sent_mailbox_id=sent_mailbox.id if sent_mailbox else None,
+        sent_uid=sent_uid,
+        dispatched=dispatched,
+    )

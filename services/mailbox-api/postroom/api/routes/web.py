@@ -1,0 +1,72 @@
+"""The web mail pages: server-rendered shells (Jinja2) driven by a small script of our own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from postroom.api.deps import pool_of
+from postroom.api.security import SESSION_COOKIE, csrf_token
+from postroom.store.sessions import WebSession, get_session
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+templates = Jinja2Templates(directory=WEB / "templates")
+router = APIRouter(include_in_schema=False)
+
+
+def mount_static(app: FastAPI) -> None:
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+
+
+async def _session(request: Request) -> tuple[WebSession, str] | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    async with pool_of(request).connection() as conn:
+        await conn.set_autocommit(True)
+        session = await get_session(conn, token, now=datetime.now(UTC))
+    return (session, token) if session is not None and session.kind == "cookie" else None
+
+
+async def _page(request: Request, template: str, *, admin: bool = False) -> Response:
+    found = await _session(request)
+    if found is None:
+        return RedirectResponse("/login", status_code=303)
+    session, token = found
+    if admin and not session.account.is_admin:
+        return RedirectResponse("/", status_code=303)
+    return templates.TemplateResponse(
+        request,
+        template,
+        {"account": session.account, "csrf_token": csrf_token(token)},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+async def mail_page(request: Request) -> Response:
+    return await _page(request, "mail.html")
+
+
+@router.get("/admin", response_class=HTMLResponse)
+async def admin_page(request: Request) -> Response:
+    return await _page(request, "admin.html", admin=True)
+
+
+@router.get("/trace", response_class=HTMLResponse)
+async def trace_page(request: Request) -> Response:
+    return await _page(request, "trace.html")
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request) -> Response:
+    if await _session(request) is not None:
+        return RedirectResponse("/", status_code=303)
+    return templates.TemplateResponse(
+        request, "login.html", {}, headers={"Cache-Control": "no-store"}
+    )

@@ -1,0 +1,269 @@
+"""The API's request and response bodies (pydantic models)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_UIDS = 1000
+MailboxName = Field(min_length=1, max_length=1000)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- sessions -----------------------------------------------------------------------------
+
+
+class Login(Strict):
+    address: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class AccountPublic(BaseModel):
+    id: int
+    address: str
+    is_admin: bool
+    disabled: bool
+    quota_bytes: int | None
+    created_at: datetime
+
+
+class SessionPublic(BaseModel):
+    account: AccountPublic
+    addresses: list[str]
+    csrf_token: str | None = None
+    expires_at: datetime
+
+
+class TokenPublic(BaseModel):
+    token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the RFC 6750 scheme name
+    expires_at: datetime
+    account: AccountPublic
+
+
+# --- folders ------------------------------------------------------------------------------
+
+
+class FolderCreate(Strict):
+    name: str = MailboxName
+
+
+class FolderUpdate(Strict):
+    name: str = MailboxName
+
+
+class FolderPublic(BaseModel):
+    id: int
+    name: str
+    special_use: str | None
+    selectable: bool
+    subscribed: bool
+    messages: int
+    unseen: int
+    size: int
+    uid_validity: int
+    uid_next: int
+
+
+# --- messages -----------------------------------------------------------------------------
+
+
+class MessageSummaryPublic(BaseModel):
+    uid: int
+    subject: str | None
+    from_: str | None = Field(serialization_alias="from")
+    to: str | None
+    cc: str | None
+    date: datetime | None
+    received: datetime
+    flags: list[str]
+    size: int
+    has_attachments: bool
+    preview: str
+    message_id: str | None
+
+
+class MessagePage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    items: list[MessageSummaryPublic]
+
+
+class AddressPublic(BaseModel):
+    name: str | None
+    address: str
+
+
+class AttachmentPublic(BaseModel):
+    part: str
+    filename: str
+    content_type: str
+    size: int
+    url: str
+
+
+class MessagePublic(BaseModel):
+    uid: int
+    mailbox_id: int
+    subject: str | None
+    from_: list[AddressPublic] = Field(serialization_alias="from")
+    to: list[AddressPublic]
+    cc: list[AddressPublic]
+    reply_to: list[AddressPublic]
+    date: datetime | None
+    received: datetime
+    message_id: str | None
+    in_reply_to: str | None
+    references: list[str]
+    flags: list[str]
+    size: int
+    text: str | None
+    has_html: bool
+    html_url: str | None
+    remote_images: bool
+    raw_url: str
+    attachments: list[AttachmentPublic]
+
+
+class FlagChange(Strict):
+    add: list[str] = Field(default_factory=list, max_length=100)
+    remove: list[str] = Field(default_factory=list, max_length=100)
+
+
+class FlagsPublic(BaseModel):
+    uid: int
+    flags: list[str]
+
+
+class UidList(Strict):
+    uids: list[int] = Field(min_length=1, max_length=MAX_UIDS)
+
+
+class Transfer(Strict):
+    uids: list[int] = Field(min_length=1, max_length=MAX_UIDS)
+    target_mailbox_id: int
+
+
+class TransferResult(BaseModel):
+    # (old UID, new UID) pairs, as RFC 4315 COPYUID reports them
+    moved: list[tuple[int, int]] = Field(default_factory=list)
+    copied: list[tuple[int, int]] = Field(default_factory=list)
+
+
+class DeleteResult(BaseModel):
+    moved_to_trash: list[tuple[int, int]] = Field(default_factory=list)
+    deleted: list[int] = Field(default_factory=list)
+
+
+# --- sending ------------------------------------------------------------------------------
+
+
+class SendResult(BaseModel):
+    queue_id: int
+    message_id: str
+    recipients: list[str]
+    sent_mailbox_id: int | None
+    sent_uid: int | None
+    dispatched: bool
+
+
+# --- admin --------------------------------------------------------------------------------
+
+
+class DomainCreate(Strict):
+    name: str = Field(min_length=1, max_length=255)
+
+
+class DomainPublic(BaseModel):
+    id: int
+    name: str
+    created_at: datetime
+
+
+class AccountCreate(Strict):
+    address: str = Field(min_length=3, max_length=320)
+    password: str = Field(min_length=1, max_length=1024)
+    is_admin: bool = False
+    quota_bytes: int | None = Field(default=None, ge=0, le=2**62)
+
+
+class AccountUpdate(Strict):
+    password: str | None = Field(default=None, min_length=1, max_length=1024)
+    disabled: bool | None = None
+    is_admin: bool | None = None
+    quota_bytes: int | None = Field(default=None, ge=0, le=2**62)
+    clear_quota: bool = False
+
+
+class AliasCreate(Strict):
+    source: str = Field(min_length=2, max_length=320)
+    destination: str = Field(min_length=3, max_length=320)
+
+
+class AliasPublic(BaseModel):
+    id: int
+    source: str
+    destination: str
+
+
+class DeliveryPublic(BaseModel):
+    id: int
+    recipient: str
+    original_recipient: str | None
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    last_attempt_at: datetime | None
+    finished_at: datetime | None
+    dsn_queue_id: int | None
+
+
+class AttemptPublic(BaseModel):
+    delivery_id: int
+    recipient: str
+    attempted_at: datetime
+    outcome: str
+    host: str | None
+    reply_code: int | None
+    reply_text: str | None
+    tls: str | None
+
+
+class QueueEntryPublic(BaseModel):
+    id: int
+    message_id: str | None
+    reverse_path: str
+    received_at: datetime
+    source: str
+    client_address: str | None
+    client_name: str | None
+    helo_name: str | None
+    protocol: str | None
+    tls: str | None
+    size: int
+    bounce_of: int | None
+    deliveries: list[DeliveryPublic]
+
+
+class TimelineEvent(BaseModel):
+    at: datetime
+    event: Literal["received", "attempt", "delivered", "deferred", "bounced", "dsn", "queued"]
+    recipient: str | None = None
+    detail: str
+
+
+class TracePublic(QueueEntryPublic):
+    attempts: list[AttemptPublic]
+    timeline: list[TimelineEvent]
+
+
+class RetryResult(BaseModel):
+    deliveries: int
+    dispatched: bool
