@@ -96,7 +96,8 @@ class ImapEndpoint:
 @asynccontextmanager
 async def running_imap(database_url: str, folder: Path, **env: str) -> AsyncIterator[ImapEndpoint]:
     ca = trustme.CA()
-    cert = ca.issue_cert("localhost", "127.0.0.1")
+    # mbsync 1.4 insists on a common name.
+    cert = ca.issue_cert("localhost", "127.0.0.1", common_name="127.0.0.1")
     cert_file, key_file, ca_file = folder / "cert.pem", folder / "key.pem", folder / "ca.pem"
     cert.cert_chain_pems[0].write_to_path(str(cert_file))
     cert.private_key_pem.write_to_path(str(key_file))
