@@ -26,7 +26,7 @@ from postroom.db import connect
 try:
     from bench.common import fresh_database, table
 except ModuleNotFoundError:  # run as a script from bench/
-    from common import fresh_database, table  # type: ignore[no-redef]
+    from common import fresh_database, table  # type: ignore[no-redef,import-not-found]
 
 DOMAIN = "bench.test"
 RECIPIENT = f"user@{DOMAIN}"

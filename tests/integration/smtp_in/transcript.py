@@ -35,7 +35,7 @@ class Transcript:
 
     def reply(self) -> list[str]:
         """One reply, all its lines, without CRLF."""
-        lines = []
+        lines: list[str] = []
         while True:
             raw = self.file.readline(8192)
             if not raw:
