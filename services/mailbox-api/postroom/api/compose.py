@@ -104,12 +104,8 @@ def build(draft: Draft, *, domain: str, now: datetime) -> EmailMessage:
         if maintype == "multipart" or (maintype, subtype) == ("message", "rfc822"):
             maintype, subtype = "application", "octet-stream"
         name = _single_line(upload.filename, "an attachment name") or "attachment"
-        if maintype == "text":
-            message.add_attachment(
-                upload.data.decode("utf-8", "replace"), subtype=subtype, filename=name
-            )
-        else:
-            message.add_attachment(upload.data, maintype=maintype, subtype=subtype, filename=name)
+        # As bytes (base64), so the file arrives exactly as uploaded, line endings included.
+        message.add_attachment(upload.data, maintype=maintype, subtype=subtype, filename=name)
     if draft.forwarded is not None:
         original = email.message_from_bytes(draft.forwarded, policy=email.policy.SMTP)
         message.add_attachment(original, filename="forwarded.eml")
