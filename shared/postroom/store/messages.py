@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from postroom.db import Conn
@@ -489,10 +490,36 @@ async def list_messages(
 
 async def list_uids(conn: Conn, mailbox_id: MailboxId) -> list[int]:
     """All UIDs of a mailbox, ascending: the map from sequence numbers to UIDs."""
-    cur = await conn.execute(
-        "SELECT uid FROM messages WHERE mailbox_id = %s ORDER BY uid", (mailbox_id,)
-    )
-    return [r["uid"] for r in await cur.fetchall()]
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(
+            "SELECT uid FROM messages WHERE mailbox_id = %s ORDER BY uid", (mailbox_id,)
+        )
+        return [uid for (uid,) in await cur.fetchall()]
+
+
+# The flags of a message as one string, system flags first in SYSTEM_FLAGS order, then the
+# keywords (kept sorted): what a FETCH FLAGS of many messages needs, without a Message each.
+_FLAG_TEXT = (
+    "concat_ws(' ', "
+    + ", ".join(f"CASE WHEN {column} THEN '{name}' END" for name, column in SYSTEM_FLAGS.items())
+    + ", array_to_string(keywords, ' '))"
+)
+
+
+async def list_flags(
+    conn: Conn, mailbox_id: MailboxId, *, uid_min: int = 1, uid_max: int | None = None
+) -> list[tuple[int, str]]:
+    """``(uid, "\\Seen \\Flagged $Label")`` for the messages in a UID range, in UID order.
+
+    A cheap read for FETCH 1:* (FLAGS) on a large mailbox: one short string a message.
+    """
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(
+            f"""SELECT uid, {_FLAG_TEXT} FROM messages
+                WHERE mailbox_id = %s AND uid >= %s AND uid <= %s ORDER BY uid""",
+            (mailbox_id, uid_min, uid_max if uid_max is not None else 2**63 - 1),
+        )
+        return [(uid, flags) for uid, flags in await cur.fetchall()]
 
 
 async def changes_since(conn: Conn, mailbox_id: MailboxId, modseq: int) -> MailboxChanges:

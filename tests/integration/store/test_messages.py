@@ -266,3 +266,20 @@ async def test_change_hub_wakes_the_accounts_subscriber_only(
             assert not await bob.wait(timeout=0.3)
     finally:
         await hub.stop()
+
+
+async def test_list_flags_gives_each_uids_flags_as_one_string(tenant: Tenant) -> None:
+    inbox = await inbox_of(tenant)
+    a = await store.append_message(tenant.conn, inbox.id, message(1), flags=["$Zeta", "\\Seen"])
+    b = await store.append_message(tenant.conn, inbox.id, message(2))
+    c = await store.append_message(
+        tenant.conn, inbox.id, message(3), flags=["\\Draft", "\\Answered", "$Alpha"]
+    )
+    assert await store.list_flags(tenant.conn, inbox.id) == [
+        (a.uid, "\\Seen $Zeta"),
+        (b.uid, ""),
+        (c.uid, "\\Answered \\Draft $Alpha"),
+    ]
+    assert await store.list_flags(tenant.conn, inbox.id, uid_min=b.uid, uid_max=b.uid) == [
+        (b.uid, "")
+    ]
