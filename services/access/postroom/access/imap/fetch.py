@@ -8,6 +8,7 @@ header for HEADER.FIELDS goes through an injected reader; nothing here does I/O 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,12 @@ def needs_content(items: Sequence[FetchAttribute]) -> bool:
         if item.name in _STRUCTURE_ITEMS or item.name in _CONTENT_ITEMS:
             return True
     return False
+
+
+def flags_only(items: Sequence[FetchAttribute]) -> bool:
+    """FETCH of FLAGS (and UID) only: answered from flags alone."""
+    names = [item.name for item in items if isinstance(item, FetchItem)]
+    return len(names) == len(items) and "FLAGS" in names and set(names) <= {"FLAGS", "UID"}
 
 
 def sets_seen(items: Sequence[FetchAttribute]) -> bool:
@@ -148,6 +155,48 @@ def body_value(node: Mapping[str, Any], *, extensible: bool) -> wire.WireValue:
         # body-ext-1part = body-fld-md5 [SP body-fld-dsp [SP body-fld-lang [SP body-fld-loc]]]
         fields += [node["md5"], _disposition(node["disposition"]), language, node["location"]]
     return fields
+
+
+# Strings that go out as a quoted string unchanged: CHAR without CR, LF, DQUOTE, backslash.
+_PLAIN_QUOTABLE = re.compile(r"[\x01-\x09\x0b\x0c\x0e-\x21\x23-\x5b\x5d-\x7f]*\Z")
+
+
+def _encode(value: wire.WireValue, out: list[bytes]) -> None:
+    # wire.encode_value, specialised for the plain lists and strings of ENVELOPE and
+    # BODYSTRUCTURE: the hot path of a message list, so no ABC checks and few copies.
+    kind = type(value)
+    if value is None:
+        out.append(b"NIL")
+    elif kind is str:
+        assert isinstance(value, str)
+        if _PLAIN_QUOTABLE.match(value):
+            out.append(b'"' + value.encode("ascii") + b'"')
+        else:
+            out.append(wire.quote(value))
+    elif kind is int:
+        assert isinstance(value, int)
+        out.append(b"%d" % value)
+    elif kind is wire.Run:
+        assert isinstance(value, wire.Run)
+        for item in value:
+            _encode(item, out)
+    elif kind is list or kind is tuple:
+        assert isinstance(value, list | tuple)
+        out.append(b"(")
+        for index, item in enumerate(value):
+            if index:
+                out.append(b" ")
+            _encode(item, out)
+        out.append(b")")
+    else:
+        out.append(wire.encode_value(value))
+
+
+def encode(value: wire.WireValue) -> bytes:
+    """`wire.encode_value`, faster for ENVELOPE and BODYSTRUCTURE."""
+    out: list[bytes] = []
+    _encode(value, out)
+    return b"".join(out)
 
 
 # --- body sections -----------------------------------------------------------------------
@@ -306,10 +355,10 @@ async def _render_item(
         return [b"RFC822.SIZE %d" % message.size]
     assert content is not None
     if name == "ENVELOPE":
-        return [b"ENVELOPE " + wire.encode_value(envelope_value(content.parsed["envelope"]))]
+        return [b"ENVELOPE " + encode(envelope_value(content.parsed["envelope"]))]
     if name in ("BODY", "BODYSTRUCTURE"):
         value = body_value(content.parsed["body"], extensible=name == "BODYSTRUCTURE")
-        return [name.encode("ascii") + b" " + wire.encode_value(value)]
+        return [name.encode("ascii") + b" " + encode(value)]
     # RFC822 is BODY[], RFC822.HEADER BODY.PEEK[HEADER], RFC822.TEXT BODY[TEXT].
     section = {"RFC822": Section(), "RFC822.HEADER": Section(text="HEADER")}.get(
         name, Section(text="TEXT")

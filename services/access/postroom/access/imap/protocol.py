@@ -44,6 +44,7 @@ from postroom.store.types import (
 IMPLEMENTATION = "Postroom"
 # Messages whose structure is read from the store per round trip of a FETCH.
 FETCH_BATCH = 500
+FLAGS_BATCH = 5000
 # Response octets gathered before they are written.
 FLUSH_AT = 64 * 1024
 # A body section larger than this is written in chunks as it is read.
@@ -601,6 +602,9 @@ class Session:
             return Next.READ
         view = self._view()
         items = command.args.items
+        if f.flags_only(items):
+            await self._fetch_flags(command, uids, items)
+            return await self._done(command)
         content_needed = f.needs_content(items)
         mark_seen = f.sets_seen(items) and not view.read_only
         async with self._connection() as conn:
@@ -636,6 +640,43 @@ class Session:
                     )
                     await self._write_pieces(conn, pieces)
         return await self._done(command)
+
+    async def _fetch_flags(
+        self, command: p.Command, uids: list[int], items: Sequence[p.FetchAttribute]
+    ) -> None:
+        """FETCH of only FLAGS and UID, the sync client's question about every message:
+        flags as strings straight from the store, formatted once per distinct set."""
+        view = self._view()
+        names = [item.name for item in items if isinstance(item, p.FetchItem)]
+        with_uid = command.uid or "UID" in names
+        with_flags = "FLAGS" in names
+        uid_first = command.uid or (with_uid and names.index("UID") < names.index("FLAGS"))
+        formatted: dict[tuple[str, bool], bytes] = {}
+        async with self._connection() as conn:
+            for start in range(0, len(uids), FLAGS_BATCH):
+                batch = uids[start : start + FLAGS_BATCH]
+                wanted = set(batch) if len(batch) < batch[-1] - batch[0] + 1 else None
+                rows = await store.list_flags(
+                    conn, view.mailbox.id, uid_min=batch[0], uid_max=batch[-1]
+                )
+                for uid, text in rows:
+                    if wanted is not None and uid not in wanted:
+                        continue
+                    seq = view.seq(uid)
+                    if seq is None:
+                        continue
+                    parts = []
+                    if with_flags:
+                        key = (text, view.is_recent(uid))
+                        flags = formatted.get(key)
+                        if flags is None:
+                            flags = b"FLAGS " + f.flag_list(text.split(), recent=key[1])
+                            formatted[key] = flags
+                        parts.append(flags)
+                    if with_uid:
+                        parts.insert(0 if uid_first else 1, b"UID %d" % uid)
+                    self._emit(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(parts)))
+                await self._maybe_flush()
 
     async def _mark_seen(self, conn: Conn, uids: list[int]) -> set[int]:
         view = self._view()

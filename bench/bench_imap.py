@@ -1,0 +1,341 @@
+"""IMAP: SELECT, FETCH FLAGS, ENVELOPE+BODYSTRUCTURE, SEARCH TEXT and APPEND, against Dovecot.
+
+Both servers get the same messages (a 10,000-message INBOX by default; set
+POSTROOM_BENCH_IMAP_SIZES=10000,100000 for more) and the same minimal client on loopback,
+which only frames responses, so the figures are the servers' own. Postroom runs as
+``python -m postroom.access``; Dovecot with a dovecot.conf of the bench's own, a static
+password and a Maildir. Quick operations are repeated and the median is shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from postroom import store
+from postroom.db import connect
+
+try:
+    from bench.common import fresh_database, table
+except ModuleNotFoundError:  # run as a script from bench/
+    from common import fresh_database, table  # type: ignore[no-redef]
+
+ADDRESS = "alice@bench.test"
+PASSWORD = "bench-password"  # noqa: S105 - a throwaway account of the bench
+RARE_WORD = "xylophonically"
+APPENDS = 300
+WORDS = [
+    "mail",
+    "server",
+    "message",
+    "folder",
+    "meeting",
+    "report",
+    "budget",
+    "project",
+    "invoice",
+    "travel",
+    "garden",
+    "coffee",
+    "lunch",
+    "schedule",
+    "review",
+    "draft",
+    "update",
+    "question",
+    "answer",
+    "weekend",
+    "holiday",
+]
+
+
+def make_messages(count: int, seed: int = 3501) -> list[bytes]:
+    """Plain and multipart messages of 1-6 KiB; one in the middle holds the rare word."""
+    rng = random.Random(seed)
+    out = []
+    for n in range(count):
+        words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(150, 900)))
+        if n == count // 2:
+            words += " " + RARE_WORD
+        head = (
+            f"From: Sender {n % 97} <sender{n % 97}@example.test>\r\nTo: {ADDRESS}\r\n"
+            f"Subject: {rng.choice(WORDS)} {rng.choice(WORDS)} {n}\r\n"
+            f"Date: Thu, 26 Nov 2026 12:{n % 60:02d}:00 +0000\r\n"
+            f"Message-ID: <{n}.bench@example.test>\r\nMIME-Version: 1.0\r\n"
+        )
+        body = "\r\n".join(words[i : i + 72] for i in range(0, len(words), 72)) + "\r\n"
+        if n % 3 == 0:
+            raw = (
+                head + 'Content-Type: multipart/alternative; boundary="b"\r\n\r\n'
+                "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + body + "--b\r\n"
+                "Content-Type: text/html; charset=utf-8\r\n\r\n<p>" + body + "</p>\r\n--b--\r\n"
+            )
+        else:
+            raw = head + "Content-Type: text/plain; charset=utf-8\r\n\r\n" + body
+        out.append(raw.encode())
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def last_line(data: bytes) -> bytes:
+    end = data.rfind(b"\r\n", 0, len(data) - 2)
+    return data[end + 2 :] if end >= 0 else data
+
+
+class Client:
+    """Sends a command and reads until its tagged response; parses nothing else."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=300)
+        self.buffer = b""
+        self.counter = 0
+        self._until(b"* OK")
+
+    def _until(self, marker: bytes) -> bytes:
+        while True:
+            if self.buffer.endswith(b"\r\n") and last_line(self.buffer).startswith(marker):
+                data, self.buffer = self.buffer, b""
+                return data
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buffer += chunk
+
+    def command(self, text: str | bytes) -> bytes:
+        self.counter += 1
+        tag = b"A%d" % self.counter
+        line = text.encode() if isinstance(text, str) else text
+        self.sock.sendall(tag + b" " + line + b"\r\n")
+        response = self._until(tag + b" ")
+        last = last_line(response)
+        if not last.startswith(tag + b" OK"):
+            raise RuntimeError(f"{line[:60]!r} failed: {last!r}")
+        return response
+
+    def close(self) -> None:
+        self.command("LOGOUT")
+        self.sock.close()
+
+
+def timed(action: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(port: int, count: int, appends: list[bytes]) -> dict[str, float]:
+    client = Client(port)
+    client.command(f'LOGIN "{ADDRESS}" "{PASSWORD}"')
+    client.command("SELECT INBOX")  # warm-up: Dovecot builds its index here
+    client.command("FETCH 1:* (FLAGS)")
+    out: dict[str, float] = {}
+    out["SELECT"] = timed(lambda: client.command("SELECT INBOX"), 7)
+    out["FETCH 1:* (FLAGS)"] = timed(lambda: client.command("FETCH 1:* (FLAGS)"), 5)
+    last = f"{count - 99}:{count}"
+    out["FETCH 100 (ENVELOPE BODYSTRUCTURE)"] = timed(
+        lambda: client.command(f"FETCH {last} (ENVELOPE BODYSTRUCTURE)"), 5
+    )
+    out["UID SEARCH TEXT rare word"] = timed(
+        lambda: client.command(f"UID SEARCH TEXT {RARE_WORD}"), 3
+    )
+    start = time.perf_counter()
+    for raw in appends:
+        client.command(b"APPEND Drafts {%d+}\r\n" % len(raw) + raw)
+    out["APPEND (msg/s)"] = len(appends) / (time.perf_counter() - start)
+    client.close()
+    return out
+
+
+async def fill_store(url: str, messages: list[bytes], writers: int = 4) -> None:
+    conn = await connect(url, autocommit=True)
+    await store.create_domain(conn, "bench.test")
+    account = await store.create_account(conn, ADDRESS, PASSWORD)
+    box = await store.get_mailbox(conn, account.id, "INBOX")
+    assert box is not None
+    await conn.close()
+    # Parsing happens before the append's transaction, so several writers overlap; UIDs are
+    # still taken in order by each commit, which is all a mailbox needs.
+    chunks = [messages[i::writers] for i in range(writers)]
+
+    async def write(batch: list[bytes]) -> None:
+        c = await connect(url, autocommit=True)
+        for raw in batch:
+            await store.append_message(c, box.id, raw)
+        await c.close()
+
+    await asyncio.gather(*(write(batch) for batch in chunks))
+    c = await connect(url, autocommit=True)
+    await c.execute("VACUUM ANALYZE messages")
+    await c.execute("VACUUM ANALYZE blobs")
+    await c.close()
+
+
+def run_postroom(
+    url: str, messages: list[bytes], appends: list[bytes], tmp: Path
+) -> dict[str, float]:
+    asyncio.run(fill_store(url, messages))
+    port = free_port()
+    env = {
+        **os.environ,
+        "POSTROOM_DATABASE_URL": url,
+        "POSTROOM_BIND_ADDRESS": "127.0.0.1",
+        "POSTROOM_IMAP_PORT": str(port),
+        "POSTROOM_IMAPS_PORT": str(free_port()),
+        "POSTROOM_POP3_PORT": str(free_port()),
+        "POSTROOM_POP3S_PORT": str(free_port()),
+        "POSTROOM_DATA_DIR": str(tmp / "postroom"),
+        "POSTROOM_LOG_LEVEL": "WARNING",
+        "POSTROOM_HOSTNAME": "bench.test",
+        "POSTROOM_ACCESS_DB_POOL_SIZE": "4",
+    }
+    server = subprocess.Popen([sys.executable, "-m", "postroom.access"], env=env)
+    try:
+        wait_for_port(port)
+        return measure(port, len(messages), appends)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+DOVECOT_CONF = """\
+base_dir = {tmp}/run
+state_dir = {tmp}/state
+log_path = {tmp}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+first_valid_uid = 1
+mail_location = maildir:{tmp}/Maildir
+passdb {{
+  driver = static
+  args = password={password}
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={tmp}/home
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+  mailbox Drafts {{
+    auto = create
+    special_use = \\Drafts
+  }}
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+"""
+
+
+def run_dovecot(messages: list[bytes], appends: list[bytes], tmp: Path) -> dict[str, float] | str:
+    dovecot = shutil.which("dovecot") or "/usr/sbin/dovecot"
+    if not Path(dovecot).exists() or not Path("/usr/lib/dovecot/imap").exists():
+        return "dovecot-imapd is not installed"
+    folder = tmp / "dovecot"
+    maildir = folder / "Maildir"
+    for sub in ("new", "cur", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    (folder / "home").mkdir()
+    for n, raw in enumerate(messages):
+        (maildir / "cur" / f"{1_700_000_000 + n}.M{n}P1.bench:2,").write_bytes(
+            raw.replace(b"\r\n", b"\n")
+        )
+    user = pwd.getpwnam("nobody")
+    for path in [folder, *folder.rglob("*")]:
+        os.chown(path, user.pw_uid, user.pw_gid)
+    folder.chmod(0o755)
+    tmp.chmod(0o755)
+    port = free_port()
+    conf = folder / "dovecot.conf"
+    conf.write_text(
+        DOVECOT_CONF.format(
+            tmp=folder, port=port, uid=user.pw_uid, gid=user.pw_gid, password=PASSWORD
+        )
+    )
+    os.chown(conf, 0, 0)
+    server = subprocess.Popen([dovecot, "-c", str(conf), "-F"])
+    try:
+        wait_for_port(port)
+        return measure(port, len(messages), appends)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def sizes() -> list[int]:
+    text = os.environ.get("POSTROOM_BENCH_IMAP_SIZES", "10000")
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def main() -> None:
+    for count in sizes():
+        messages = make_messages(count)
+        appends = make_messages(APPENDS, seed=7888)
+        with tempfile.TemporaryDirectory(prefix="postroom-bench-imap-") as name:
+            tmp = Path(name)
+            with fresh_database() as url:
+                ours = run_postroom(url, messages, appends, tmp)
+            theirs = run_dovecot(messages, appends, tmp)
+        rows: list[list[object]] = []
+        for operation, value in ours.items():
+            rate = operation.endswith("(msg/s)")
+            shown = f"{value:.0f}" if rate else f"{value * 1000:.1f} ms"
+            if isinstance(theirs, str):
+                rows.append([operation, shown, theirs, ""])
+                continue
+            other = theirs[operation]
+            other_shown = f"{other:.0f}" if rate else f"{other * 1000:.1f} ms"
+            # Ratio > 1 means Postroom is slower (for a rate: Dovecot appends faster).
+            ratio = other / value if rate else value / other
+            rows.append([operation, shown, other_shown, f"{ratio:.2f}"])
+        print(
+            table(
+                f"IMAP, {count:,}-message INBOX (postroom / dovecot: >1 means slower)",
+                ["operation", "postroom", "dovecot", "ratio"],
+                rows,
+            )
+        )
+        print()
+
+
+if __name__ == "__main__":
+    main()
