@@ -94,7 +94,9 @@ class ImapEndpoint:
 
 
 @asynccontextmanager
-async def running_imap(database_url: str, folder: Path, **env: str) -> AsyncIterator[ImapEndpoint]:
+async def running_imap(
+    database_url: str, folder: Path, throttle: AuthThrottle | None = None, **env: str
+) -> AsyncIterator[ImapEndpoint]:
     ca = trustme.CA()
     # mbsync 1.4 insists on a common name.
     cert = ca.issue_cert("localhost", "127.0.0.1", common_name="127.0.0.1")
@@ -117,7 +119,9 @@ async def running_imap(database_url: str, folder: Path, **env: str) -> AsyncIter
     hub = ChangeHub(database_url)
     await hub.start()
     await asyncio.wait_for(hub.listening.wait(), 10)
-    server = ImapServer(settings, pool, hub, throttle=AuthThrottle(), tls=server_context(settings))
+    server = ImapServer(
+        settings, pool, hub, throttle=throttle or AuthThrottle(), tls=server_context(settings)
+    )
     plain = await server.start("127.0.0.1", 0, implicit_tls=False)
     implicit = await server.start("127.0.0.1", 0, implicit_tls=True)
     try:

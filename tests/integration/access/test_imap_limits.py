@@ -1,0 +1,164 @@
+"""IMAP against strangers: connection and session limits, login throttling, autologout."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from pathlib import Path
+
+from postroom.store.types import Account
+from postroom.throttle import AuthThrottle
+from tests.integration.access.imap_support import ImapEndpoint, running_imap
+from tests.integration.access.pop3_support import in_thread
+from tests.support import Tenant
+
+
+class Line:
+    """A raw IMAP connection read line by line."""
+
+    def __init__(self, endpoint: ImapEndpoint) -> None:
+        self.sock = socket.create_connection((endpoint.host, endpoint.port), timeout=10)
+        self.file = self.sock.makefile("rb")
+
+    def read(self) -> bytes:
+        return self.file.readline()
+
+    def send(self, line: str) -> bytes:
+        self.sock.sendall(line.encode() + b"\r\n")
+        return self.read()
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+def second_connection_refused(endpoint: ImapEndpoint) -> list[bytes]:
+    first = Line(endpoint)
+    try:
+        greeting = first.read()
+        second = Line(endpoint)
+        try:
+            return [greeting[:4], second.read(), second.read()]
+        finally:
+            second.close()
+    finally:
+        first.close()
+
+
+async def test_connections_per_ip_are_limited(database_url: str, tmp_path: Path) -> None:
+    async with running_imap(database_url, tmp_path, POSTROOM_MAX_CONNECTIONS_PER_IP="1") as imap:
+        assert await in_thread(second_connection_refused, imap) == [
+            b"* OK",
+            b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+            b"",
+        ]
+
+
+def two_logins(endpoint: ImapEndpoint, account: Account) -> list[bytes]:
+    a, b = Line(endpoint), Line(endpoint)
+    try:
+        a.read(), b.read()
+        first = a.send(f"a LOGIN {account.address} pw-1")
+        second = b.send(f"b LOGIN {account.address} pw-1")
+        return [first[:4], second]
+    finally:
+        a.close()
+        b.close()
+
+
+async def test_sessions_per_account_are_limited(
+    database_url: str, tmp_path: Path, tenant: Tenant
+) -> None:
+    alice = await tenant.account("alice", "pw-1")
+    async with running_imap(
+        database_url, tmp_path, POSTROOM_IMAP_MAX_SESSIONS_PER_ACCOUNT="1"
+    ) as imap:
+        assert await in_thread(two_logins, imap, alice) == [
+            b"a OK",
+            b"b NO [LIMIT] Too many sessions for this account\r\n",
+        ]
+
+
+def guess(endpoint: ImapEndpoint, account: Account, tries: int) -> list[bytes]:
+    conn = Line(endpoint)
+    try:
+        conn.read()
+        answers = [conn.send(f"a{n} LOGIN {account.address} wrong-{n}") for n in range(tries)]
+        answers.append(conn.send(f"z LOGIN {account.address} pw-1"))
+        return answers
+    finally:
+        conn.close()
+
+
+async def test_repeated_failures_lock_the_account_out(
+    database_url: str, tmp_path: Path, tenant: Tenant
+) -> None:
+    alice = await tenant.account("alice", "pw-1")
+    throttle = AuthThrottle(free_failures=1, base_delay=0.01, lockout_failures=3)
+    async with running_imap(database_url, tmp_path, throttle=throttle) as imap:
+        answers = await in_thread(guess, imap, alice, 3)
+    assert answers == [
+        b"a0 NO [AUTHENTICATIONFAILED] Authentication failed\r\n",
+        b"a1 NO [AUTHENTICATIONFAILED] Authentication failed\r\n",
+        b"a2 NO [AUTHENTICATIONFAILED] Authentication failed\r\n",
+        # Locked out: even the right password is refused for now.
+        b"z NO [UNAVAILABLE] Too many failed logins, try again later\r\n",
+    ]
+
+
+def wait_for_bye(endpoint: ImapEndpoint, account: Account, idle: bool) -> tuple[list[bytes], float]:
+    conn = Line(endpoint)
+    try:
+        conn.read()
+        conn.send(f"a LOGIN {account.address} pw-1")
+        started = time.monotonic()
+        lines = [conn.send("b IDLE")] if idle else []
+        lines += [conn.read(), conn.read()]
+        return lines, time.monotonic() - started
+    finally:
+        conn.close()
+
+
+async def test_an_idle_client_is_logged_out(
+    database_url: str, tmp_path: Path, tenant: Tenant
+) -> None:
+    alice = await tenant.account("alice", "pw-1")
+    async with running_imap(database_url, tmp_path, POSTROOM_IMAP_IDLE_TIMEOUT="0.5") as imap:
+        lines, elapsed = await in_thread(wait_for_bye, imap, alice, False)
+    assert lines == [b"* BYE Autologout; idle for too long\r\n", b""]
+    assert 0.4 < elapsed < 5
+
+
+async def test_idle_too_is_ended_by_the_autologout_timer(
+    database_url: str, tmp_path: Path, tenant: Tenant
+) -> None:
+    alice = await tenant.account("alice", "pw-1")
+    async with running_imap(database_url, tmp_path, POSTROOM_IMAP_IDLE_TIMEOUT="0.5") as imap:
+        lines, _ = await in_thread(wait_for_bye, imap, alice, True)
+    assert lines == [b"+ idling\r\n", b"* BYE Autologout; idle for too long\r\n", b""]
+
+
+def starttls_injection(endpoint: ImapEndpoint) -> list[bytes]:
+    conn = Line(endpoint)
+    try:
+        conn.read()
+        # A command sent in the same packet as STARTTLS must not run after the handshake.
+        conn.sock.sendall(b"a STARTTLS\r\nb CAPABILITY\r\n")
+        ok = conn.read()
+        context = ssl.create_default_context(cafile=str(endpoint.ca_file))
+        tls = context.wrap_socket(conn.sock, server_hostname="localhost")
+        tls.sendall(b"c NOOP\r\n")
+        return [ok, tls.recv(1024)]
+    finally:
+        conn.close()
+
+
+async def test_commands_pipelined_before_the_tls_handshake_are_discarded(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running_imap(database_url, tmp_path) as imap:
+        assert await in_thread(starttls_injection, imap) == [
+            b"a OK Begin TLS negotiation now\r\n",
+            b"c OK NOOP completed\r\n",
+        ]
