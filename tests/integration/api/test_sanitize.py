@@ -44,7 +44,7 @@ async def hostile_url(alice: User) -> str:
         "<form",
         "<svg",
         "<object",
-        "http-equiv",
+        "refresh",
         "evil.test/css",
         "alert(",
     ],
@@ -59,6 +59,17 @@ async def test_served_html_keeps_the_harmless_content(alice: User, hostile_url: 
     text = (await alice.client.get(f"{hostile_url}/html")).text
     assert "<p>Hello <b>Alice</b></p>" in text
     assert '<a href="https://example.org/" target="_blank" rel="noopener noreferrer">' in text
+
+
+async def test_served_html_carries_its_policy_in_a_meta_element_too(
+    alice: User, hostile_url: str
+) -> None:
+    text = (await alice.client.get(f"{hostile_url}/html")).text
+    policy = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'none'"
+    assert text.startswith(
+        '<!doctype html><html><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
+    )
 
 
 async def test_served_html_carries_a_sandboxing_policy(alice: User, hostile_url: str) -> None:

@@ -122,10 +122,16 @@ def body_csp(*, allow_remote_images: bool) -> str:
     )
 
 
-def html_document(body: str) -> str:
+def html_document(body: str, *, allow_remote_images: bool) -> str:
+    """A whole document around a sanitized body. It carries its policy in a meta element too,
+    because the web page shows it through ``srcdoc`` (a sandboxed frame of no origin, which
+    the SameSite session cookie would not reach), where only a meta policy applies."""
+    images = "data: http: https:" if allow_remote_images else "data:"
+    policy = f"default-src 'none'; img-src {images}; style-src 'unsafe-inline'; form-action 'none'"
     return (
-        '<!doctype html><html><head><meta charset="utf-8"><base target="_blank">'
-        "</head><body>" + body + "</body></html>"
+        '<!doctype html><html><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
+        '<base target="_blank"></head><body>' + body + "</body></html>"
     )
 
 

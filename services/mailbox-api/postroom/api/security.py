@@ -9,9 +9,11 @@ import hmac
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # The app's pages: scripts and styles only from our own files (no inline script), frames only
-# from ourselves (the sandboxed message body), and nobody may frame us.
+# from ourselves (the sandboxed message body), and nobody may frame us. Remote images are
+# allowed here only because a message body's frame inherits this policy; its own meta policy
+# blocks them until the reader asks (and the sanitizer has already replaced them).
 APP_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https: http:; "
     "frame-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )

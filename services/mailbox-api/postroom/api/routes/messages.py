@@ -209,7 +209,7 @@ async def message_html(
         await render.part_text(conn, content, html_node), allow_remote_images=allow
     )
     return HTMLResponse(
-        render.html_document(cleaned.html),
+        render.html_document(cleaned.html, allow_remote_images=allow),
         headers={
             "Content-Security-Policy": render.body_csp(allow_remote_images=allow),
             "X-Frame-Options": "SAMEORIGIN",
