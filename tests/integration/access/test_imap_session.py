@@ -456,6 +456,31 @@ async def test_uid_fetch_always_includes_uid(selected: Transcript) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("command", "responses"),
+    [
+        (
+            "FETCH 1,3 FLAGS",
+            ["* 1 FETCH (FLAGS (\\Seen \\Recent))", "* 3 FETCH (FLAGS (\\Flagged \\Recent))"],
+        ),
+        (
+            "FETCH 2:3 (UID FLAGS)",
+            ["* 2 FETCH (UID 2 FLAGS (\\Recent))", "* 3 FETCH (UID 3 FLAGS (\\Flagged \\Recent))"],
+        ),
+        ("FETCH 3 (FLAGS UID)", ["* 3 FETCH (FLAGS (\\Flagged \\Recent) UID 3)"]),
+        (
+            "UID FETCH 1:2 (FLAGS)",
+            ["* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent))", "* 2 FETCH (UID 2 FLAGS (\\Recent))"],
+        ),
+    ],
+    ids=["sparse", "uid-first", "uid-last", "uid-fetch"],
+)
+async def test_fetch_of_flags_alone(
+    selected: Transcript, command: str, responses: list[str]
+) -> None:
+    assert await selected.lines(f"a {command}") == [*responses, "a OK FETCH completed"]
+
+
 async def test_uid_range_with_star_includes_the_last_message(selected: Transcript) -> None:
     # RFC 3501 §6.4.8: 10:* when the largest UID is 3 means 3:10.
     assert await selected.lines("a UID FETCH 10:* UID") == [

@@ -575,7 +575,10 @@ class Session:
         if largest is not None and largest > len(view.uids):
             self._tagged(command.tag, "BAD", "Invalid message sequence number")
             return None
-        return [view.uids[n - 1] for n in sequence_set.numbers(len(view.uids))]
+        found: list[int] = []
+        for span in sequence_set.resolve(len(view.uids)):
+            found.extend(view.uids[span.start - 1 : span.stop - 1])
+        return found
 
     async def _cmd_search(self, command: p.Command) -> Next:
         assert isinstance(command.args, p.Search)
@@ -644,14 +647,20 @@ class Session:
     async def _fetch_flags(
         self, command: p.Command, uids: list[int], items: Sequence[p.FetchAttribute]
     ) -> None:
-        """FETCH of only FLAGS and UID, the sync client's question about every message:
-        flags as strings straight from the store, formatted once per distinct set."""
+        """FETCH of only FLAGS (and UID), a sync client's question about every message:
+        flags as strings straight from the store, each distinct set formatted once."""
         view = self._view()
         names = [item.name for item in items if isinstance(item, p.FetchItem)]
-        with_uid = command.uid or "UID" in names
-        with_flags = "FLAGS" in names
-        uid_first = command.uid or (with_uid and names.index("UID") < names.index("FLAGS"))
+        if command.uid or ("UID" in names and names.index("UID") < names.index("FLAGS")):
+            template = b"* %d FETCH (UID %d %s)\r\n"
+        elif "UID" in names:
+            template = b"* %d FETCH (%s UID %d)\r\n"
+        else:
+            template = b"* %d FETCH (%s)\r\n"
+        uid_first = template.startswith(b"* %d FETCH (UID")
+        with_uid = b"UID" in template
         formatted: dict[tuple[str, bool], bytes] = {}
+        known = view.uids
         async with self._connection() as conn:
             for start in range(0, len(uids), FLAGS_BATCH):
                 batch = uids[start : start + FLAGS_BATCH]
@@ -659,23 +668,28 @@ class Session:
                 rows = await store.list_flags(
                     conn, view.mailbox.id, uid_min=batch[0], uid_max=batch[-1]
                 )
+                out: list[bytes] = []
+                # Rows and the view are both in UID order: walk them together.
+                position, count = bisect_left(known, batch[0]), len(known)
                 for uid, text in rows:
+                    while position < count and known[position] < uid:
+                        position += 1
+                    if position == count or known[position] != uid:
+                        continue  # not announced to this session yet
                     if wanted is not None and uid not in wanted:
                         continue
-                    seq = view.seq(uid)
-                    if seq is None:
-                        continue
-                    parts = []
-                    if with_flags:
-                        key = (text, view.is_recent(uid))
-                        flags = formatted.get(key)
-                        if flags is None:
-                            flags = b"FLAGS " + f.flag_list(text.split(), recent=key[1])
-                            formatted[key] = flags
-                        parts.append(flags)
-                    if with_uid:
-                        parts.insert(0 if uid_first else 1, b"UID %d" % uid)
-                    self._emit(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(parts)))
+                    key = (text, bool(view.recent) and view.is_recent(uid))
+                    flags = formatted.get(key)
+                    if flags is None:
+                        flags = b"FLAGS " + f.flag_list(text.split(), recent=key[1])
+                        formatted[key] = flags
+                    if not with_uid:
+                        out.append(template % (position + 1, flags))
+                    elif uid_first:
+                        out.append(template % (position + 1, uid, flags))
+                    else:
+                        out.append(template % (position + 1, flags, uid))
+                self._emit(b"".join(out))
                 await self._maybe_flush()
 
     async def _mark_seen(self, conn: Conn, uids: list[int]) -> set[int]:
