@@ -565,6 +565,8 @@ async def find_queue_entries(
     """
     if not 0 < limit <= MAX_TRACE_RESULTS:
         raise InvalidInput(f"a trace lists 1 to {MAX_TRACE_RESULTS} messages")
+    if any("\x00" in v for v in (message_id, sender, recipient) if v is not None):
+        raise InvalidInput("search text must not contain NUL characters")
     conditions: list[str] = []
     params: dict[str, Any] = {"limit": limit}
     if message_id is not None:

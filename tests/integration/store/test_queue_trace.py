@@ -82,3 +82,8 @@ async def test_limit_is_bounded(conn: Conn, limit: int) -> None:
 async def test_empty_message_id_is_refused(conn: Conn) -> None:
     with pytest.raises(InvalidInput, match="the Message-ID is empty"):
         await queue.find_queue_entries(conn, message_id="<>")
+
+
+async def test_nul_in_a_filter_is_refused(conn: Conn) -> None:
+    with pytest.raises(InvalidInput, match="must not contain NUL"):
+        await queue.find_queue_entries(conn, sender="a\x00b")
