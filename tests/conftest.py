@@ -95,6 +95,13 @@ def database_url(_servers: dict[str, str]) -> Iterator[str]:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def redis_database(offset: int) -> int:
+    """Redis database numbers 1-15, two per test process (xdist workers gw0..gw6)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) if worker.isdigit() else 0
+    return 1 + (2 * index + offset) % 14
+
+
 @pytest.fixture(scope="session")
 def redis_url(_servers: dict[str, str]) -> Iterator[str]:
     """A Redis database for this run, emptied before and after."""
@@ -102,9 +109,8 @@ def redis_url(_servers: dict[str, str]) -> Iterator[str]:
 
     url = _servers["redis"]
     if not url.startswith("redis+socket://"):
-        # A shared server: use a database number of its own, chosen at random.
-        parts = urlsplit(url)
-        url = urlunsplit(parts._replace(path=f"/{secrets.randbelow(14) + 1}"))
+        # A shared server: a database number of this run's own (one per xdist worker).
+        url = urlunsplit(urlsplit(url)._replace(path=f"/{redis_database(0)}"))
     client = redis.Redis.from_url(url.replace("redis+socket://", "unix://"))
     client.flushdb()
     os.environ["POSTROOM_REDIS_URL"] = url

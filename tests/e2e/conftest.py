@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from postroom.db import migrate
-from tests.conftest import with_database
+from tests.conftest import redis_database, with_database
 
 POSTROOM = str(Path(sys.executable).with_name("postroom"))
 PORTS = ("SMTP", "SUBMISSION", "SUBMISSIONS", "POP3", "POP3S", "IMAP", "IMAPS", "HTTP")
@@ -130,7 +130,7 @@ def e2e_redis(_servers: dict[str, str]) -> Iterator[str]:
     if not url.startswith("redis+socket://"):
         from urllib.parse import urlsplit, urlunsplit
 
-        url = urlunsplit(urlsplit(url)._replace(path="/15"))
+        url = urlunsplit(urlsplit(url)._replace(path=f"/{redis_database(1)}"))
     client = redis.Redis.from_url(url.replace("redis+socket://", "unix://"))
     client.flushdb()
     yield url
