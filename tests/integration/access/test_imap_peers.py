@@ -154,12 +154,14 @@ def run_mutt(muttrc: Path, pushed: str, home: Path) -> str:
 
 
 @pytest.mark.skipif(shutil.which("mutt") is None, reason="mutt missing")
-async def test_mutt_lists_folders_and_reads_mail(
+async def test_mutt_reads_mail_in_two_folders(
     imap: ImapEndpoint, conn: Conn, alice: Account, tmp_path: Path
 ) -> None:
     inbox = await mailbox(conn, alice, "INBOX")
     await store.append_message(conn, inbox.id, message("first", "Body of the first.\r\n"))
     await store.append_message(conn, inbox.id, message("second", "Body of the second.\r\n"))
+    archive = await mailbox(conn, alice, "Archive")
+    await store.append_message(conn, archive.id, message("kept", "An archived body.\r\n"))
     out = tmp_path / "piped.txt"
     user = alice.address.replace("@", "%40")
     muttrc = tmp_path / "muttrc"
@@ -179,11 +181,11 @@ set index_format="%s"
 """
     )
     (tmp_path / "certificates").write_text(imap.ca_file.read_text())
-    keys = (
-        f"<tag-pattern>~A<enter><tag-prefix><pipe-message>cat >> {out}<enter>"
-        "<change-folder>?<exit><exit><quit>"
-    )
+    pipe_all = f"<tag-pattern>~A<enter><tag-prefix><pipe-message>cat >> {out}<enter>"
+    # Read INBOX, then change to another folder and read it too.
+    keys = f"{pipe_all}<change-folder>=Archive<enter>{pipe_all}<quit>"
     await in_thread(run_mutt, muttrc, keys, tmp_path)
     piped = out.read_text()
     assert "Subject: first" in piped
     assert "Body of the second." in piped
+    assert "An archived body." in piped

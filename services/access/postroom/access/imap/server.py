@@ -37,6 +37,8 @@ log = structlog.get_logger("postroom.access.imap")
 READ_SIZE = 64 * 1024
 TLS_HANDSHAKE_TIMEOUT = 30.0
 POOL_TIMEOUT = 10.0
+# IDLE looks at the mailbox this often even when no notification came.
+IDLE_CHECK_INTERVAL = 60.0
 _DB_ERRORS = (psycopg.Error, PoolTimeout, StoreError, OSError)
 
 
@@ -288,15 +290,17 @@ class _Connection:
                     return await self.session.idle_done(data)
                 if read is None:
                     read = asyncio.ensure_future(self.reader.read(READ_SIZE))
-                wake = asyncio.ensure_future(subscription.wait())
+                # A missed notification (the hub reconnecting) costs at most one interval.
+                wake = asyncio.ensure_future(subscription.wait(IDLE_CHECK_INTERVAL))
                 timeout = deadline - loop.time()
                 done, _ = await asyncio.wait(
                     {read, wake}, timeout=max(timeout, 0), return_when=asyncio.FIRST_COMPLETED
                 )
                 if wake in done:
+                    notified = wake.result()
                     mailboxes, everything = subscription.take()
                     view = self.session.view
-                    if everything or view is None or view.mailbox.id in mailboxes:
+                    if not notified or everything or (view and view.mailbox.id in mailboxes):
                         await self.session.idle_changed()
                 else:
                     wake.cancel()
