@@ -584,7 +584,7 @@ async def read_blob_chunks(
     while offset < size:
         cur = await conn.execute(
             "SELECT substring(data FROM %s FOR %s) AS chunk FROM blobs WHERE id = %s",
-            (offset + 1, chunk_size, blob_id),
+            (offset + 1, min(chunk_size, size - offset), blob_id),
         )
         row = await cur.fetchone()
         if row is None:

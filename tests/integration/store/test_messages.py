@@ -283,3 +283,17 @@ async def test_list_flags_gives_each_uids_flags_as_one_string(tenant: Tenant) ->
     assert await store.list_flags(tenant.conn, inbox.id, uid_min=b.uid, uid_max=b.uid) == [
         (b.uid, "")
     ]
+
+
+async def test_read_blob_chunks_stops_at_the_given_end(tenant: Tenant) -> None:
+    inbox = await inbox_of(tenant)
+    raw = message(1, size=50_000)
+    stored = await store.append_message(tenant.conn, inbox.id, raw)
+    chunks = [
+        chunk
+        async for chunk in store.read_blob_chunks(
+            tenant.conn, stored.blob_id, 30_000, chunk_size=4096, start=100
+        )
+    ]
+    assert b"".join(chunks) == raw[100:30_000]
+    assert all(len(chunk) <= 4096 for chunk in chunks)
