@@ -259,3 +259,34 @@ async def test_an_oversized_literal_is_refused_and_the_connection_lives(
         b"a NO [TOOBIG] Literal too big\r\n",
         b"b OK NOOP completed\r\n",
     ]
+
+
+def fetch_big(endpoint: ImapEndpoint, account: Account) -> list[Any]:
+    client = imaplib.IMAP4(endpoint.host, endpoint.port, timeout=30)
+    try:
+        client.login(account.address, "pw-1")
+        client.select("INBOX")
+        out = [client.fetch("1", "(RFC822.SIZE)")]
+        out.append(client.fetch("1", "(BODY.PEEK[])"))
+        out.append(client.fetch("1", "(BODY.PEEK[]<10.300000>)"))
+        out.append(client.fetch("1", "(BODY.PEEK[HEADER])"))
+        out.append(client.fetch("1", "(BODY.PEEK[TEXT]<0.5>)"))
+        return out
+    finally:
+        client.logout()
+
+
+async def test_large_messages_stream_whole_with_their_trace_prefix(
+    imap: ImapEndpoint, conn: Conn, alice: Account
+) -> None:
+    prefix = b"Return-Path: <alice@example.test>\r\nReceived: from test by test\r\n"
+    body = b"".join(b"line %07d of a large message\r\n" % n for n in range(40_000))
+    raw = message("large", body.decode())
+    await store.append_message(conn, await inbox_id(conn, alice), raw, header_prefix=prefix)
+    whole = prefix + raw
+    size, full, partial, header, text = await in_thread(fetch_big, imap, alice)
+    assert size == ("OK", [b"1 (RFC822.SIZE %d)" % len(whole)])
+    assert full[1][0][1] == whole
+    assert partial[1][0] == (b"1 (BODY[]<10> {300000}", whole[10:300_010])
+    assert header[1][0][1] == whole[: whole.index(b"\r\n\r\n") + 4]
+    assert text[1][0] == (b"1 (BODY[TEXT]<0> {5}", b"line ")
