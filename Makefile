@@ -8,7 +8,7 @@ DISTS  := -e 'shared[embedded]' -e services/smtp-in -e services/delivery-worker 
 PROJECT_FILES := constraints.txt requirements-dev.txt shared/pyproject.toml \
                  $(wildcard services/*/pyproject.toml)
 TYPED  := shared/postroom services/access/postroom/access services/smtp-in/postroom/smtp_in \
-          services/delivery-worker/postroom/delivery
+          services/delivery-worker/postroom/delivery services/mailbox-api/postroom/api
 
 .DEFAULT_GOAL := help
 .PHONY: help install up test lint bench lock clean

@@ -71,7 +71,13 @@ async def run(url: str) -> list[list[object]]:
 def main() -> None:
     with fresh_database() as url:
         rows = asyncio.run(run(url))
-    print(table(f"store append, {SIZE // 1024} KiB messages", ["case", "messages", "seconds", "msg/s"], rows))
+    print(
+        table(
+            f"store append, {SIZE // 1024} KiB messages",
+            ["case", "messages", "seconds", "msg/s"],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":
