@@ -161,42 +161,96 @@ def body_value(node: Mapping[str, Any], *, extensible: bool) -> wire.WireValue:
 _PLAIN_QUOTABLE = re.compile(r"[\x01-\x09\x0b\x0c\x0e-\x21\x23-\x5b\x5d-\x7f]*\Z")
 
 
-def _encode(value: wire.WireValue, out: list[bytes]) -> None:
-    # wire.encode_value, specialised for the plain lists and strings of ENVELOPE and
-    # BODYSTRUCTURE: the hot path of a message list, so no ABC checks and few copies.
-    kind = type(value)
+def _q(value: str | None) -> bytes:
     if value is None:
-        out.append(b"NIL")
-    elif kind is str:
-        assert isinstance(value, str)
-        if _PLAIN_QUOTABLE.match(value):
-            out.append(b'"' + value.encode("ascii") + b'"')
-        else:
-            out.append(wire.quote(value))
-    elif kind is int:
-        assert isinstance(value, int)
-        out.append(b"%d" % value)
-    elif kind is wire.Run:
-        assert isinstance(value, wire.Run)
-        for item in value:
-            _encode(item, out)
-    elif kind is list or kind is tuple:
-        assert isinstance(value, list | tuple)
-        out.append(b"(")
-        for index, item in enumerate(value):
-            if index:
-                out.append(b" ")
-            _encode(item, out)
-        out.append(b")")
-    else:
-        out.append(wire.encode_value(value))
+        return b"NIL"
+    if _PLAIN_QUOTABLE.match(value):
+        return b'"' + value.encode("ascii") + b'"'
+    return wire.quote(value)
 
 
-def encode(value: wire.WireValue) -> bytes:
-    """`wire.encode_value`, faster for ENVELOPE and BODYSTRUCTURE."""
-    out: list[bytes] = []
-    _encode(value, out)
-    return b"".join(out)
+def _address_bytes(value: Sequence[Sequence[str | None]] | None) -> bytes:
+    if not value:
+        return b"NIL"
+    return (
+        b"("
+        + b"".join(b"(" + _q(a[0]) + b" NIL " + _q(a[2]) + b" " + _q(a[3]) + b")" for a in value)
+        + b")"
+    )
+
+
+def envelope_bytes(envelope: Mapping[str, Any]) -> bytes:
+    """`envelope_value` as `wire.encode_value` writes it, built directly: a message list
+    asks for it for every message, so no intermediate lists and no recursion."""
+    return b"(%s %s %s %s %s %s %s %s %s %s)" % (
+        _q(envelope["date"]),
+        _q(envelope["subject"]),
+        _address_bytes(envelope["from"]),
+        _address_bytes(envelope["sender"]),
+        _address_bytes(envelope["reply_to"]),
+        _address_bytes(envelope["to"]),
+        _address_bytes(envelope["cc"]),
+        _address_bytes(envelope["bcc"]),
+        _q(envelope["in_reply_to"]),
+        _q(envelope["message_id"]),
+    )
+
+
+def _params_bytes(pairs: Sequence[Sequence[str]]) -> bytes:
+    if not pairs:
+        return b"NIL"
+    return b"(" + b" ".join(_q(key.upper()) + b" " + _q(value) for key, value in pairs) + b")"
+
+
+def _disposition_bytes(value: Sequence[Any] | None) -> bytes:
+    if value is None:
+        return b"NIL"
+    return b"(" + _q(str(value[0]).upper()) + b" " + _params_bytes(value[1]) + b")"
+
+
+def _language_bytes(value: Sequence[str] | None) -> bytes:
+    return b"NIL" if value is None else b"(" + b" ".join(_q(v) for v in value) + b")"
+
+
+def body_bytes(node: Mapping[str, Any], *, extensible: bool) -> bytes:
+    """`body_value` encoded, built directly (same octets, several times faster)."""
+    kind, subtype = node["type"].upper(), node["subtype"].upper()
+    if kind == "MULTIPART" and node["children"]:
+        children = b"".join(body_bytes(c, extensible=extensible) for c in node["children"])
+        out = b"(" + children + b" " + _q(subtype)
+        if extensible:
+            out += b" %s %s %s %s" % (
+                _params_bytes(node["params"]),
+                _disposition_bytes(node["disposition"]),
+                _language_bytes(node["language"]),
+                _q(node["location"]),
+            )
+        return out + b")"
+    out = b"(%s %s %s %s %s %s %d" % (
+        _q(kind),
+        _q(subtype),
+        _params_bytes(node["params"]),
+        _q(node["id"]),
+        _q(node["description"]),
+        _q(node["encoding"].upper()),
+        node["size"],
+    )
+    if kind == "MESSAGE" and subtype == "RFC822" and node["envelope"] and node["children"]:
+        out += b" %s %s %d" % (
+            envelope_bytes(node["envelope"]),
+            body_bytes(node["children"][0], extensible=extensible),
+            node["lines"] or 0,
+        )
+    elif kind == "TEXT":
+        out += b" %d" % (node["lines"] or 0)
+    if extensible:
+        out += b" %s %s %s %s" % (
+            _q(node["md5"]),
+            _disposition_bytes(node["disposition"]),
+            _language_bytes(node["language"]),
+            _q(node["location"]),
+        )
+    return out + b")"
 
 
 # --- body sections -----------------------------------------------------------------------
@@ -355,10 +409,10 @@ async def _render_item(
         return [b"RFC822.SIZE %d" % message.size]
     assert content is not None
     if name == "ENVELOPE":
-        return [b"ENVELOPE " + encode(envelope_value(content.parsed["envelope"]))]
+        return [b"ENVELOPE " + envelope_bytes(content.parsed["envelope"])]
     if name in ("BODY", "BODYSTRUCTURE"):
-        value = body_value(content.parsed["body"], extensible=name == "BODYSTRUCTURE")
-        return [name.encode("ascii") + b" " + encode(value)]
+        structure = body_bytes(content.parsed["body"], extensible=name == "BODYSTRUCTURE")
+        return [name.encode("ascii") + b" " + structure]
     # RFC822 is BODY[], RFC822.HEADER BODY.PEEK[HEADER], RFC822.TEXT BODY[TEXT].
     section = {"RFC822": Section(), "RFC822.HEADER": Section(text="HEADER")}.get(
         name, Section(text="TEXT")
