@@ -7,6 +7,10 @@ import ssl
 import time
 from pathlib import Path
 
+import pytest
+
+from postroom.access.imap.parser import Command
+from postroom.access.imap.protocol import Next, Session
 from postroom.store.types import Account
 from postroom.throttle import AuthThrottle
 from tests.integration.access.imap_support import ImapEndpoint, running_imap
@@ -162,3 +166,37 @@ async def test_commands_pipelined_before_the_tls_handshake_are_discarded(
             b"a OK Begin TLS negotiation now\r\n",
             b"c OK NOOP completed\r\n",
         ]
+
+
+def noop_twice(endpoint: ImapEndpoint) -> list[bytes]:
+    conn = Line(endpoint)
+    try:
+        conn.read()
+        return [conn.send("a NOOP"), conn.read(), conn.read()]
+    finally:
+        conn.close()
+
+
+def noop_greeting(endpoint: ImapEndpoint) -> bytes:
+    conn = Line(endpoint)
+    try:
+        return conn.read()
+    finally:
+        conn.close()
+
+
+async def test_a_failure_inside_a_command_ends_only_that_session_with_bye(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: Session, command: Command) -> Next:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Session, "_cmd_noop", broken)
+    async with running_imap(database_url, tmp_path) as imap:
+        assert await in_thread(noop_twice, imap) == [
+            b"\r\n",
+            b"* BYE [SERVERBUG] Internal error, closing\r\n",
+            b"",
+        ]
+        # The server itself goes on.
+        assert (await in_thread(noop_greeting, imap)).startswith(b"* OK [CAPABILITY ")

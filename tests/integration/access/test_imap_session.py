@@ -481,6 +481,27 @@ async def test_fetch_of_flags_alone(
     assert await selected.lines(f"a {command}") == [*responses, "a OK FETCH completed"]
 
 
+async def test_fetch_of_flags_after_expunges_and_without_recent(
+    conn: Conn, alice: Account, selected: Transcript
+) -> None:
+    # A second session: nothing is recent for it, and UIDs have a gap after an expunge.
+    await selected.send("x STORE 2 +FLAGS.SILENT (\\Deleted)")
+    await selected.send("y EXPUNGE")
+    other = Transcript(conn)
+    await other.send(f"a LOGIN {alice.address} pw")
+    await other.send("b SELECT INBOX")
+    assert await other.lines("c FETCH 1:* FLAGS") == [
+        "* 1 FETCH (FLAGS (\\Seen))",
+        "* 2 FETCH (FLAGS (\\Flagged))",
+        "c OK FETCH completed",
+    ]
+    assert await other.lines("d UID FETCH 1:* (FLAGS)") == [
+        "* 1 FETCH (UID 1 FLAGS (\\Seen))",
+        "* 2 FETCH (UID 3 FLAGS (\\Flagged))",
+        "d OK FETCH completed",
+    ]
+
+
 async def test_uid_range_with_star_includes_the_last_message(selected: Transcript) -> None:
     # RFC 3501 §6.4.8: 10:* when the largest UID is 3 means 3:10.
     assert await selected.lines("a UID FETCH 10:* UID") == [

@@ -660,6 +660,7 @@ class Session:
         uid_first = template.startswith(b"* %d FETCH (UID")
         with_uid = b"UID" in template
         formatted: dict[tuple[str, bool], bytes] = {}
+        plain: dict[str, bytes] = {}
         known = view.uids
         async with self._connection() as conn:
             for start in range(0, len(uids), FLAGS_BATCH):
@@ -668,9 +669,35 @@ class Session:
                 rows = await store.list_flags(
                     conn, view.mailbox.id, uid_min=batch[0], uid_max=batch[-1]
                 )
-                out: list[bytes] = []
+                base = bisect_left(known, batch[0])
+                if (
+                    not view.recent
+                    and len(rows) == len(batch)
+                    and [uid for uid, _ in rows] == batch
+                    and known[base : base + len(batch)] == batch
+                ):
+                    # The common case, a run of the view with nothing recent: the rows are
+                    # the view's messages in order, so the sequence numbers count up.
+                    for text in {text for _, text in rows} - plain.keys():
+                        plain[text] = b"FLAGS " + f.flag_list(text.split())
+                    if not with_uid:
+                        out = [template % (base + i, plain[t]) for i, (_, t) in enumerate(rows, 1)]
+                    elif uid_first:
+                        out = [
+                            template % (base + i, uid, plain[t])
+                            for i, (uid, t) in enumerate(rows, 1)
+                        ]
+                    else:
+                        out = [
+                            template % (base + i, plain[t], uid)
+                            for i, (uid, t) in enumerate(rows, 1)
+                        ]
+                    self._emit(b"".join(out))
+                    await self._maybe_flush()
+                    continue
+                out = []
                 # Rows and the view are both in UID order: walk them together.
-                position, count = bisect_left(known, batch[0]), len(known)
+                position, count = base, len(known)
                 for uid, text in rows:
                     while position < count and known[position] < uid:
                         position += 1

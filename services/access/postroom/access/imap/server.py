@@ -201,6 +201,12 @@ class _Connection:
             self.log.error("imap.store_unavailable", error=str(exc))
             with contextlib.suppress(Exception):
                 await self.send(b"* BYE [UNAVAILABLE] The mail store is unavailable\r\n")
+        except Exception:
+            # A bug must end this session only, and with a word: the response in progress
+            # may be cut short, so the connection cannot go on.
+            self.log.exception("imap.session.failed")
+            with contextlib.suppress(Exception):
+                await self.send(b"\r\n* BYE [SERVERBUG] Internal error, closing\r\n")
         finally:
             await self.close()
 
