@@ -192,6 +192,19 @@ async def test_recent_belongs_to_the_first_session_only(
     assert "* 0 RECENT" in await other.lines("b SELECT INBOX")
 
 
+async def test_new_mail_is_recent_for_the_session_that_sees_it_first(
+    conn: Conn, alice: Account, selected: Transcript
+) -> None:
+    box = await inbox(conn, alice)
+    await store.append_message(conn, box.id, message("four"))
+    await store.append_message(conn, box.id, message("five"))
+    assert await selected.lines("a NOOP") == ["* 5 EXISTS", "* 5 RECENT", "a OK NOOP completed"]
+    assert await selected.lines("b SEARCH RECENT") == [
+        "* SEARCH 1 2 3 4 5",
+        "b OK SEARCH completed",
+    ]
+
+
 async def test_examine_is_read_only(conn: Conn, alice: Account, selected: Transcript) -> None:
     lines = await selected.lines("a EXAMINE INBOX")
     assert "* OK [PERMANENTFLAGS ()] Flags permitted" in lines

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -127,6 +127,21 @@ class View:
 
     def is_recent(self, uid: int) -> bool:
         return any(low <= uid <= high for low, high in self.recent)
+
+    def recent_count(self) -> int:
+        # The claimed ranges never overlap (each claim starts where the last one ended).
+        return sum(
+            bisect_right(self.uids, high) - bisect_left(self.uids, low) for low, high in self.recent
+        )
+
+    def add_recent(self, low: int, high: int) -> None:
+        """UIDs ``low..high-1`` were claimed as recent for this session (`claim_recent`)."""
+        if high <= low:
+            return
+        if self.recent and self.recent[-1][1] + 1 == low:
+            self.recent[-1] = (self.recent[-1][0], high - 1)
+        else:
+            self.recent.append((low, high - 1))
 
 
 class Session:
@@ -359,13 +374,10 @@ class Session:
                 return Next.READ
             uids = await store.list_uids(conn, mailbox.id)
             status = await store.mailbox_status(conn, mailbox.id)
-            recent: list[tuple[int, int]] = []
+            view = View(mailbox, read_only, uids, mailbox.highest_modseq, [])
             if not read_only:
-                low, high = await store.claim_recent(conn, mailbox.id)
-                if high > low:
-                    recent.append((low, high - 1))
-        view = View(mailbox, read_only, uids, mailbox.highest_modseq, recent)
-        recent_count = sum(1 for uid in uids if view.is_recent(uid)) if recent else 0
+                view.add_recent(*await store.claim_recent(conn, mailbox.id))
+        recent_count = view.recent_count()
         self._emit(b"* FLAGS " + SYSTEM_FLAGS + b"\r\n")
         self._emit(
             b"* OK [PERMANENTFLAGS "
@@ -838,11 +850,8 @@ class Session:
                 view.uids.extend(new)
                 self._emit(b"* %d EXISTS\r\n" % len(view.uids))
                 if not view.read_only:
-                    low, high = await store.claim_recent(conn, view.mailbox.id)
-                    if high > low:
-                        view.recent.append((low, high - 1))
-                recent = sum(1 for uid in view.uids if view.is_recent(uid))
-                self._emit(b"* %d RECENT\r\n" % recent)
+                    view.add_recent(*await store.claim_recent(conn, view.mailbox.id))
+                self._emit(b"* %d RECENT\r\n" % view.recent_count())
             for message in changes.changed:
                 if message.uid > last or message.uid in view.pending_expunge:
                     continue
