@@ -149,7 +149,9 @@ class _Compiler:
             case Or(items):
                 return "(" + " OR ".join(self.compile(i) for i in items) + ")" if items else "FALSE"
             case Not(item):
-                return f"NOT {self.compile(item)}"
+                # Text criteria below may be NULL (a blob without search text): NOT of
+                # "unknown" is "matches", as for any message that lacks the text.
+                return f"NOT coalesce({self.compile(item)}, false)"
             case UidRanges(ranges):
                 if not ranges:
                     return "FALSE"
@@ -181,13 +183,16 @@ class _Compiler:
                     return f"coalesce({column}, '') ILIKE {self.bind(_like(value))}"
                 # Other fields: the decoded header block, "Name: value" one field a line.
                 pattern = f"(^|\\n){_regex_escape(field)}:[^\\n]*{_regex_escape(value)}"
-                return f"coalesce(b.header_text, '') ~* {self.bind(pattern)}"
+                # The bare column (no coalesce) so that the trigram index serves the regex.
+                return f"b.header_text ~* {self.bind(pattern)}"
             case Text(value, where):
                 like = self.bind(_like(value))
-                body = f"coalesce(b.search_text, '') ILIKE {like}"
+                # Bare columns, so that the trigram indexes serve the ILIKE: a coalesce()
+                # around them forces a sequential scan of every blob.
+                body = f"b.search_text ILIKE {like}"
                 if where == "body":
                     return body
-                return f"({body} OR coalesce(b.header_text, '') ILIKE {like})"
+                return f"({body} OR b.header_text ILIKE {like})"
             case InternalDate(op, day):
                 return (
                     f"(m.internal_date AT TIME ZONE 'UTC')::date {_DATE_SQL[op]} {self.bind(day)}"

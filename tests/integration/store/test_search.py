@@ -144,3 +144,28 @@ async def test_bad_sort_and_page_are_refused(box: Box) -> None:
         await s.list_summaries(tenant.conn, mailbox, sort="color")  # type: ignore[arg-type]
     with pytest.raises(InvalidInput):
         await s.list_summaries(tenant.conn, mailbox, limit=0)
+
+
+async def test_not_text_matches_messages_without_the_text(box: Box) -> None:
+    assert await found(box, s.Not(s.Text("zebra"))) == [1, 2]
+    assert await found(box, s.Not(s.Header("X-Priority", ""))) == [1, 2]
+
+
+async def test_text_search_is_served_by_the_trigram_index(box: Box) -> None:
+    tenant, _, _ = box
+    cur = await tenant.conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'")
+    if await cur.fetchone() is None:
+        pytest.skip("pg_trgm is not installed in this Postgres")
+    compiler = s._Compiler()
+    where = compiler.compile(s.Text("zebra"))
+    # The condition on blobs alone, with sequential scans discouraged on these tiny tables:
+    # the index can only be chosen if the compiled expression is one it serves.
+    await tenant.conn.execute("SET enable_seqscan = off")
+    try:
+        cur = await tenant.conn.execute(
+            f"EXPLAIN SELECT b.id FROM blobs b WHERE {where}", compiler.params
+        )
+        plan = "\n".join(row["QUERY PLAN"] for row in await cur.fetchall())
+    finally:
+        await tenant.conn.execute("RESET enable_seqscan")
+    assert "blobs_search_trgm" in plan
