@@ -270,6 +270,15 @@ async def mailbox_status(conn: Conn, mailbox_id: MailboxId) -> MailboxStatus:
     )
 
 
+async def first_unseen_uid(conn: Conn, mailbox_id: MailboxId) -> int | None:
+    """The lowest UID without \\Seen (IMAP SELECT's [UNSEEN]), from the unseen index alone."""
+    cur = await conn.execute(
+        "SELECT min(uid) AS uid FROM messages WHERE mailbox_id = %s AND NOT seen", (mailbox_id,)
+    )
+    row = await cur.fetchone()
+    return None if row is None else row["uid"]
+
+
 async def claim_recent(conn: Conn, mailbox_id: MailboxId) -> tuple[int, int]:
     """Make this session the one that sees the mailbox's new messages as \\Recent.
 

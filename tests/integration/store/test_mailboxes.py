@@ -151,3 +151,14 @@ async def test_recent_belongs_to_one_session_only(tenant: Tenant) -> None:
     second = await store.claim_recent(tenant.conn, inbox.id)
     assert first[0] <= m.uid < first[1]
     assert second == (first[1], first[1])
+
+
+async def test_first_unseen_uid(tenant: Tenant) -> None:
+    alice = await tenant.account("alice")
+    inbox = await store.get_mailbox(tenant.conn, alice.id, "INBOX")
+    assert inbox is not None
+    assert await store.first_unseen_uid(tenant.conn, inbox.id) is None
+    await store.append_message(tenant.conn, inbox.id, MSG, flags=["\\Seen"])
+    unseen = await store.append_message(tenant.conn, inbox.id, MSG)
+    await store.append_message(tenant.conn, inbox.id, MSG)
+    assert await store.first_unseen_uid(tenant.conn, inbox.id) == unseen.uid
