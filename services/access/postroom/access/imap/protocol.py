@@ -373,11 +373,17 @@ class Session:
                 self._tagged(command.tag, "NO", "[NONEXISTENT] No such mailbox")
                 return Next.READ
             uids = await store.list_uids(conn, mailbox.id)
-            status = await store.mailbox_status(conn, mailbox.id)
+            first_unseen = await store.first_unseen_uid(conn, mailbox.id)
             view = View(mailbox, read_only, uids, mailbox.highest_modseq, [])
-            if not read_only:
-                view.add_recent(*await store.claim_recent(conn, mailbox.id))
+            if read_only:
+                now = await store.get_mailbox_by_id(conn, mailbox.id)
+                uid_next = mailbox.uid_next if now is None else now.uid_next
+            else:
+                low, uid_next = await store.claim_recent(conn, mailbox.id)
+                view.add_recent(low, uid_next)
         recent_count = view.recent_count()
+        # Messages may have arrived since the UIDs were read: UIDNEXT is read after them.
+        uid_next = max(uid_next, uids[-1] + 1 if uids else 1)
         self._emit(b"* FLAGS " + SYSTEM_FLAGS + b"\r\n")
         self._emit(
             b"* OK [PERMANENTFLAGS "
@@ -385,12 +391,12 @@ class Session:
             + b"] Flags permitted\r\n"
         )
         self._emit(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(uids), recent_count))
-        if status.first_unseen_uid is not None:
-            first = view.seq(status.first_unseen_uid)
+        if first_unseen is not None:
+            first = view.seq(first_unseen)
             if first is not None:
                 self._emit(b"* OK [UNSEEN %d] First unseen\r\n" % first)
         self._emit(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % mailbox.uid_validity)
-        self._emit(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % status.uid_next)
+        self._emit(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % uid_next)
         self.view = view
         self.state = State.SELECTED
         mode = "READ-ONLY" if read_only else "READ-WRITE"
