@@ -10,6 +10,7 @@ import pytest
 from postroom import store
 from postroom.db import Conn, connect
 from postroom.errors import InvalidInput
+from postroom.store.messages import _FLAG_TEXT
 from tests.support import Tenant
 
 
@@ -297,3 +298,21 @@ async def test_read_blob_chunks_stops_at_the_given_end(tenant: Tenant) -> None:
     ]
     assert b"".join(chunks) == raw[100:30_000]
     assert all(len(chunk) <= 4096 for chunk in chunks)
+
+
+async def test_list_flags_reads_the_index_alone(tenant: Tenant) -> None:
+    inbox = await inbox_of(tenant)
+    for n in range(3):
+        await store.append_message(tenant.conn, inbox.id, message(n))
+    await tenant.conn.execute("VACUUM messages")  # index-only scans need the visibility map
+    await tenant.conn.execute("SET enable_seqscan = off")
+    try:
+        cur = await tenant.conn.execute(
+            f"""EXPLAIN SELECT uid, {_FLAG_TEXT} FROM messages
+                WHERE mailbox_id = %s AND uid >= 1 AND uid <= 100 ORDER BY uid""",
+            (inbox.id,),
+        )
+        plan = "\n".join(row["QUERY PLAN"] for row in await cur.fetchall())
+    finally:
+        await tenant.conn.execute("RESET enable_seqscan")
+    assert "Index Only Scan using messages_flags" in plan
