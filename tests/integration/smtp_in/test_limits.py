@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Callable, Sequence
+import base64
+import json
+from collections.abc import Callable
 
 import psycopg
 import pytest
+import redis
 
 from postroom.config import Settings
 from postroom.db import Conn, create_pool
-from postroom.queue import dispatch
+from postroom.queue import DELIVERY_QUEUE, TASK_DELIVER
 from postroom.smtp_in import handler
-from postroom.smtp_in.handler import Dispatcher
 from postroom.store.queue import get_queue_entry
 from postroom.store.types import QueueId
 from tests.integration.smtp_in.test_inbound import queued
@@ -106,27 +107,32 @@ async def test_redis_down_still_accepts_and_spools(
     t.close()
 
 
-async def test_accepted_deliveries_are_dispatched(
+async def test_accepted_deliveries_are_dispatched_as_celery_tasks(
     start_smtp: Callable[..., ServerThread],
     make_settings: Callable[..., Settings],
     tenant: Tenant,
     conn: Conn,
 ) -> None:
     await tenant.account("alice")
-    sent: list[int] = []
-    done = threading.Event()
-
-    def recording(ids: Sequence[int], settings: Settings | None = None) -> bool:
-        ok = dispatch(ids, settings)
-        sent.extend(ids)
-        done.set()
-        return ok
-
     settings = make_settings()
-    server = start_smtp(kwargs={"dispatcher": Dispatcher(settings, send=recording)})
+    assert settings.redis_url is not None
+    broker = redis.Redis.from_url(settings.redis_url.replace("redis+socket://", "unix://"))
+    broker.delete(DELIVERY_QUEUE)
+    server = start_smtp()
     t = Transcript(server.inbound).greeting()
     reply = send_one(t, tenant.address("alice"))
-    assert done.wait(10)
     entry = await get_queue_entry(conn, QueueId(int(reply.rsplit(" ", 1)[1])))
-    assert sent == [d.id for d in entry.deliveries]
+    # The server runs in its own thread: waiting here blocks nothing of it.
+    popped = broker.brpop([DELIVERY_QUEUE], timeout=10)
+    assert popped is not None, "nothing was dispatched"
+    _queue, message = popped
+    assert broker.llen(DELIVERY_QUEUE) == 0
+    # What a Celery worker reads: kombu's envelope around a protocol-2 task message.
+    envelope = json.loads(message)
+    assert envelope["headers"]["task"] == TASK_DELIVER
+    args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+    assert args == [[d.id for d in entry.deliveries]]
+    assert kwargs == {}
+    broker.delete(DELIVERY_QUEUE)
+    broker.close()
     t.close()
