@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from email import policy
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from aiosmtpd.controller import Controller
@@ -117,7 +118,7 @@ def sink() -> Iterator[tuple[Sink, int]]:
         controller.stop()
 
 
-def test_inbound_mail_is_readable_identically_over_pop3_and_imap(
+def test_inbound_mail_is_readable_identically_over_pop3_imap_and_the_api(
     make_stack: Callable[..., Stack],
 ) -> None:
     stack = make_stack()
@@ -143,8 +144,22 @@ def test_inbound_mail_is_readable_identically_over_pop3_and_imap(
     assert isinstance(item, tuple)
     via_imap = item[1]
 
+    api = f"http://127.0.0.1:{stack.port('http')}/api/v1"
+    login = httpx.post(f"{api}/tokens", json={"address": alice, "password": PASSWORD}, timeout=30)
+    assert login.status_code == 201, login.text
+    bearer = {"Authorization": f"Bearer {login.json()['token']}"}
+    folders = httpx.get(f"{api}/mailboxes", headers=bearer, timeout=30).json()
+    [inbox] = [f for f in folders if f["name"] == "INBOX"]
+    page = httpx.get(f"{api}/mailboxes/{inbox['id']}/messages", headers=bearer, timeout=30)
+    [summary] = page.json()["items"]
+    download = httpx.get(
+        f"{api}/mailboxes/{inbox['id']}/messages/{summary['uid']}/raw", headers=bearer, timeout=30
+    )
+    assert download.status_code == 200
+    via_api = download.content
+
     [stored] = inbox_raw(stack.database_url, alice)
-    assert via_pop3 == via_imap == stored
+    assert via_pop3 == via_imap == via_api == stored
     assert stored.endswith(raw)  # only trace fields were prepended
     head = email.message_from_bytes(stored, policy=policy.default)
     assert head["Return-Path"] == "<outside@remote.example>"
