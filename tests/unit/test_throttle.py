@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from postroom.auth import plaintext_auth_allowed
-from postroom.throttle import AuthThrottle
+from postroom.throttle import AuthThrottle, SharedCounts
 
 
 class Clock:
@@ -77,3 +79,53 @@ def test_plaintext_passwords_need_tls_except_from_loopback() -> None:
     assert plaintext_auth_allowed(tls=False, peer_ip="::1", allow_plaintext=False)
     assert not plaintext_auth_allowed(tls=False, peer_ip="192.0.2.1", allow_plaintext=False)
     assert plaintext_auth_allowed(tls=False, peer_ip="192.0.2.1", allow_plaintext=True)
+
+
+def throttle(shared: SharedCounts) -> AuthThrottle:
+    return AuthThrottle(
+        free_failures=3, base_delay=0.5, lockout_failures=10, clock=Clock(), shared=shared
+    )
+
+
+class FakeShared:
+    """Counts another process would have written, and what this one sends."""
+
+    def __init__(self, counts: dict[str, int] | None = None) -> None:
+        self.counts = counts or {}
+        self.added: list[list[str]] = []
+        self.cleared: list[list[str]] = []
+
+    async def get(self, keys: Sequence[str]) -> list[int]:
+        return [self.counts.get(k, 0) for k in keys]
+
+    def add(self, keys: Sequence[str]) -> None:
+        self.added.append(list(keys))
+
+    def clear(self, keys: Sequence[str]) -> None:
+        self.cleared.append(list(keys))
+
+
+async def test_failures_counted_elsewhere_lock_out_here() -> None:
+    shared = FakeShared({"acct:bob@example.test": 10})
+    t = throttle(shared=shared)
+    assert not t.locked("192.0.2.1", "bob@example.test")
+    await t.refresh("192.0.2.1", "bob@example.test")
+    assert t.locked("192.0.2.1", "bob@example.test")
+    assert not t.locked("192.0.2.1", "carol@example.test")
+
+
+async def test_refresh_never_lowers_the_local_count() -> None:
+    t = throttle(shared=FakeShared({"ip:192.0.2.1": 1}))
+    for _ in range(5):
+        t.failure("192.0.2.1")
+    await t.refresh("192.0.2.1")
+    assert t.delay("192.0.2.1") == 2.0  # five failures, not one
+
+
+def test_failures_and_successes_are_sent_to_the_shared_counts() -> None:
+    shared = FakeShared()
+    t = throttle(shared=shared)
+    t.failure("192.0.2.1", "Bob@example.test")
+    t.success("192.0.2.1", "bob@example.test")
+    assert shared.added == [["ip:192.0.2.1", "acct:bob@example.test"]]
+    assert shared.cleared == [["acct:bob@example.test"]]

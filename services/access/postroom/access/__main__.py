@@ -10,6 +10,7 @@ from postroom.access.listeners import serve
 from postroom.config import get_settings
 from postroom.errors import ConfigError
 from postroom.log import configure_logging
+from postroom.throttle import auth_throttle
 
 
 async def main() -> None:
@@ -19,7 +20,7 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await serve(settings, stop)
+    await serve(settings, stop, throttle=auth_throttle(settings))
 
 
 def run() -> None:

@@ -89,11 +89,12 @@ async def serve(
     *,
     factories: Sequence[ListenerFactory] | None = None,
     started: Callable[[list[Listener]], None] | None = None,
+    throttle: AuthThrottle | None = None,
 ) -> None:
     """Run every listener until ``stop`` is set, then shut them down cleanly."""
     pool = create_pool(require_url(settings.database_url), max_size=settings.access_db_pool_size)
     await pool.open()
-    context = AccessContext(settings, pool, AuthThrottle(), server_context(settings))
+    context = AccessContext(settings, pool, throttle or AuthThrottle(), server_context(settings))
     listeners: list[Listener] = []
     try:
         for factory in factories if factories is not None else FACTORIES:

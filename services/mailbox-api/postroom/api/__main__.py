@@ -7,12 +7,13 @@ import uvicorn
 from postroom.api.app import create_app
 from postroom.config import get_settings
 from postroom.log import configure_logging
+from postroom.throttle import auth_throttle
 
 
 def main() -> None:
     settings = get_settings()
     configure_logging(settings, "mailbox-api")
-    app = create_app(settings)
+    app = create_app(settings, throttle=auth_throttle(settings))
     uvicorn.run(
         app,
         host=settings.bind_address,

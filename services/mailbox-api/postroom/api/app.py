@@ -18,7 +18,9 @@ from postroom.store.notify import ChangeHub
 from postroom.throttle import AuthThrottle
 
 
-def create_app(settings: Settings, *, pool_size: int = 10) -> FastAPI:
+def create_app(
+    settings: Settings, *, pool_size: int = 10, throttle: AuthThrottle | None = None
+) -> FastAPI:
     """The app for these settings; Postgres is opened when it starts (lifespan)."""
 
     @asynccontextmanager
@@ -46,7 +48,7 @@ def create_app(settings: Settings, *, pool_size: int = 10) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
-    app.state.throttle = AuthThrottle()
+    app.state.throttle = throttle or AuthThrottle()
     problems.install(app)
     for module in (auth, mailboxes, messages, send, events, admin, trace, health, web):
         app.include_router(module.router)

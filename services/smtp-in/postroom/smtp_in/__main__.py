@@ -14,13 +14,14 @@ from postroom.errors import ConfigError
 from postroom.log import configure_logging
 from postroom.smtp_in import metrics
 from postroom.smtp_in.server import start_server
+from postroom.throttle import auth_throttle
 
 log = structlog.get_logger("postroom.smtp_in")
 
 
 async def serve() -> None:
     settings = get_settings()
-    server = await start_server(settings)
+    server = await start_server(settings, throttle=auth_throttle(settings))
     if settings.metrics_port:
         metrics.serve(settings.metrics_port, settings.bind_address)
     stop = asyncio.Event()

@@ -573,6 +573,7 @@ class Session:
             raise SmtpError(R.R538_ENCRYPTION_REQUIRED, "encryption_required")
         mechanism, initial = P.parse_auth(arg)
         throttle = self.ctx.throttle
+        await throttle.refresh(self.peer_ip)
         if throttle.locked(self.peer_ip):
             raise SmtpError(R.R454_AUTH_LOCKED, "auth_locked")
         if mechanism == "PLAIN":
@@ -587,6 +588,7 @@ class Session:
             line = await self._challenge(P.LOGIN_PASSWORD_CHALLENGE)
             credentials = P.Credentials(username, P.decode_text(P.decode_response(line)))
         username = credentials.username
+        await throttle.refresh(self.peer_ip, username)
         if throttle.locked(self.peer_ip, username):
             raise SmtpError(R.R454_AUTH_LOCKED, "auth_locked")
         delay = throttle.delay(self.peer_ip, username)

@@ -165,6 +165,7 @@ class _Connection:
 
     async def authenticate(self, username: str, password: str) -> Account:
         server, ip = self.server, self.ip
+        await server.throttle.refresh(ip, username)
         if server.throttle.locked(ip, username):
             self.log.warning("imap.login.locked_out")
             raise LoginRefused("[UNAVAILABLE] Too many failed logins, try again later")

@@ -237,6 +237,7 @@ class _Connection:
 
     async def _login(self, login: Login) -> list[Event]:
         throttle, ip = self.server.throttle, self.ip
+        await throttle.refresh(ip, login.user)
         if throttle.locked(ip, login.user):
             self.log.warning("pop3.login.locked_out", user=login.user)
             return self.session.login_failed("locked-out")

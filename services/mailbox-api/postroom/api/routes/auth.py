@@ -29,6 +29,7 @@ log = structlog.get_logger("postroom.api")
 async def _login(request: Request, conn: Conn, body: schemas.Login) -> Account:
     throttle = throttle_of(request)
     ip = client_ip(request)
+    await throttle.refresh(ip, body.address)
     if throttle.locked(ip, body.address):
         log.warning("api.login.locked", client=ip)
         raise Problem(
