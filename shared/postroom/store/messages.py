@@ -558,6 +558,18 @@ async def fetch_raw(conn: Conn, mailbox_id: MailboxId, uid: int) -> bytes:
     return bytes(row["raw"])
 
 
+async def fetch_raw_many(
+    conn: Conn, mailbox_id: MailboxId, uids: Sequence[int]
+) -> dict[int, bytes]:
+    """Several whole messages by UID in one query (those still there)."""
+    cur = await conn.execute(
+        """SELECT m.uid, m.header_prefix || b.data AS raw FROM messages m
+           JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = %s AND m.uid = ANY(%s)""",
+        (mailbox_id, list(uids)),
+    )
+    return {int(row["uid"]): bytes(row["raw"]) for row in await cur.fetchall()}
+
+
 async def read_raw_chunks(
     conn: Conn, mailbox_id: MailboxId, uid: int, *, chunk_size: int = 256 * 1024
 ) -> AsyncIterator[bytes]:

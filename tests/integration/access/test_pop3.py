@@ -59,6 +59,30 @@ async def test_retr_returns_the_stored_bytes_with_list_sizes(
     assert bodies == [MSG_A, MSG_DOTS]
 
 
+async def test_retr_in_any_order_gives_each_message_its_own_bytes(
+    pop3: Pop3Endpoint, tenant: Tenant
+) -> None:
+    """Small messages are read ahead in batches; whatever the order of RETR and TOP, and with
+    a large message in the middle, each number gives its own message."""
+    address, box = await inbox_of(tenant, "alice")
+    raws = [f"Subject: m{n}\r\n\r\nbody {n}\r\n".encode() * (n + 1) for n in range(40)]
+    raws[20] = b"Subject: big\r\n\r\n" + (b"y" * 998 + b"\r\n") * 300  # about 300 KB
+    for raw in raws:
+        await store.append_message(tenant.conn, box, raw)
+    order = [1, 2, 3, 40, 39, 5, 21, 22, 4, 1, 30, 6, *range(7, 21), *range(23, 30)]
+
+    def session() -> list[bytes]:
+        client = login(pop3, address)
+        bodies = [message_bytes(client.retr(n)[1]) for n in order]
+        client.top(10, 0)
+        bodies.append(message_bytes(client.retr(11)[1]))
+        client.quit()
+        return bodies
+
+    bodies = await in_thread(session)
+    assert bodies == [raws[n - 1] for n in [*order, 11]]
+
+
 async def test_retr_octet_count_is_the_list_size(pop3: Pop3Endpoint, tenant: Tenant) -> None:
     address, box = await inbox_of(tenant, "alice")
     await store.append_message(tenant.conn, box, MSG_DOTS)

@@ -25,7 +25,14 @@ async def main() -> None:
 
 def run() -> None:
     try:
-        asyncio.run(main())
+        import uvloop
+    except ImportError:  # the stock event loop serves too, a little slower
+        loop_factory = None
+    else:
+        loop_factory = uvloop.new_event_loop
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(main())
     except ConfigError as exc:
         print(f"postroom-access: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -506,7 +506,7 @@ class DotStuffer:
         if self._at_line_start and out.startswith(b"."):
             out = b"." + out
         self._at_line_start = chunk.endswith(b"\n")
-        self._tail = (self._tail + chunk)[-2:]
+        self._tail = (self._tail + chunk[-2:])[-2:]
         return out
 
     def end(self) -> bytes:

@@ -40,6 +40,10 @@ log = structlog.get_logger("postroom.access.pop3")
 
 # Chunks of a message read from the store and written to the socket at a time.
 CHUNK_SIZE = 256 * 1024
+# Clients mostly RETR one message after another: the next small messages come with the one
+# asked for, in one query, up to this many and this many bytes held per session.
+READ_AHEAD_COUNT = 16
+READ_AHEAD_BYTES = 1024 * 1024
 TLS_HANDSHAKE_TIMEOUT = 30.0
 # How long a login waits for a free database connection before answering [SYS/TEMP].
 POOL_TIMEOUT = 10.0
@@ -153,6 +157,8 @@ class _Connection:
         self.conn: Conn | None = None
         self.account_id: AccountId | None = None
         self.mailbox_id: MailboxId | None = None
+        self.entries: list[Entry] = []  # the session's messages, by number - 1
+        self.read_ahead: dict[int, bytes] = {}  # UID -> content fetched before it was asked
         self.closing = False
 
     async def run(self) -> None:
@@ -275,8 +281,8 @@ class _Connection:
             return self.session.login_failed(outcome)
         self.log = self.log.bind(account_id=self.account_id)
         self.log.info("pop3.login", user=login.user, messages=len(messages))
-        entries = [Entry(m.uid, m.size) for m in messages]
-        return self.session.login_succeeded(entries, uid_validity)
+        self.entries = [Entry(m.uid, m.size) for m in messages]
+        return self.session.login_succeeded(self.entries, uid_validity)
 
     async def _send_message(self, event: SendMessage) -> None:
         assert self.conn is not None
@@ -284,7 +290,7 @@ class _Connection:
         chunks: AsyncIterator[bytes]
         if event.size <= CHUNK_SIZE:
             # Most mail: one query for the whole message instead of one per chunk.
-            chunks = _whole(store.fetch_raw(self.conn, self.mailbox_id, event.uid))
+            chunks = _whole(self._small_message(event))
         else:
             chunks = store.read_raw_chunks(
                 self.conn, self.mailbox_id, event.uid, chunk_size=CHUNK_SIZE
@@ -300,6 +306,26 @@ class _Connection:
         self.writer.write(event.header)
         await self._write_chunks(_prepend(first, chunks), stuffer, top)
         self.writer.write(stuffer.end())
+
+    async def _small_message(self, event: SendMessage) -> bytes:
+        """A message of at most CHUNK_SIZE, with the next small ones read ahead."""
+        assert self.conn is not None
+        assert self.mailbox_id is not None
+        raw = self.read_ahead.pop(event.uid, None)
+        if raw is not None:
+            return raw
+        uids, total = [event.uid], event.size
+        for entry in self.entries[event.number : event.number + READ_AHEAD_COUNT]:
+            if entry.size > CHUNK_SIZE or total + entry.size > READ_AHEAD_BYTES:
+                break
+            uids.append(entry.uid)
+            total += entry.size
+        found = await store.fetch_raw_many(self.conn, self.mailbox_id, uids)
+        raw = found.pop(event.uid, None)
+        if raw is None:
+            raise NotFound(f"no message with UID {event.uid}")
+        self.read_ahead = found
+        return raw
 
     async def _write_chunks(
         self, chunks: AsyncIterator[bytes], stuffer: DotStuffer, top: TopFilter | None
