@@ -210,13 +210,15 @@ async def gc_blobs(conn: Conn, *, limit: int = 1000) -> int:
 # One statement takes the next UID and modseq (locking the mailbox row until commit, so that
 # commits happen in UID order across processes), inserts the message and announces it. With a
 # delivery key it does nothing when that delivery is already in the store.
-_APPEND = f"""
-    WITH box AS (
+_APPEND_BOX = """
+    box AS (
         UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
         WHERE id = %(mailbox)s AND selectable
           AND (%(key)s::text IS NULL
                OR NOT EXISTS (SELECT 1 FROM messages WHERE delivery_key = %(key)s::text))
-        RETURNING account_id, uid_next - 1 AS uid, highest_modseq),
+        RETURNING account_id, uid_next - 1 AS uid, highest_modseq)"""
+
+_APPEND_INSERT = f"""
     ins AS (
         INSERT INTO messages AS m (mailbox_id, uid, blob_id, header_prefix, size,
             internal_date, seen, answered, flagged, deleted, draft, keywords, modseq,
@@ -224,12 +226,41 @@ _APPEND = f"""
         SELECT %(mailbox)s, box.uid, b.id, %(prefix)s, b.size + %(prefix_len)s,
                %(internal_date)s, %(seen)s, %(answered)s, %(flagged)s, %(deleted)s, %(draft)s,
                %(keywords)s, box.highest_modseq, %(key)s::text
-        FROM box, blobs b
-        WHERE b.id = coalesce(%(blob)s::bigint, (SELECT id FROM blobs WHERE sha256 = %(sha)s))
+        FROM box, {{blob_source}}
         RETURNING {_MESSAGE_COLUMNS})
     SELECT ins.*, pg_notify('{CHANNEL}',
                             box.account_id || ':' || %(mailbox)s || ':' || box.highest_modseq)
     FROM ins, box"""
+
+_APPEND = (
+    "WITH"
+    + _APPEND_BOX
+    + ","
+    + _APPEND_INSERT.format(
+        blob_source="blobs b WHERE b.id = coalesce(%(blob)s::bigint, "
+        "(SELECT id FROM blobs WHERE sha256 = %(sha)s))"
+    )
+)
+
+# New content and its message in one statement (its own transaction in autocommit mode): the
+# blob comes from the insert's RETURNING, which is the only way a statement sees a row it
+# inserts. ON CONFLICT always updates (a no-op unless the stored copy was never parsed) so
+# that content already stored still yields its row.
+_APPEND_WITH_BLOB = (
+    f"""WITH nb AS (
+        INSERT INTO blobs AS x (sha256, size, data, {", ".join(c for c, _ in _PARSED_FIELDS)})
+        VALUES (%(sha)s, %(size)s, %(data)s, {", ".join(f"%({p})s" for _, p in _PARSED_FIELDS)})
+        ON CONFLICT (sha256) DO UPDATE SET {
+        ", ".join(
+            f"{c} = CASE WHEN x.parsed IS NULL THEN EXCLUDED.{c} ELSE x.{c} END"
+            for c, _ in _PARSED_FIELDS
+        )
+    }
+        RETURNING id, size),"""
+    + _APPEND_BOX
+    + ","
+    + _APPEND_INSERT.format(blob_source="nb b")
+)
 
 
 async def append_message(
@@ -268,11 +299,16 @@ async def append_message(
     else:
         await ensure_parsed(conn, blob_id)
     try:
-        async with conn.pipeline(), conn.transaction():
-            if blob_id is None:
-                await conn.execute(_INSERT_PARSED_BLOB, params)
-            cur = await conn.execute(_APPEND, params)
+        if conn.autocommit:
+            # One statement, so one round trip and its own transaction.
+            cur = await conn.execute(_APPEND if blob_id is not None else _APPEND_WITH_BLOB, params)
             row = await cur.fetchone()
+        else:  # inside the caller's transaction: a savepoint keeps a failure to this append
+            async with conn.pipeline(), conn.transaction():
+                if blob_id is None:
+                    await conn.execute(_INSERT_PARSED_BLOB, params)
+                cur = await conn.execute(_APPEND, params)
+                row = await cur.fetchone()
     except psycopg.errors.UniqueViolation:
         row = None  # the same delivery, stored meanwhile by a concurrent retry
     if row is not None:

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from postroom.db import Conn
-from postroom.errors import InvalidInput, NotFound
-from postroom.store.messages import INSERT_RAW_BLOB, blob_params
+from postroom.errors import InvalidInput, NotFound, StoreError
+from postroom.store.messages import blob_params
 from postroom.store.types import (
     AccountId,
     Arrival,
@@ -143,37 +143,45 @@ async def spool(
         "originals": [s.original for s in specs],
         "notify": [s.notify for s in specs],
     }
-    # One round trip: the content stays unparsed (it may only pass through to another
-    # server); the queue entry and its deliveries find the blob by its hash.
-    async with conn.pipeline(), conn.transaction():
-        await conn.execute(INSERT_RAW_BLOB, params)
-        qcur = await conn.execute(_SPOOL_MESSAGE, params)
-        dcur = await conn.execute(_SPOOL_DELIVERIES, params)
-        qrow = await qcur.fetchone()
-        drows = await dcur.fetchall()
-    assert qrow is not None
-    deliveries = sorted((_delivery(r) for r in drows), key=lambda d: d.id)
-    return Spooled(_queued(qrow), tuple(deliveries))
+    # One statement, so one round trip and its own transaction: the content stays unparsed
+    # (it may only pass through to another server). ON CONFLICT DO UPDATE (a no-op) rather
+    # than DO NOTHING so that content already stored still yields its row.
+    cur = await conn.execute(_SPOOL, params)
+    rows = await cur.fetchall()
+    if not rows:
+        raise StoreError("spooling returned no rows")
+    deliveries = sorted((_delivery(r) for r in rows), key=lambda d: d.id)
+    return Spooled(_queued(rows[0], prefix="q_"), tuple(deliveries))
 
 
-_SPOOL_MESSAGE = f"""
-    INSERT INTO queue_messages AS q (blob_id, reverse_path, received_at, source, client_address,
-        client_name, helo_name, protocol, tls, auth_account_id, message_id, size, env_id,
-        dsn_ret, bounce_of)
-    SELECT b.id, %(rp)s, %(now)s, %(source)s, %(addr)s, %(name)s, %(helo)s, %(proto)s, %(tls)s,
-           %(auth)s, %(message_id)s, b.size, %(envid)s, %(ret)s, %(bounce_of)s
-    FROM blobs b WHERE b.sha256 = %(sha)s
-    RETURNING {_QM_COLUMNS}"""
+_Q_SELECT = ", ".join(
+    f"q.{c.strip().removeprefix('q.')} AS q_{c.strip().removeprefix('q.')}"
+    for c in _QM_COLUMNS.split(",")
+)
 
-_SPOOL_DELIVERIES = f"""
-    INSERT INTO deliveries AS d (queue_message_id, recipient, original_recipient, notify,
-                                 next_attempt_at)
-    SELECT currval(pg_get_serial_sequence('queue_messages', 'id')), r.recipient, r.original,
-           r.notify, %(now)s
-    FROM unnest(%(recipients)s::text[], %(originals)s::text[], %(notify)s::text[])
-         WITH ORDINALITY AS r(recipient, original, notify, ord)
-    ORDER BY r.ord
-    RETURNING {_D_COLUMNS}"""
+_SPOOL = f"""
+    WITH b AS (
+        INSERT INTO blobs (sha256, size, data) VALUES (%(sha)s, %(size)s, %(data)s)
+        ON CONFLICT (sha256) DO UPDATE SET sha256 = EXCLUDED.sha256
+        RETURNING id, size
+    ), q AS (
+        INSERT INTO queue_messages AS q (blob_id, reverse_path, received_at, source,
+            client_address, client_name, helo_name, protocol, tls, auth_account_id, message_id,
+            size, env_id, dsn_ret, bounce_of)
+        SELECT b.id, %(rp)s, %(now)s, %(source)s, %(addr)s, %(name)s, %(helo)s, %(proto)s,
+               %(tls)s, %(auth)s, %(message_id)s, b.size, %(envid)s, %(ret)s, %(bounce_of)s
+        FROM b
+        RETURNING {_QM_COLUMNS}
+    ), d AS (
+        INSERT INTO deliveries AS d (queue_message_id, recipient, original_recipient, notify,
+                                     next_attempt_at)
+        SELECT q.id, r.recipient, r.original, r.notify, %(now)s
+        FROM q, unnest(%(recipients)s::text[], %(originals)s::text[], %(notify)s::text[])
+             WITH ORDINALITY AS r(recipient, original, notify, ord)
+        ORDER BY r.ord
+        RETURNING {_D_COLUMNS}
+    )
+    SELECT d.*, {_Q_SELECT} FROM d CROSS JOIN q"""
 
 _MESSAGE_ID_LINE = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
 

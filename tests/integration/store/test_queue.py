@@ -12,6 +12,7 @@ from postroom import store
 from postroom.db import Conn, connect
 from postroom.errors import InvalidInput
 from postroom.store import queue
+from postroom.store.search import Header, search_uids
 from postroom.store.types import Arrival, DeliveryId, RecipientSpec
 from tests.support import Tenant
 
@@ -41,6 +42,44 @@ async def test_spool_creates_one_delivery_per_recipient(conn: Conn) -> None:
     assert spooled.deliveries[1].notify == "FAILURE"
     assert spooled.message.client_address == "192.0.2.7"
     assert spooled.message.message_id is not None
+
+
+async def test_the_same_content_spooled_twice_is_stored_once(conn: Conn) -> None:
+    content = raw()
+    first, second = [
+        await queue.spool(
+            conn, content, reverse_path="", recipients=["x@remote.test"], arrival=ARRIVAL, now=NOW
+        )
+        for _ in range(2)
+    ]
+    assert first.message.id != second.message.id
+    assert first.message.blob_id == second.message.blob_id
+    assert second.message.size == len(content)
+
+
+async def test_concurrent_spools_of_the_same_content_both_commit(database_url: str) -> None:
+    """The second waits for the first's blob row and then uses it: neither is lost."""
+    content = raw()
+    conns = [await connect(database_url, autocommit=True) for _ in range(4)]
+    try:
+        spooled = await asyncio.gather(
+            *(
+                queue.spool(
+                    c,
+                    content,
+                    reverse_path="",
+                    recipients=["x@remote.test"],
+                    arrival=ARRIVAL,
+                    now=NOW,
+                )
+                for c in conns
+            )
+        )
+    finally:
+        for c in conns:
+            await c.close()
+    assert len({s.message.id for s in spooled}) == 4
+    assert len({s.message.blob_id for s in spooled}) == 1
 
 
 async def test_spool_without_recipients_is_refused(conn: Conn) -> None:
@@ -201,6 +240,24 @@ async def test_spooled_content_is_parsed_when_it_first_enters_a_mailbox(
     assert fetched.parsed
     assert fetched.header_size > 0
     assert await store.fetch_raw(conn, inbox.id, m.uid) == content
+
+
+async def test_appending_the_bytes_of_spooled_content_fills_in_its_parse(
+    conn: Conn, tenant: Tenant
+) -> None:
+    """The web client's Sent copy is the very content it spooled: one blob, parsed once."""
+    content = raw()
+    spooled = await queue.spool(
+        conn, content, reverse_path="", recipients=["x@remote.test"], arrival=ARRIVAL, now=NOW
+    )
+    alice = await tenant.account("alice")
+    sent = await store.get_mailbox(conn, alice.id, "Sent")
+    assert sent is not None
+    m = await store.append_message(conn, sent.id, content)
+    assert m.blob_id == spooled.message.blob_id
+    [fetched] = await store.fetch_content(conn, sent.id, [m.uid])
+    assert fetched.parsed
+    assert await search_uids(conn, sent.id, Header("subject", "queued")) == [m.uid]
 
 
 def test_message_id_is_read_from_the_header_without_parsing() -> None:
