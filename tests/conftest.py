@@ -13,13 +13,14 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+import redis
 
 from postroom import store
 from postroom.db import Conn, connect, migrate
@@ -80,19 +81,43 @@ def _servers() -> Iterator[dict[str, str]]:
         yield {"pg": pg, "redis": rd}
 
 
+@contextmanager
+def fresh_database(server: str, prefix: str) -> Iterator[str]:
+    """A new migrated database on ``server``, dropped (with any connection left) at exit."""
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = with_database(server, name)
+        asyncio.run(migrate(url))
+        yield url
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def empty_redis(server: str, offset: int) -> Iterator[str]:
+    """A Redis database emptied before and after: on a shared server one of this test
+    process's own numbers (``redis_database(offset)``), else the embedded server's."""
+    url = server
+    if not url.startswith("redis+socket://"):
+        url = urlunsplit(urlsplit(url)._replace(path=f"/{redis_database(offset)}"))
+    client = redis.Redis.from_url(url.replace("redis+socket://", "unix://"))
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def database_url(_servers: dict[str, str]) -> Iterator[str]:
     """A database created and migrated for this test run, dropped afterwards."""
-    server = _servers["pg"]
-    name = f"postroom_test_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(server, name)
-    asyncio.run(migrate(url))
-    os.environ["POSTROOM_DATABASE_URL"] = url
-    yield url
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(_servers["pg"], "postroom_test") as url:
+        os.environ["POSTROOM_DATABASE_URL"] = url
+        yield url
 
 
 def redis_database(offset: int) -> int:
@@ -105,18 +130,9 @@ def redis_database(offset: int) -> int:
 @pytest.fixture(scope="session")
 def redis_url(_servers: dict[str, str]) -> Iterator[str]:
     """A Redis database for this run, emptied before and after."""
-    import redis
-
-    url = _servers["redis"]
-    if not url.startswith("redis+socket://"):
-        # A shared server: a database number of this run's own (one per xdist worker).
-        url = urlunsplit(urlsplit(url)._replace(path=f"/{redis_database(0)}"))
-    client = redis.Redis.from_url(url.replace("redis+socket://", "unix://"))
-    client.flushdb()
-    os.environ["POSTROOM_REDIS_URL"] = url
-    yield url
-    client.flushdb()
-    client.close()
+    with empty_redis(_servers["redis"], 0) as url:
+        os.environ["POSTROOM_REDIS_URL"] = url
+        yield url
 
 
 @pytest.fixture

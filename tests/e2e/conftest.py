@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import secrets
 import signal
 import socket
 import ssl
@@ -16,12 +14,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg
 import pytest
-import redis
 
-from postroom.db import migrate
-from tests.conftest import redis_database, with_database
+from tests.conftest import empty_redis, fresh_database
 
 POSTROOM = str(Path(sys.executable).with_name("postroom"))
 PORTS = ("SMTP", "SUBMISSION", "SUBMISSIONS", "POP3", "POP3S", "IMAP", "IMAPS", "HTTP")
@@ -113,29 +108,14 @@ class Stack:
 @pytest.fixture(scope="module")
 def e2e_database(_servers: dict[str, str]) -> Iterator[str]:
     """A database of this module's own: the stack's sweep sees no other test's queue."""
-    server = _servers["pg"]
-    name = f"postroom_e2e_{secrets.token_hex(4)}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(server, name)
-    asyncio.run(migrate(url))
-    yield url
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(_servers["pg"], "postroom_e2e") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def e2e_redis(_servers: dict[str, str]) -> Iterator[str]:
-    url = _servers["redis"]
-    if not url.startswith("redis+socket://"):
-        from urllib.parse import urlsplit, urlunsplit
-
-        url = urlunsplit(urlsplit(url)._replace(path=f"/{redis_database(1)}"))
-    client = redis.Redis.from_url(url.replace("redis+socket://", "unix://"))
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+    with empty_redis(_servers["redis"], 1) as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,10 +7,8 @@ Postroom knows, every image holds only its own service, and the manifests agree 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import secrets
 import shlex
 import signal
 import socket
@@ -20,16 +18,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
-import redis
 import yaml
 
 from postroom.config import Settings
-from postroom.db import migrate
-from tests.conftest import redis_database, with_database
+from tests.conftest import empty_redis, fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -194,24 +188,11 @@ def empty_stack(_servers: dict[str, str]) -> Iterator[tuple[str, str]]:
     """An empty migrated database and an empty Redis database of this test's own: a worker or
     beat started on the run's shared ones would pick up other tests' queued deliveries and
     could still be busy with them when asked to stop."""
-    server = _servers["pg"]
-    name = f"postroom_deploy_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(server, name)
-    asyncio.run(migrate(url))
-    rurl = _servers["redis"]
-    if not rurl.startswith("redis+socket://"):
-        rurl = urlunsplit(urlsplit(rurl)._replace(path=f"/{redis_database(1)}"))
-    client = redis.Redis.from_url(rurl.replace("redis+socket://", "unix://"))
-    client.flushdb()
-    try:
+    with (
+        fresh_database(_servers["pg"], "postroom_deploy") as url,
+        empty_redis(_servers["redis"], 1) as rurl,
+    ):
         yield url, rurl
-    finally:
-        client.flushdb()
-        client.close()
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.mark.parametrize("name", sorted(OURS))

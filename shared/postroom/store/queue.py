@@ -431,17 +431,21 @@ async def purge_finished(conn: Conn, *, before: datetime, limit: int = 1000) -> 
 # owed deliveries, spools it and marks them in one transaction, so each DSN is sent once.
 
 _WANTS_FAILURE = "(d.notify IS NULL OR upper(d.notify) LIKE '%%FAILURE%%')"
+_WANTS_SUCCESS = "(upper(d.notify) LIKE '%%SUCCESS%%')"
 _WANTS_DELAY = "(d.notify IS NULL OR upper(d.notify) LIKE '%%DELAY%%')"
 
 
 async def request_dsn(conn: Conn, delivery_ids: Sequence[DeliveryId]) -> int:
-    """Mark bounced deliveries as owing a failure DSN (where one is due); returns how many."""
+    """Mark finished deliveries as owing a DSN where one is due: bounced ones a failure DSN
+    (unless NOTIFY excludes it), delivered ones a success DSN when NOTIFY asked for SUCCESS
+    (RFC 3461 §4.1); returns how many."""
     cur = await conn.execute(
         f"""UPDATE deliveries d SET dsn_due = true
             FROM queue_messages q
-            WHERE q.id = d.queue_message_id AND d.id = ANY(%s) AND d.state = 'bounced'
+            WHERE q.id = d.queue_message_id AND d.id = ANY(%s)
               AND d.dsn_queue_message_id IS NULL AND q.reverse_path <> ''
-              AND {_WANTS_FAILURE}""",
+              AND ((d.state = 'bounced' AND {_WANTS_FAILURE})
+                   OR (d.state = 'delivered' AND {_WANTS_SUCCESS}))""",
         (list(delivery_ids),),
     )
     return cur.rowcount

@@ -20,7 +20,7 @@ from postroom.config import Settings, load_settings
 from postroom.db import Conn
 from postroom.delivery.courier import Courier, create_pool
 from postroom.store import queue as queue_store
-from postroom.store.types import Arrival, DeliveryId, Spooled
+from postroom.store.types import Arrival, DeliveryId, RecipientSpec, Spooled
 from postroom.tls import make_self_signed
 
 
@@ -179,7 +179,7 @@ class Harness:
     conn: Conn
 
     async def spool(
-        self, raw: bytes, sender: str, recipients: Sequence[str], **arrival: Any
+        self, raw: bytes, sender: str, recipients: Sequence[str | RecipientSpec], **arrival: Any
     ) -> Spooled:
         return await queue_store.spool(
             self.conn,

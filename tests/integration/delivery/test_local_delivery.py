@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import email
+from email import policy
+from email.message import EmailMessage
 from typing import Any
 
 from postroom import store
 from postroom.store import queue as queue_store
+from postroom.store.types import RecipientSpec
 from tests.integration.delivery.harness import message, settings_for
 from tests.support import Tenant
 
@@ -122,3 +126,24 @@ async def test_a_delivery_already_claimed_elsewhere_is_skipped(
     assert len(claimed) == 1
     assert await h.courier.deliver(ids) == 0
     assert await h.inbox(tenant.address("bob")) == []
+
+
+async def test_notify_success_gets_a_delivered_dsn_once(tenant: Tenant, make_harness: Any) -> None:
+    await tenant.account("alice")
+    await tenant.account("bob")
+    h = await make_harness(settings_for())
+    spooled = await h.spool(
+        b"Subject: hi\r\n\r\nhi\r\n",
+        tenant.address("alice"),
+        [RecipientSpec(tenant.address("bob"), notify="SUCCESS,FAILURE")],
+    )
+    await h.deliver(spooled)
+    await h.run([d.id for d in spooled.deliveries])  # a late duplicate changes nothing
+    assert len(await h.inbox(tenant.address("bob"))) == 1
+    [raw] = await h.inbox(tenant.address("alice"))
+    dsn = email.message_from_bytes(raw, policy=policy.default)
+    assert isinstance(dsn, EmailMessage)
+    _, status, _ = dsn.get_payload()  # type: ignore[misc]
+    per_recipient = status.get_payload()[1]
+    assert per_recipient["Action"] == "delivered"
+    assert per_recipient["Final-Recipient"] == f"rfc822; {tenant.address('bob')}"

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from postroom.store import queue as queue_store
+from postroom.store.types import RecipientSpec
 from tests.integration.delivery.harness import Sink, message, settings_for, start_sink
 from tests.support import Tenant
 
@@ -155,6 +156,70 @@ async def test_recipients_that_fail_together_get_one_dsn(
     _, status, _ = parse_dsn(raw).get_payload()  # type: ignore[misc]
     finals = [block["Final-Recipient"] for block in status.get_payload()[1:]]
     assert finals == ["rfc822; x@remote.test", "rfc822; y@remote.test"]
+
+
+async def test_notify_success_to_another_server_gets_a_relayed_dsn(
+    tenant: Tenant, make_harness: Any, sink: Sink
+) -> None:
+    """RFC 3461 §4.1: the next hop is not asked for DSNs, so the report says "relayed"."""
+    await tenant.account("alice")
+    h = await make_harness(settings_for(sink))
+    spooled = await h.spool(
+        message(), tenant.address("alice"), [RecipientSpec("x@remote.test", notify="SUCCESS")]
+    )
+    await h.deliver(spooled)
+    [raw] = await h.inbox(tenant.address("alice"))
+    dsn = parse_dsn(raw)
+    assert dsn["Subject"] == "Successful Mail Delivery Report"
+    _, status, headers = dsn.get_payload()  # type: ignore[misc]
+    per_recipient = status.get_payload()[1]
+    assert (per_recipient["Action"], per_recipient["Status"]) == ("relayed", "2.0.0")
+    assert headers.get_content_type() == "text/rfc822-headers"
+
+
+async def test_notify_never_and_notify_delay_mean_no_failure_dsn(
+    tenant: Tenant, make_harness: Any, sink: Sink
+) -> None:
+    await tenant.account("alice")
+    for r in ("x@remote.test", "y@remote.test"):
+        sink.handler.rcpt_replies[r] = ["550 5.1.1 unknown"]
+    h = await make_harness(settings_for(sink))
+    spooled = await h.spool(
+        message(),
+        tenant.address("alice"),
+        [
+            RecipientSpec("x@remote.test", notify="NEVER"),
+            RecipientSpec("y@remote.test", notify="DELAY"),
+        ],
+    )
+    await h.deliver(spooled)
+    assert await h.inbox(tenant.address("alice")) == []
+    entry = await queue_store.get_queue_entry(h.conn, spooled.message.id)
+    assert [d.state for d in entry.deliveries] == ["bounced", "bounced"]
+
+
+async def test_ret_full_returns_the_whole_message_in_the_dsn(
+    tenant: Tenant, make_harness: Any, sink: Sink
+) -> None:
+    await tenant.account("alice")
+    sink.handler.rcpt_replies["x@remote.test"] = ["550 5.1.1 unknown"]
+    h = await make_harness(settings_for(sink))
+    content = message(tenant.address("alice"))
+    spooled = await h.spool(
+        content,
+        tenant.address("alice"),
+        [RecipientSpec("x@remote.test", original="rfc822;old@remote.test")],
+        dsn_ret="FULL",
+        env_id="ENV-7",
+    )
+    await h.deliver(spooled)
+    [raw] = await h.inbox(tenant.address("alice"))
+    assert content in raw
+    _, status, returned = parse_dsn(raw).get_payload()  # type: ignore[misc]
+    assert returned.get_content_type() == "message/rfc822"
+    per_message, per_recipient = status.get_payload()
+    assert per_message["Original-Envelope-Id"] == "ENV-7"
+    assert per_recipient["Original-Recipient"] == "rfc822;old@remote.test"
 
 
 async def test_null_sender_is_never_bounced(make_harness: Any, sink: Sink) -> None:

@@ -22,6 +22,7 @@ EHLO_INBOUND = [
     "250-8BITMIME",
     "250-SMTPUTF8",
     "250-ENHANCEDSTATUSCODES",
+    "250-DSN",
     "250 STARTTLS",
 ]
 
@@ -120,8 +121,26 @@ def test_command_before_ehlo(t: Transcript, line: str, reply: str) -> None:
         ),
         ("MAIL FROM:<a@b.example> BODY=BINARYMIME", "501 5.5.4 BODY must be 7BIT or 8BITMIME"),
         (
-            "MAIL FROM:<a@b.example> RET=FULL",
+            "MAIL FROM:<a@b.example> MT-PRIORITY=3",
             "555 5.5.4 Parameters not recognized or not implemented",
+        ),
+        ("MAIL FROM:<a@b.example> RET=BODY", "501 5.5.4 RET must be FULL or HDRS"),
+        ("MAIL FROM:<a@b.example> RET", "501 5.5.4 RET must be FULL or HDRS"),
+        (
+            "MAIL FROM:<a@b.example> RET=FULL RET=HDRS",
+            "555 5.5.4 Parameters not recognized or not implemented",
+        ),
+        (
+            "MAIL FROM:<a@b.example> ENVID=a+0Db",
+            "501 5.5.4 ENVID must be xtext of at most 100 characters",
+        ),
+        (
+            "MAIL FROM:<a@b.example> ENVID=a+b",
+            "501 5.5.4 ENVID must be xtext of at most 100 characters",
+        ),
+        (
+            "MAIL FROM:<a@b.example> ENVID=" + "x" * 101,
+            "501 5.5.4 ENVID must be xtext of at most 100 characters",
         ),
         (
             "MAIL FROM:<a@b.example> SIZE=1 SIZE=2",
@@ -152,6 +171,8 @@ def test_mail_from_is_checked(t: Transcript, line: str, reply: str) -> None:
         "MAIL FROM:<a@b.example> SIZE=1000 BODY=8BITMIME",
         "MAIL FROM:<pelé@bücher.example> SMTPUTF8",
         "MAIL FROM:<a@b.example> AUTH=<>",
+        "MAIL FROM:<a@b.example> RET=HDRS ENVID=QQ314159",
+        "MAIL FROM:<> ret=full envid=a+2Bb",
     ],
 )
 def test_mail_from_is_accepted(t: Transcript, line: str) -> None:
@@ -187,9 +208,23 @@ async def test_unknown_local_user_is_refused_at_rcpt(t: Transcript, tenant: Tena
         ("RCPT TO: a@b.example", "501 5.5.2 Syntax: RCPT TO:<address>"),
         ("RCPT <a@b.example>", "501 5.5.2 Syntax: RCPT TO:<address>"),
         (
-            "RCPT TO:<a@b.example> NOTIFY=NEVER",
+            "RCPT TO:<a@b.example> XFORWARD=1",
             "555 5.5.4 Parameters not recognized or not implemented",
         ),
+        (
+            "RCPT TO:<a@b.example> NOTIFY=NEVER,FAILURE",
+            "501 5.5.4 NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY",
+        ),
+        (
+            "RCPT TO:<a@b.example> NOTIFY=SOMETIMES",
+            "501 5.5.4 NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY",
+        ),
+        (
+            "RCPT TO:<a@b.example> NOTIFY=FAILURE,FAILURE",
+            "501 5.5.4 NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY",
+        ),
+        ("RCPT TO:<a@b.example> ORCPT=a@b.example", "501 5.5.4 ORCPT must be addr-type;xtext"),
+        ("RCPT TO:<a@b.example> ORCPT=rfc822;a+0A", "501 5.5.4 ORCPT must be addr-type;xtext"),
     ],
     ids=lambda v: v if isinstance(v, str) and not v[0].isdigit() else None,
 )
@@ -213,6 +248,30 @@ async def test_message_is_spooled_byte_for_byte(t: Transcript, tenant: Tenant, c
     assert body_of(raw) == content
     assert recipients == [f"alice@{tenant.domain.name}"]
     assert reverse_path == "a@b.example"
+
+
+async def test_dsn_parameters_are_kept_with_the_message(
+    t: Transcript, tenant: Tenant, conn: Conn
+) -> None:
+    """RFC 3461: RET and ENVID of MAIL, NOTIFY and ORCPT of each RCPT, xtext decoded."""
+    await tenant.account("alice")
+    await tenant.account("bob")
+    alice, bob = tenant.address("alice"), tenant.address("bob")
+    greeted(t).send("MAIL FROM:<a@b.example> RET=FULL ENVID=QQ+2B314159").expect("250")
+    t.send(f"RCPT TO:<{alice}> NOTIFY=delay,failure ORCPT=rfc822;first+2Blast@old.example")
+    t.expect_exactly("250 2.1.5 Recipient OK")
+    t.send(f"RCPT TO:<{bob}> NOTIFY=NEVER").expect_exactly("250 2.1.5 Recipient OK")
+    t.send("DATA").expect("354")
+    t.send(b"Subject: dsn\r\n\r\nx\r\n.\r\n")
+    reply = t.reply()[0]
+    entry = await get_queue_entry(conn, QueueId(int(reply.rsplit(" ", 1)[1])))
+    assert (entry.message.dsn_ret, entry.message.env_id) == ("FULL", "QQ+314159")
+    first, second = entry.deliveries
+    assert (first.notify, first.original_recipient) == (
+        "FAILURE,DELAY",
+        "rfc822;first+last@old.example",
+    )
+    assert (second.notify, second.original_recipient) == ("NEVER", None)
 
 
 async def test_null_sender_is_accepted(t: Transcript, tenant: Tenant, conn: Conn) -> None:

@@ -53,7 +53,7 @@ def test_ehlo_on_submission_offers_starttls_then_auth(
     t = Transcript(smtp.submission).greeting()
     t.send("EHLO client.example").expect_exactly(
         f"250-{HOSTNAME}", "250-PIPELINING", "250-SIZE 65536", "250-8BITMIME",
-        "250-SMTPUTF8", "250-ENHANCEDSTATUSCODES", "250 STARTTLS",
+        "250-SMTPUTF8", "250-ENHANCEDSTATUSCODES", "250-DSN", "250 STARTTLS",
     )  # fmt: skip
     t.send(f"AUTH PLAIN {plain('a@b.example', 'x')}").expect_exactly(
         "538 5.7.11 Encryption required for requested authentication mechanism"
@@ -61,7 +61,7 @@ def test_ehlo_on_submission_offers_starttls_then_auth(
     t.starttls(client_tls)
     t.send("EHLO client.example").expect_exactly(
         f"250-{HOSTNAME}", "250-PIPELINING", "250-SIZE 65536", "250-8BITMIME",
-        "250-SMTPUTF8", "250-ENHANCEDSTATUSCODES", "250 AUTH PLAIN LOGIN",
+        "250-SMTPUTF8", "250-ENHANCEDSTATUSCODES", "250-DSN", "250 AUTH PLAIN LOGIN",
     )  # fmt: skip
     t.close()
 

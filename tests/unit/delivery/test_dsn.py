@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 from datetime import UTC, datetime
 from email import policy
+from typing import Literal
 
 from postroom.delivery.bounce import RecipientStatus, build_dsn, original_header
 from postroom.store.types import BlobId, QueuedMessage, QueueId
@@ -15,12 +16,12 @@ ORIGINAL = (
 )
 
 
-def queued(env_id: str | None = None) -> QueuedMessage:
+def queued(env_id: str | None = None, ret: Literal["FULL", "HDRS"] | None = None) -> QueuedMessage:
     return QueuedMessage(
         id=QueueId(7), blob_id=BlobId(1), reverse_path="a@example.test", received_at=NOW,
         source="smtp", client_address=None, client_name=None, helo_name=None, protocol=None,
         tls=None, auth_account_id=None, message_id="<m1@example.test>", size=len(ORIGINAL),
-        env_id=env_id, dsn_ret=None, bounce_of=None,
+        env_id=env_id, dsn_ret=ret, bounce_of=None,
     )  # fmt: skip
 
 
@@ -77,3 +78,29 @@ def test_delivery_status_fields_per_message_and_per_recipient() -> None:
 
 def test_returned_header_stops_at_the_body_and_stays_7bit() -> None:
     assert original_header("Subject: Grüße\r\n\r\nbody".encode()) == "Subject: Gr????e\n"
+
+
+def test_ret_full_returns_the_whole_message_byte_for_byte() -> None:
+    raw = build_dsn(message=queued(ret="FULL"), original=ORIGINAL, recipients=[failed("b@r.test")],
+                    reporting_mta="mx.here.test", now=NOW)  # fmt: skip
+    parts = list(parse(raw).iter_parts())
+    assert parts[2].get_content_type() == "message/rfc822"
+    assert ORIGINAL in raw
+    assert parts[2].get_payload(0)["Subject"] == "hello"
+
+
+def test_ret_full_of_a_large_or_8bit_message_returns_its_header_only() -> None:
+    big = ORIGINAL + b"x" * 60_000 + b"\r\n"
+    eight_bit = ORIGINAL.replace(b"body", "bödy".encode())
+    for original in (big, eight_bit):
+        raw = build_dsn(message=queued(ret="FULL"), original=original,
+                        recipients=[failed("b@r.test")], reporting_mta="mx.here.test",
+                        now=NOW)  # fmt: skip
+        assert list(parse(raw).iter_parts())[2].get_content_type() == "text/rfc822-headers"
+
+
+def test_ret_full_of_a_delay_warning_returns_the_header_only() -> None:
+    raw = build_dsn(message=queued(ret="FULL"), original=ORIGINAL,
+                    recipients=[failed("b@r.test", action="delayed", status="4.4.1")],
+                    reporting_mta="mx.here.test", now=NOW, will_retry_until=NOW)  # fmt: skip
+    assert list(parse(raw).iter_parts())[2].get_content_type() == "text/rfc822-headers"

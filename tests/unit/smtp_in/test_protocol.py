@@ -133,6 +133,45 @@ def test_data_over_the_limit_is_discarded_but_framed() -> None:
     assert reader.rest == b"QUIT\r\n"
 
 
+@pytest.mark.parametrize(
+    ("xtext", "text"),
+    [("", ""), ("abc", "abc"), ("a+2Bb", "a+b"), ("+3D+20x", "= x"), ("QQ314159", "QQ314159")],
+)
+def test_xtext_decodes(xtext: str, text: str) -> None:
+    assert P.decode_xtext(xtext) == text
+
+
+@pytest.mark.parametrize("xtext", ["a+b", "a=b", "a+2b", "a+0D+0A", "a+00", "a b", "+E9"])
+def test_bad_or_unsafe_xtext_is_refused(xtext: str) -> None:
+    assert P.decode_xtext(xtext) is None
+
+
+@pytest.mark.parametrize(
+    ("params", "notify", "original"),
+    [
+        ("", None, None),
+        (" NOTIFY=never", "NEVER", None),
+        (" NOTIFY=DELAY,SUCCESS", "SUCCESS,DELAY", None),
+        (" ORCPT=RFC822;a+40b.example", None, "rfc822;a@b.example"),
+    ],
+)
+def test_rcpt_dsn_parameters(params: str, notify: str | None, original: str | None) -> None:
+    path = P.parse_path_argument(f"TO:<a@b.example>{params}", "TO", null_ok=False)
+    assert P.rcpt_options(path) == P.RecipientOptions(notify, original)
+
+
+def test_mail_dsn_parameters() -> None:
+    path = P.parse_path_argument("FROM:<> RET=hdrs ENVID=x+2By", "FROM", null_ok=True)
+    options = P.mail_options(path, esmtp=True, max_size=10)
+    assert (options.ret, options.envid) == ("HDRS", "x+y")
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=60))
+def test_xtext_decoding_never_yields_a_control_character(text: str) -> None:
+    decoded = P.decode_xtext(text)
+    assert decoded is None or (decoded.isprintable() and decoded.isascii())
+
+
 @given(st.binary(max_size=600))
 def test_any_command_line_gets_a_command_or_a_protocol_error(line: bytes) -> None:
     """Fuzzing the parsers: nothing but SmtpError ever escapes, whatever the bytes."""
@@ -145,6 +184,7 @@ def test_any_command_line_gets_a_command_or_a_protocol_error(line: bytes) -> Non
     for call in (
         lambda: P.parse_path_argument(arg, "FROM", null_ok=True),
         lambda: P.rcpt_address(P.parse_path_argument(arg, "TO", null_ok=False), options),
+        lambda: P.rcpt_options(P.parse_path_argument(arg, "TO", null_ok=False)),
         lambda: P.mail_options(
             P.parse_path_argument(arg, "FROM", null_ok=True), esmtp=True, max_size=10
         ),

@@ -3,8 +3,9 @@
 A DSN goes to the original envelope sender with the null reverse path (RFC 5321 §4.5.5, so
 it can never bounce back), From MAILER-DAEMON@<hostname>. The recipients of one message that
 failed together share one DSN. It carries a readable first part, the machine-readable
-message/delivery-status part, and the original message's header (text/rfc822-headers;
-the body is never returned, whatever RET asked, to keep DSNs small).
+message/delivery-status part, and the original message: whole (message/rfc822) when the
+sender asked RET=FULL (RFC 3461 §4.3), the message is at most MAX_RETURNED_MESSAGE octets and
+7-bit, so that the DSN stays small and goes anywhere; else its header (text/rfc822-headers).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from email import policy
 from email.message import Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
 from email.mime.text import MIMEText
 from typing import Literal
 
@@ -24,6 +26,7 @@ import structlog
 
 from postroom.config import Settings
 from postroom.db import Conn
+from postroom.delivery.local import LOCAL_HOST
 from postroom.delivery.retry import enhanced_status
 from postroom.store import queue as queue_store
 from postroom.store.types import (
@@ -38,9 +41,11 @@ from postroom.store.types import (
 
 log = structlog.get_logger("postroom.delivery.bounce")
 
-Action = Literal["failed", "delayed"]
+Action = Literal["failed", "delayed", "delivered", "relayed"]
 # Original headers returned in a DSN are cut at this size.
 MAX_RETURNED_HEADER = 64 * 1024
+# RET=FULL returns the whole message up to this size (Postfix's bounce_size_limit).
+MAX_RETURNED_MESSAGE = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,16 @@ def original_header(raw: bytes) -> str:
     head = head[:MAX_RETURNED_HEADER]
     # 8-bit header bytes become "?": the DSN stays 7-bit and goes anywhere.
     return head.decode("ascii", "replace").replace("\ufffd", "?").replace("\r\n", "\n")
+
+
+def returns_whole(message: QueuedMessage, original: bytes, action: Action) -> bool:
+    """RET=FULL on a failure, for a small 7-bit message (delay warnings return headers)."""
+    return (
+        message.dsn_ret == "FULL"
+        and action == "failed"
+        and len(original) <= MAX_RETURNED_MESSAGE
+        and original.isascii()
+    )
 
 
 def _fields(pairs: Sequence[tuple[str, str | None]]) -> Message:
@@ -100,6 +115,15 @@ def build_dsn(
             "be delivered to one or more recipients. It's attached below.",
         ]
         subject = "Undelivered Mail Returned to Sender"
+    elif action in ("delivered", "relayed"):
+        lines += [
+            "Your message was successfully delivered to the destination(s) listed below."
+            if action == "delivered"
+            else "Your message was passed on to the destination(s) listed below, which will "
+            "not report on it further.",
+            "This report was sent because you asked for one (NOTIFY=SUCCESS).",
+        ]
+        subject = "Successful Mail Delivery Report"
     else:
         lines += [
             "Your message could not be delivered yet to one or more recipients.",
@@ -150,8 +174,15 @@ def build_dsn(
     status.set_payload(list[Message | str](blocks))
     status["Content-Description"] = "Delivery report"
 
-    headers = MIMEText(original_header(original), "rfc822-headers", "us-ascii")
-    headers["Content-Description"] = "Undelivered Message Headers"
+    returned: MIMEBase
+    if returns_whole(message, original, action):
+        returned = MIMENonMultipart("message", "rfc822")
+        # A string payload is written as it is: the original, byte for byte.
+        returned.set_payload(original.decode("ascii"))
+        returned["Content-Description"] = "Undelivered Message"
+    else:
+        returned = MIMEText(original_header(original), "rfc822-headers", "us-ascii")
+        returned["Content-Description"] = "Undelivered Message Headers"
 
     report = MIMEMultipart("report", report_type="delivery-status")
     report["From"] = f"Mail Delivery System <MAILER-DAEMON@{reporting_mta}>"
@@ -165,7 +196,7 @@ def build_dsn(
         report["References"] = message.message_id
     report.attach(text)
     report.attach(status)
-    report.attach(headers)
+    report.attach(returned)
     return report.as_bytes(policy=policy.SMTP)
 
 
@@ -180,7 +211,7 @@ def _diagnostic(attempt: Attempt | None, delivery: Delivery) -> str:
 def recipient_status(entry: QueueEntry, delivery: Delivery, action: Action) -> RecipientStatus:
     attempts = [a for a in entry.attempts if a.delivery_id == delivery.id]
     last = attempts[-1] if attempts else None
-    if action == "failed":
+    if action != "delayed":
         kind: Literal["transient", "permanent"] = "permanent"
     else:
         kind = "transient"
@@ -191,6 +222,8 @@ def recipient_status(entry: QueueEntry, delivery: Delivery, action: Action) -> R
         status = "5.0.0"
     if action == "delayed" and not status.startswith("4"):
         status = "4.0.0"
+    if action in ("delivered", "relayed"):
+        status = "2.0.0"
     remote = last.host if last and last.host and last.host != "local" else None
     return RecipientStatus(
         final_recipient=delivery.recipient,
@@ -220,9 +253,9 @@ async def _spool_dsn(
 async def send_failure_dsns(
     conn: Conn, queue_ids: Sequence[QueueId], *, settings: Settings, now: datetime
 ) -> list[DeliveryId]:
-    """Spool one failure DSN per entry for its deliveries owing one; returns the new
-    deliveries (to dispatch). Safe to run anywhere at once: the debt is locked and paid in
-    one transaction."""
+    """Spool the DSNs owed for each entry's finished deliveries (failures together, successes
+    together); returns the new deliveries (to dispatch). Safe to run anywhere at once: the
+    debt is locked and paid in one transaction."""
     new: list[DeliveryId] = []
     for queue_id in queue_ids:
         async with conn.transaction():
@@ -234,20 +267,37 @@ async def send_failure_dsns(
                 await queue_store.mark_dsn_sent(conn, [d.id for d in owing], None)
                 continue
             original = await queue_store.read_queued_message(conn, queue_id)
-            dsn = build_dsn(
-                message=entry.message,
-                original=original,
-                recipients=[recipient_status(entry, d, "failed") for d in owing],
-                reporting_mta=settings.hostname,
-                now=now,
-            )
-            dsn_id, deliveries = await _spool_dsn(conn, entry, dsn, now)
-            await queue_store.mark_dsn_sent(conn, [d.id for d in owing], dsn_id)
-        log.info(
-            "delivery.dsn.failed", queue_id=queue_id, dsn_queue_id=dsn_id, recipients=len(owing)
-        )
-        new += deliveries
+            # One DSN per kind of news: failures together, successes together.
+            groups: dict[Action, list[Delivery]] = {}
+            for d in owing:
+                groups.setdefault(_finished_action(entry, d), []).append(d)
+            for action, group in groups.items():
+                dsn = build_dsn(
+                    message=entry.message,
+                    original=original,
+                    recipients=[recipient_status(entry, d, action) for d in group],
+                    reporting_mta=settings.hostname,
+                    now=now,
+                )
+                dsn_id, deliveries = await _spool_dsn(conn, entry, dsn, now)
+                await queue_store.mark_dsn_sent(conn, [d.id for d in group], dsn_id)
+                log.info(
+                    f"delivery.dsn.{action}",
+                    queue_id=queue_id,
+                    dsn_queue_id=dsn_id,
+                    recipients=len(group),
+                )
+                new += deliveries
     return new
+
+
+def _finished_action(entry: QueueEntry, delivery: Delivery) -> Action:
+    """failed for a bounce; delivered into a local mailbox; relayed when another server took
+    it (Postroom does not pass DSN requests on, so that server will not report success)."""
+    if delivery.state != "delivered":
+        return "failed"
+    attempts = [a for a in entry.attempts if a.delivery_id == delivery.id]
+    return "delivered" if attempts and attempts[-1].host == LOCAL_HOST else "relayed"
 
 
 async def send_delay_warnings(conn: Conn, *, settings: Settings, now: datetime) -> list[DeliveryId]:

@@ -182,7 +182,10 @@ class Courier:
                 next_attempt_at=decision.next_attempt_at,
                 tls=result.tls,
             )
-            if done is not None and decision.outcome == "bounced":
+            if done is not None and (
+                decision.outcome == "bounced"
+                or (decision.outcome == "delivered" and "SUCCESS" in (done.notify or "").upper())
+            ):
                 await queue_store.request_dsn(conn, [delivery.id])
         _log_outcome(
             item.message, delivery.id, delivery.recipient, decision.outcome, result, decision.text

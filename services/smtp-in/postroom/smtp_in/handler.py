@@ -32,7 +32,7 @@ from postroom.smtp_in import replies as R
 from postroom.smtp_in.policy import Listener
 from postroom.smtp_in.replies import Reply, SmtpError
 from postroom.store.queue import spool
-from postroom.store.types import Account, AccountId, Arrival
+from postroom.store.types import Account, AccountId, Arrival, RecipientSpec
 from postroom.throttle import AuthThrottle
 from postroom.tls import describe
 
@@ -155,6 +155,7 @@ class _Transaction:
     options: P.MailOptions
     recipients: list[str]
     attempted: int = 0
+    dsn: dict[str, P.RecipientOptions] = field(default_factory=dict)
 
 
 class Session:
@@ -346,6 +347,7 @@ class Session:
             "8BITMIME",
             "SMTPUTF8",
             "ENHANCEDSTATUSCODES",
+            "DSN",
         ]
         if self.ctx.tls_context is not None and self.tls is None:
             lines.append("STARTTLS")
@@ -379,6 +381,7 @@ class Session:
         txn.attempted += 1
         path = P.parse_path_argument(arg, "TO", null_ok=False)
         address = P.rcpt_address(path, txn.options)
+        dsn = P.rcpt_options(path)
         if address == "postmaster":
             address = f"postmaster@{self.settings.hostname}"
         policy.check_recipient_count(len(txn.recipients), self.settings.max_recipients)
@@ -388,6 +391,7 @@ class Session:
             self.ctx.accepted.add(key)
         if address.lower() not in (r.lower() for r in txn.recipients):
             txn.recipients.append(address)
+            txn.dsn[address] = dsn
         self.reply(R.R250_RECIPIENT_OK)
 
     async def _check_recipient(self, address: str) -> None:
@@ -447,6 +451,8 @@ class Session:
             protocol=protocol,
             tls=self.tls,
             auth_account_id=AccountId(self.account.id) if self.account else None,
+            env_id=txn.options.envid,
+            dsn_ret=txn.options.ret,
         )
         message = trace + raw
         try:
@@ -455,7 +461,12 @@ class Session:
                     conn,
                     message,
                     reverse_path=txn.reverse_path,
-                    recipients=txn.recipients,
+                    recipients=[
+                        RecipientSpec(r, txn.dsn[r].original, txn.dsn[r].notify)
+                        if r in txn.dsn
+                        else RecipientSpec(r)
+                        for r in txn.recipients
+                    ],
                     arrival=arrival,
                     now=now,
                 )

@@ -11,6 +11,7 @@ import enum
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 from postroom.smtp_in import replies as R
 from postroom.smtp_in.replies import Reply, SmtpError
@@ -203,6 +204,25 @@ def parse_params(text: str) -> dict[str, str | None]:
     return params
 
 
+# RFC 3461 §4: xtext = *( xchar / hexchar ), xchar any of "!" to "~" but "+" and "=",
+# hexchar "+" and two upper-case hex digits.
+_XTEXT = re.compile(r"(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-F]{2})*")
+_XTEXT_HEX = re.compile(r"\+([0-9A-F]{2})")
+_ADDR_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+MAX_ENVID = 100  # RFC 3461 §4.4
+MAX_ORCPT = 500  # RFC 3461 §4.2: the parameter is at most 500 characters
+NOTIFY_VALUES = ("SUCCESS", "FAILURE", "DELAY")
+
+
+def decode_xtext(text: str) -> str | None:
+    """The text an xtext stands for, or None when it is not xtext or decodes to something
+    that may not go into a header field (a control character: CR, LF, NUL...)."""
+    if not _XTEXT.fullmatch(text):
+        return None
+    decoded = _XTEXT_HEX.sub(lambda m: chr(int(m[1], 16)), text)
+    return decoded if decoded.isascii() and decoded.isprintable() else None
+
+
 @dataclass(frozen=True, slots=True)
 class MailOptions:
     """What MAIL FROM's parameters asked for."""
@@ -210,6 +230,16 @@ class MailOptions:
     smtputf8: bool = False
     body_8bit: bool = False
     declared_size: int | None = None
+    ret: Literal["FULL", "HDRS"] | None = None  # RFC 3461 §4.3
+    envid: str | None = None  # RFC 3461 §4.4, decoded
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientOptions:
+    """What RCPT TO's parameters asked for (RFC 3461 §4.1, §4.2)."""
+
+    notify: str | None = None  # "NEVER" or e.g. "FAILURE,DELAY"
+    original: str | None = None  # "rfc822;user@example.org", decoded
 
 
 def mail_options(path: Path, *, esmtp: bool, max_size: int) -> MailOptions:
@@ -218,6 +248,8 @@ def mail_options(path: Path, *, esmtp: bool, max_size: int) -> MailOptions:
         raise SmtpError(R.R555_PARAMETERS)
     smtputf8 = body_8bit = False
     size: int | None = None
+    ret: Literal["FULL", "HDRS"] | None = None
+    envid: str | None = None
     for key, value in path.params.items():
         if key == "SIZE":
             if value is None or not value.isdigit() or len(value) > 20:
@@ -234,6 +266,14 @@ def mail_options(path: Path, *, esmtp: bool, max_size: int) -> MailOptions:
             if value is not None:
                 raise SmtpError(R.R555_PARAMETERS)
             smtputf8 = True
+        elif key == "RET":
+            if value is None or value.upper() not in ("FULL", "HDRS"):
+                raise SmtpError(R.R501_RET_PARAMETER)
+            ret = "FULL" if value.upper() == "FULL" else "HDRS"
+        elif key == "ENVID":
+            envid = decode_xtext(value or "") if value and len(value) <= MAX_ENVID else None
+            if not envid:
+                raise SmtpError(R.R501_ENVID_PARAMETER)
         elif key == "AUTH":
             # RFC 4954 §5: the AUTH= parameter may be ignored by a server that does not trust
             # the client to assert identities; it is only checked to be present with a value.
@@ -243,16 +283,42 @@ def mail_options(path: Path, *, esmtp: bool, max_size: int) -> MailOptions:
             raise SmtpError(R.R555_PARAMETERS)
     if not path.ascii and not smtputf8:
         raise SmtpError(R.R553_NEEDS_SMTPUTF8)
-    return MailOptions(smtputf8, body_8bit, size)
+    return MailOptions(smtputf8, body_8bit, size, ret, envid)
 
 
 def rcpt_address(path: Path, options: MailOptions) -> str:
-    """Check RCPT TO's parameters (none are supported) and the UTF-8 rule; the address."""
-    if path.params:
-        raise SmtpError(R.R555_PARAMETERS)
+    """Check the UTF-8 rule for RCPT TO's address; the address."""
     if not path.ascii and not options.smtputf8:
         raise SmtpError(R.R553_NEEDS_SMTPUTF8)
     return path.address
+
+
+def rcpt_options(path: Path) -> RecipientOptions:
+    """RCPT TO's parameters: NOTIFY and ORCPT (RFC 3461), nothing else."""
+    notify = original = None
+    for key, value in path.params.items():
+        if key == "NOTIFY":
+            words = (value or "").upper().split(",")
+            if words == ["NEVER"]:
+                notify = "NEVER"
+            elif not value or len(set(words)) != len(words) or set(words) - set(NOTIFY_VALUES):
+                raise SmtpError(R.R501_NOTIFY_PARAMETER)
+            else:
+                notify = ",".join(w for w in NOTIFY_VALUES if w in words)
+        elif key == "ORCPT":
+            addr_type, semicolon, xtext = (value or "").partition(";")
+            address = decode_xtext(xtext) if semicolon else None
+            if (
+                not value
+                or len(value) > MAX_ORCPT
+                or not _ADDR_TYPE.fullmatch(addr_type)
+                or not address
+            ):
+                raise SmtpError(R.R501_ORCPT_PARAMETER)
+            original = f"{addr_type.lower()};{address}"
+        else:
+            raise SmtpError(R.R555_PARAMETERS)
+    return RecipientOptions(notify, original)
 
 
 def parse_helo(arg: str) -> str:

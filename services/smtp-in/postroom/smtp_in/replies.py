@@ -95,6 +95,12 @@ R504_AUTH_MECHANISM = Reply(504, "5.5.4", "Unrecognized authentication mechanism
 R555_PARAMETERS = Reply(555, "5.5.4", "Parameters not recognized or not implemented")
 R501_BODY_PARAMETER = Reply(501, "5.5.4", "BODY must be 7BIT or 8BITMIME")
 R501_SIZE_PARAMETER = Reply(501, "5.5.4", "SIZE must be a number")
+R501_RET_PARAMETER = Reply(501, "5.5.4", "RET must be FULL or HDRS")
+R501_ENVID_PARAMETER = Reply(501, "5.5.4", "ENVID must be xtext of at most 100 characters")
+R501_NOTIFY_PARAMETER = Reply(
+    501, "5.5.4", "NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY"
+)
+R501_ORCPT_PARAMETER = Reply(501, "5.5.4", "ORCPT must be addr-type;xtext")
 R553_NEEDS_SMTPUTF8 = Reply(553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter")
 
 # Permanent failures: policy.
