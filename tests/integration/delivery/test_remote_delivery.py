@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import email
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
 from datetime import timedelta
 from email import policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from postroom.config import load_settings
+from postroom.delivery import remote
 from postroom.store import queue as queue_store
 from postroom.store.types import RecipientSpec
-from tests.integration.delivery.harness import Sink, message, settings_for, start_sink
+from tests.integration.delivery.harness import (
+    Sink,
+    free_port,
+    message,
+    settings_for,
+    start_sink,
+)
 from tests.support import Tenant
 
 
@@ -220,6 +236,71 @@ async def test_ret_full_returns_the_whole_message_in_the_dsn(
     per_message, per_recipient = status.get_payload()
     assert per_message["Original-Envelope-Id"] == "ENV-7"
     assert per_recipient["Original-Recipient"] == "rfc822;old@remote.test"
+
+
+@pytest.fixture
+def postfix_sink(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """Postfix's smtp-sink, which offers DSN and writes each message with its MAIL and RCPT
+    arguments (X-Mail-Args, X-Rcpt-Args) to a file."""
+    if shutil.which("smtp-sink") is None:
+        pytest.skip("smtp-sink (Debian package postfix) is not installed")
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    dump.chmod(0o777)
+    port = free_port()
+    user = pwd.getpwuid(os.getuid()).pw_name
+    process = subprocess.Popen(
+        ["smtp-sink", "-u", user, "-d", f"{dump}/%M%S.", f"127.0.0.1:{port}", "10"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "smtp-sink did not start"
+                time.sleep(0.05)
+        yield port, dump
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def test_dsn_requests_are_passed_to_a_next_hop_that_offers_dsn(
+    tenant: Tenant, make_harness: Any, postfix_sink: tuple[int, Path]
+) -> None:
+    """RFC 3461 §6.2: RET, ENVID, NOTIFY and ORCPT go on (xtext encoded); the next hop reports
+    success from then on, so no "relayed" DSN comes from here."""
+    await tenant.account("alice")
+    port, dump = postfix_sink
+    h = await make_harness(
+        load_settings(
+            {"POSTROOM_HOSTNAME": "mx.postroom.test",
+             "POSTROOM_TRANSPORT_MAP": f"far.test=[127.0.0.1]:{port}"}
+        )
+    )  # fmt: skip
+    spooled = await h.spool(
+        message(),
+        tenant.address("alice"),
+        [RecipientSpec("x@far.test", original="rfc822;first+last@old.test", notify="SUCCESS")],
+        dsn_ret="HDRS",
+        env_id="env 1",
+    )
+    await h.deliver(spooled)
+    [d] = (await queue_store.get_queue_entry(h.conn, spooled.message.id)).deliveries
+    assert d.state == "delivered"
+    [written] = list(dump.iterdir())
+    head = written.read_text().split("\n")
+    # smtp-sink offers no SIZE, so only the DSN parameters follow the path.
+    assert f"X-Mail-Args: <{tenant.address('alice')}> RET=HDRS ENVID=env+201" in head
+    assert "X-Rcpt-Args: <x@far.test> NOTIFY=SUCCESS ORCPT=rfc822;first+2Blast@old.test" in head
+    assert await h.inbox(tenant.address("alice")) == []
+
+
+def test_xtext_encodes_plus_equals_space_and_controls() -> None:
+    assert remote.xtext("a+b=c d\r\né") == "a+2Bb+3Dc+20d+0D+0A+C3+A9"
 
 
 async def test_null_sender_is_never_bounced(make_harness: Any, sink: Sink) -> None:

@@ -150,7 +150,15 @@ class Courier:
                     return
                 async with self.pool.connection() as conn:
                     content = await queue_store.read_queued_message(conn, message.id)
-                transaction = remote.Transaction(message.reverse_path, recipients, content)
+                transaction = remote.Transaction(
+                    message.reverse_path,
+                    recipients,
+                    content,
+                    ret=message.dsn_ret,
+                    envid=message.env_id,
+                    notify={c.delivery.recipient: c.delivery.notify for c in group},
+                    orcpt={c.delivery.recipient: c.delivery.original_recipient for c in group},
+                )
                 results = await remote.send(hops, transaction, self.settings)
         async with self.pool.connection() as conn:
             now = self.clock()
@@ -184,7 +192,11 @@ class Courier:
             )
             if done is not None and (
                 decision.outcome == "bounced"
-                or (decision.outcome == "delivered" and "SUCCESS" in (done.notify or "").upper())
+                or (
+                    decision.outcome == "delivered"
+                    and "SUCCESS" in (done.notify or "").upper()
+                    and not result.dsn_passed  # the next hop will report
+                )
             ):
                 await queue_store.request_dsn(conn, [delivery.id])
         _log_outcome(

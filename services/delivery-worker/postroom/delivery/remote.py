@@ -3,16 +3,17 @@
 The client side of RFC 5321: try the next hops in order until one greets with 220 (§5.1: a
 connection failure or a 4xx greeting moves on to the next MX), EHLO with our host name,
 opportunistic STARTTLS (RFC 3207) without certificate checks as Postfix's "may" level,
-SIZE (RFC 1870) and 8BITMIME (RFC 6152), then MAIL, one RCPT per recipient and DATA, with a
-result for each recipient.
+SIZE (RFC 1870) and 8BITMIME (RFC 6152), DSN requests passed on where the server offers DSN
+(RFC 3461 §6.2), then MAIL, one RCPT per recipient and DATA, with a result for each recipient.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ssl
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import aiosmtplib
 import structlog
@@ -46,6 +47,41 @@ class Transaction:
     reverse_path: str
     recipients: Sequence[str]
     content: bytes
+    # RFC 3461, passed on to a server that offers DSN: RET and ENVID of the message, NOTIFY
+    # and ORCPT ("type;address") of each recipient.
+    ret: str | None = None
+    envid: str | None = None
+    notify: Mapping[str, str | None] = field(default_factory=dict)
+    orcpt: Mapping[str, str | None] = field(default_factory=dict)
+
+
+def xtext(text: str) -> str:
+    """RFC 3461 §4: "+" and "=", controls, space and non-ASCII as "+XX" (of the UTF-8)."""
+    return "".join(
+        chr(b) if 0x21 <= b <= 0x7E and b not in (0x2B, 0x3D) else f"+{b:02X}"
+        for b in text.encode("utf-8")
+    )
+
+
+def dsn_mail_options(transaction: Transaction) -> list[str]:
+    options = []
+    if transaction.ret:
+        options.append(f"RET={transaction.ret}")
+    if transaction.envid:
+        options.append(f"ENVID={xtext(transaction.envid)}")
+    return options
+
+
+def dsn_rcpt_options(transaction: Transaction, recipient: str) -> list[str]:
+    options = []
+    if notify := transaction.notify.get(recipient):
+        options.append(f"NOTIFY={notify}")
+    if orcpt := transaction.orcpt.get(recipient):
+        addr_type, semicolon, address = orcpt.partition(";")
+        if not semicolon:  # a bare address: RFC 822 type
+            addr_type, address = "rfc822", orcpt
+        options.append(f"ORCPT={addr_type};{xtext(address)}")
+    return options
 
 
 class _NextHop(Exception):
@@ -153,6 +189,9 @@ async def _transaction(
             text = f"5.6.3 the message has 8-bit content and {host} does not offer 8BITMIME"
             return dict.fromkeys(recipients, permanent(text, host=host))
         options.append("BODY=8BITMIME")
+    dsn = client.supports_extension("dsn")
+    if dsn:
+        options += dsn_mail_options(transaction)
     try:
         await client.mail(transaction.reverse_path, options=options)
     except aiosmtplib.SMTPResponseException as exc:
@@ -162,7 +201,9 @@ async def _transaction(
     accepted: list[str] = []
     for recipient in recipients:
         try:
-            await client.rcpt(recipient)
+            await client.rcpt(
+                recipient, options=dsn_rcpt_options(transaction, recipient) if dsn else None
+            )
         except SMTPRecipientRefused as exc:
             results[recipient] = from_reply(exc.code, exc.message, host, tls)
         else:
@@ -177,6 +218,8 @@ async def _transaction(
         reply = from_reply(exc.code, exc.message, host, tls)
     else:
         reply = from_reply(response.code, response.message, host, tls)
+    if dsn and reply.kind == "delivered":
+        reply = dataclasses.replace(reply, dsn_passed=True)
     for recipient in accepted:
         results[recipient] = reply
     return results

@@ -25,6 +25,8 @@ class Result:
     text: str | None = None  # the reply text or our own reason, starting with an RFC 3463 status
     host: str | None = None  # "local", or the remote MTA as name[address]:port
     tls: str | None = None  # the TLS version of the connection, e.g. "TLSv1.3"
+    # The next hop took the RFC 3461 DSN request with the recipient: it reports from now on.
+    dsn_passed: bool = False
 
 
 def delivered(host: str, code: int = 250, text: str = "2.0.0 OK", tls: str | None = None) -> Result:
