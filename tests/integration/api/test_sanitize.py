@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import re
+
 import pytest
 
 from tests.integration.api.conftest import User
@@ -101,3 +104,34 @@ async def test_the_app_pages_send_a_strict_policy(alice: User) -> None:
     assert "script-src 'self';" in csp
     assert "frame-ancestors 'none'" in csp
     assert reply.headers["x-frame-options"] == "DENY"
+
+
+PIXEL = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+RELATED = (
+    b"From: a@example.test\r\nTo: alice@example.test\r\nSubject: inline\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/related; boundary="b"\r\n\r\n'
+    b"--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+    b'<p>logo <img src="cid:logo%40example.test"> vector <img src="cid:vec@example.test">'
+    b' missing <img src="cid:none@example.test"></p>\r\n'
+    b"--b\r\nContent-Type: image/png\r\nContent-ID: <logo@example.test>\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(PIXEL) + b"\r\n"
+    b"--b\r\nContent-Type: image/svg+xml\r\nContent-ID: <vec@example.test>\r\n\r\n"
+    b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"></svg>\r\n'
+    b"--b--\r\n"
+)
+
+
+async def test_cid_images_are_shown_inline_as_data_and_nothing_else_is(alice: User) -> None:
+    """RFC 2392: an image part named by its Content-ID is shown in place (as a data: URI, so
+    the frame of no origin needs no request); SVG and unknown Content-IDs stay blocked."""
+    uid = await alice.deliver(RELATED)
+    inbox = await alice.mailbox()
+    html = (await alice.client.get(f"/api/v1/mailboxes/{inbox.id}/messages/{uid}/html")).text
+    srcs = re.findall(r'<img src="([^"]*)"', html)
+    assert srcs[0] == "data:image/png;base64," + base64.b64encode(PIXEL).decode()
+    assert srcs[1] == srcs[2]
+    assert srcs[1].startswith("data:image/svg+xml,%3Csvg")  # the blocked-image placeholder
+    assert "alert" not in html
+    assert "cid:" not in html

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import email.policy
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from copy import deepcopy
 from dataclasses import dataclass
 from email import message_from_bytes
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import nh3
 
@@ -81,13 +82,21 @@ class SanitizedHtml:
     remote_images: bool
 
 
-def sanitize_html(markup: str, *, allow_remote_images: bool) -> SanitizedHtml:
+def sanitize_html(
+    markup: str, *, allow_remote_images: bool, inline_images: Mapping[str, str] | None = None
+) -> SanitizedHtml:
     """Remove everything active from an HTML body (scripts, handlers, javascript: links, forms,
-    frames, remote content unless allowed); what remains can only be looked at."""
+    frames, remote content unless allowed); what remains can only be looked at. ``cid:``
+    images (RFC 2392) become the data: URIs of ``inline_images`` (by Content-ID), others are
+    blocked."""
     found_remote = False
 
     def attribute_filter(tag: str, attr: str, value: str) -> str | None:
         nonlocal found_remote
+        if value.lower().startswith("cid:"):
+            if tag == "img" and attr == "src":
+                return (inline_images or {}).get(content_id(value[4:]), BLOCKED_IMAGE)
+            return None
         if tag == "img" and attr == "src":
             if value.lower().startswith(("http:", "https:", "//")):
                 found_remote = True
@@ -103,13 +112,56 @@ def sanitize_html(markup: str, *, allow_remote_images: bool) -> SanitizedHtml:
         clean_content_tags={"script", "style", "title", "head", "noscript", "template"},
         attributes=_ATTRIBUTES,
         attribute_filter=attribute_filter,
-        url_schemes={"http", "https", "mailto", "data"},
+        url_schemes={"http", "https", "mailto", "data", "cid"},
         link_rel="noopener noreferrer",
         set_tag_attribute_values={"a": {"target": "_blank"}},
         filter_style_properties=set(_STYLE_PROPERTIES),
         strip_comments=True,
     )
     return SanitizedHtml(cleaned, found_remote)
+
+
+# Images shown in place of cid: references: raster types a browser decodes without running
+# anything (never SVG), and at most this much decoded data per message.
+INLINE_IMAGE_TYPES = frozenset({"png", "gif", "jpeg", "webp"})
+MAX_INLINE_IMAGES = 4 * 1024 * 1024
+_CID_REF = re.compile(r"""["'\s=]cid:([^"'\s>]{1,998})""", re.IGNORECASE)
+
+
+def content_id(text: str) -> str:
+    """A Content-ID as a cid: URL names it (RFC 2392: URL-encoded, without angle brackets)."""
+    return unquote(text).strip().removeprefix("<").removesuffix(">")
+
+
+def cid_references(markup: str) -> set[str]:
+    """The Content-IDs an HTML body refers to with cid: URLs."""
+    return {content_id(m[1]) for m in _CID_REF.finditer(markup)}
+
+
+def _leaves(node: BodyPart) -> Iterator[BodyPart]:
+    if node.type == "multipart":
+        for child in node.children:
+            yield from _leaves(child)
+    else:
+        yield node
+
+
+async def inline_images(conn: Conn, content: MessageContent, wanted: set[str]) -> dict[str, str]:
+    """data: URIs of the message's image parts whose Content-ID is ``wanted``."""
+    found: dict[str, str] = {}
+    total = 0
+    for node in _leaves(root_part(content)):
+        if not node.id or node.type != "image" or node.subtype not in INLINE_IMAGE_TYPES:
+            continue
+        key = content_id(node.id)
+        if key not in wanted or key in found:
+            continue
+        data = await decoded_part(conn, content, node)
+        total += len(data)
+        if total > MAX_INLINE_IMAGES:
+            break
+        found[key] = f"data:image/{node.subtype};base64,{base64.b64encode(data).decode()}"
+    return found
 
 
 def body_csp(*, allow_remote_images: bool) -> str:

@@ -205,9 +205,9 @@ async def message_html(
     if html_node is None:
         raise Problem(404, f"message {uid} has no HTML body")
     allow = images == "show"
-    cleaned = render.sanitize_html(
-        await render.part_text(conn, content, html_node), allow_remote_images=allow
-    )
+    markup = await render.part_text(conn, content, html_node)
+    inline = await render.inline_images(conn, content, render.cid_references(markup))
+    cleaned = render.sanitize_html(markup, allow_remote_images=allow, inline_images=inline)
     return HTMLResponse(
         render.html_document(cleaned.html, allow_remote_images=allow),
         headers={
