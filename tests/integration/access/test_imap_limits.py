@@ -200,3 +200,38 @@ async def test_a_failure_inside_a_command_ends_only_that_session_with_bye(
         ]
         # The server itself goes on.
         assert (await in_thread(noop_greeting, imap)).startswith(b"* OK [CAPABILITY ")
+
+
+def literal_exchange(endpoint: ImapEndpoint, address: str | None) -> list[bytes]:
+    """A 100,000-octet APPEND literal announced with LITERAL+, before or after LOGIN."""
+    line = Line(endpoint)
+    try:
+        line.read()
+        if address is not None:
+            assert line.send(f'l LOGIN "{address}" "pw-1"').startswith(b"l OK")
+        line.sock.sendall(b"a APPEND INBOX {100000+}\r\n" + b"x" * 100_000 + b"\r\n")
+        reply = line.read()
+        return [reply, line.send("n NOOP")]
+    finally:
+        line.close()
+
+
+async def test_a_stranger_cannot_send_a_message_sized_literal(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Before LOGIN an APPEND literal is held to the limit of any literal (64 KiB), so an
+    unauthenticated connection never makes the server buffer a whole message."""
+    async with running_imap(database_url, tmp_path) as imap:
+        refused, after = await in_thread(literal_exchange, imap, None)
+    assert refused == b"a NO [TOOBIG] Literal too big\r\n"
+    assert after.startswith(b"n OK")
+
+
+async def test_a_logged_in_client_may_append_a_large_message(
+    database_url: str, tmp_path: Path, tenant: Tenant
+) -> None:
+    await tenant.account("alice", "pw-1")
+    async with running_imap(database_url, tmp_path) as imap:
+        appended, after = await in_thread(literal_exchange, imap, tenant.address("alice"))
+    assert appended.startswith(b"a OK [APPENDUID ")
+    assert after.startswith(b"n OK")

@@ -140,8 +140,8 @@ class _Connection:
         self.writer = writer
         self.ip = ip
         self.log = log.bind(session_id=secrets.token_hex(4), client=ip)
-        self.commands = self._command_reader()
         self.account: Account | None = None
+        self.commands = self._command_reader()
         self.subscription: Subscription | None = None
         settings = server.settings
         self.session = Session(
@@ -156,8 +156,15 @@ class _Connection:
             hostname=settings.hostname,
         )
 
+    def _append_limit(self) -> int:
+        """APPEND's message may be as large as a message once logged in; before, a stranger's
+        literal is held to the size of any other (LITERAL+ sends it unasked)."""
+        if self.account is None:
+            return p.MAX_LITERAL_SIZE
+        return self.server.settings.max_message_size
+
     def _command_reader(self) -> p.CommandReader:
-        return p.CommandReader(max_append_size=self.server.settings.max_message_size)
+        return p.CommandReader(max_append_size=self._append_limit())
 
     async def send(self, data: bytes) -> None:
         self.writer.write(data)
@@ -188,6 +195,7 @@ class _Connection:
             raise LoginRefused("[LIMIT] Too many sessions for this account")
         server._per_account[account.id] += 1
         self.account = account
+        self.commands.max_append_size = self._append_limit()
         self.log = self.log.bind(account=account.address)
         self.log.info("imap.login.succeeded")
         return account
