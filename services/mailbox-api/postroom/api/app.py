@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from postroom.api import problems
 from postroom.api.metrics import MetricsMiddleware
 from postroom.api.routes import admin, auth, events, health, mailboxes, messages, send, trace, web
-from postroom.api.security import SecurityHeaders
+from postroom.api.security import BodyLimit, SecurityHeaders
 from postroom.config import Settings
 from postroom.db import create_pool
 from postroom.runtime import database_url
@@ -53,6 +53,8 @@ def create_app(
     for module in (auth, mailboxes, messages, send, events, admin, trace, health, web):
         app.include_router(module.router)
     web.mount_static(app)
+    # Starlette runs the last added outermost: the size check inside the security headers.
+    app.add_middleware(BodyLimit, max_message_size=settings.max_message_size)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -8,6 +8,8 @@ import hmac
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from postroom.api.problems import problem_response
+
 # The app's pages: scripts and styles only from our own files (no inline script), frames only
 # from ourselves (the sandboxed message body), and nobody may frame us. Remote images are
 # allowed here only because a message body's frame inherits this policy; its own meta policy
@@ -69,3 +71,43 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, wrapped)
+
+
+# A request body is read whole (JSON) or spooled to disk (uploads) before any handler can
+# look at who sent it, so its size is checked first: at most this much anywhere, and on the
+# send endpoint what a message of POSTROOM_MAX_MESSAGE_SIZE takes as a form (base64 and
+# multipart framing add a third), plus room for the other fields.
+MAX_BODY = 1024 * 1024
+SEND_PATH = "/api/v1/send"
+
+
+def send_body_limit(max_message_size: int) -> int:
+    return max_message_size * 4 // 3 + MAX_BODY
+
+
+class BodyLimit:
+    """413 for a declared Content-Length over the limit, 411 for a body of unknown length
+    (chunked); the server's HTTP parser holds a body to its declared length."""
+
+    def __init__(self, app: ASGIApp, *, max_message_size: int) -> None:
+        self.app = app
+        self.send_limit = send_body_limit(max_message_size)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        limit = self.send_limit if scope.get("path") == SEND_PATH else MAX_BODY
+        length = headers.get(b"content-length")
+        refusal: tuple[int, str] | None = None
+        if length is not None:
+            if not length.isdigit() or int(length) > limit:
+                refusal = (413, f"the request body may be at most {limit} octets")
+        elif b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+            refusal = (411, "send the request body with a Content-Length")
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        response = problem_response(*refusal, headers={"Connection": "close"})
+        await response(scope, receive, send)
