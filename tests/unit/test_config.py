@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from postroom.config import NextHop, load_settings, parse_transport_map
+from postroom.config import NextHop, Settings, load_settings, parse_transport_map
 from postroom.errors import ConfigError
 
 
@@ -140,3 +141,9 @@ def test_delivery_worker_settings_come_from_the_environment() -> None:
     assert settings.delivery_lease == timedelta(minutes=2)
     assert settings.sweep_interval == timedelta(seconds=1)
     assert settings.smtp_connect_timeout == 5.0
+
+
+def test_every_setting_is_documented_and_nothing_else() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "settings.md").read_text()
+    documented = set(re.findall(r"^\| `POSTROOM_([A-Z0-9_]+)` \|", page, re.M))
+    assert documented == {name.upper() for name in Settings.model_fields}
