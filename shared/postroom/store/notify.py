@@ -107,6 +107,10 @@ class ChangeHub:
         self._subscribers.setdefault(account_id, set()).add(subscription)
         return subscription
 
+    def subscriptions(self, account_id: AccountId) -> int:
+        """How many subscriptions the account has open in this process."""
+        return len(self._subscribers.get(account_id, ()))
+
     def _unsubscribe(self, subscription: Subscription) -> None:
         group = self._subscribers.get(subscription.account_id)
         if group is not None:

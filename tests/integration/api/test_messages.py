@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import httpx
 import pytest
 
 from postroom import store
+from postroom.api.routes.events import MAX_STREAMS_PER_ACCOUNT
 from tests.integration.api.conftest import User, mail
 
 MULTIPART = (
@@ -243,3 +245,21 @@ async def test_event_stream_announces_new_mail(alice: User, live_url: str) -> No
         event, data = await asyncio.wait_for(next_event(), 10)
     assert event == "change"
     assert json.loads(data) == {"mailboxes": [inbox.id], "all": False}
+
+
+async def test_event_streams_per_account_are_limited(alice: User, live_url: str) -> None:
+    client = httpx.AsyncClient(base_url=live_url, headers=alice.client.headers, timeout=10)
+    async with client, contextlib.AsyncExitStack() as streams:
+        readers = []  # held: a line reader closes its stream when it is collected
+        for _ in range(MAX_STREAMS_PER_ACCOUNT):
+            reply = await streams.enter_async_context(client.stream("GET", "/api/v1/events"))
+            assert reply.status_code == 200
+            readers.append(reply.aiter_lines())
+            async for line in readers[-1]:
+                if line == "event: ready":
+                    break
+        refused = await client.get("/api/v1/events")
+        assert refused.status_code == 429
+        assert refused.json()["detail"] == (
+            f"at most {MAX_STREAMS_PER_ACCOUNT} event streams per account; close one"
+        )

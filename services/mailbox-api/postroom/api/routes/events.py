@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from postroom.api.deps import authenticate_request, pool_of
+from postroom.api.problems import Problem
 from postroom.store.notify import ChangeHub
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
@@ -17,6 +18,8 @@ router = APIRouter(prefix="/api/v1", tags=["events"])
 KEEPALIVE = 15.0
 # A stream ends after this long; EventSource reconnects by itself (and re-authenticates).
 MAX_STREAM = 3600.0
+# Open streams of one account in one process (a browser tab each): each holds a connection.
+MAX_STREAMS_PER_ACCOUNT = 20
 
 
 @router.get("/events", response_class=StreamingResponse)
@@ -27,6 +30,12 @@ async def events(request: Request) -> StreamingResponse:
         await conn.set_autocommit(True)
         auth = await authenticate_request(request, conn)
     hub: ChangeHub = request.app.state.hub
+    if hub.subscriptions(auth.account.id) >= MAX_STREAMS_PER_ACCOUNT:
+        raise Problem(
+            429,
+            f"at most {MAX_STREAMS_PER_ACCOUNT} event streams per account; close one",
+            headers={"Retry-After": "30"},
+        )
     subscription = hub.subscribe(auth.account.id)
 
     async def stream() -> AsyncIterator[bytes]:
