@@ -159,13 +159,18 @@ async def test_550_bounces_with_an_rfc_3464_dsn_in_the_senders_inbox(
     assert (dsn_entry.message.reverse_path, dsn_entry.message.bounce_of) == ("", spooled.message.id)
 
 
-async def test_recipients_that_fail_together_get_one_dsn(
-    tenant: Tenant, make_harness: Any, sink: Sink
-) -> None:
+async def refusing_both(tenant: Tenant, make_harness: Any, sink: Sink) -> Any:
+    """A harness whose sink refuses x@ and y@remote.test with 550; alice is a local sender."""
     await tenant.account("alice")
     for r in ("x@remote.test", "y@remote.test"):
         sink.handler.rcpt_replies[r] = ["550 5.1.1 unknown"]
-    h = await make_harness(settings_for(sink))
+    return await make_harness(settings_for(sink))
+
+
+async def test_recipients_that_fail_together_get_one_dsn(
+    tenant: Tenant, make_harness: Any, sink: Sink
+) -> None:
+    h = await refusing_both(tenant, make_harness, sink)
     spooled = await h.spool(message(), tenant.address("alice"), ["x@remote.test", "y@remote.test"])
     await h.deliver(spooled)
     [raw] = await h.inbox(tenant.address("alice"))
@@ -196,10 +201,7 @@ async def test_notify_success_to_another_server_gets_a_relayed_dsn(
 async def test_notify_never_and_notify_delay_mean_no_failure_dsn(
     tenant: Tenant, make_harness: Any, sink: Sink
 ) -> None:
-    await tenant.account("alice")
-    for r in ("x@remote.test", "y@remote.test"):
-        sink.handler.rcpt_replies[r] = ["550 5.1.1 unknown"]
-    h = await make_harness(settings_for(sink))
+    h = await refusing_both(tenant, make_harness, sink)
     spooled = await h.spool(
         message(),
         tenant.address("alice"),
