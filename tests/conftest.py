@@ -21,10 +21,19 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 import redis
+from hypothesis import settings as hypothesis_settings
 
 from postroom import store
 from postroom.db import Conn, connect, migrate
 from tests.support import Tenant
+
+# Property tests: CI runs with a seed that .ci/run prints (``--hypothesis-seed``), no example
+# database and no deadline, and prints the blob that replays a failure exactly.
+hypothesis_settings.register_profile(
+    "ci", database=None, deadline=None, print_blob=True, max_examples=100
+)
+hypothesis_settings.register_profile("dev", deadline=None, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 def _docker_answers() -> bool:
