@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     # Postgres connections of the access process; a POP3 session holds one while logged in
     # (its maildrop lock lives on it), so this also caps concurrent POP3 sessions.
     access_db_pool_size: int = Field(default=50, ge=2)
+    # Longest a statement of a connection that serves users (smtp-in, IMAP, POP3, the API)
+    # may run before Postgres cancels it: a costly SEARCH ends instead of running on after
+    # its client has left. 0 turns it off.
+    statement_timeout: timedelta = Field(default=timedelta(seconds=30))
 
     # Queue.
     retry_interval: timedelta = Field(default=timedelta(seconds=1800))
@@ -146,6 +150,7 @@ class Settings(BaseSettings):
         "delay_warning",
         "delivery_lease",
         "sweep_interval",
+        "statement_timeout",
         mode="before",
     )
     @classmethod

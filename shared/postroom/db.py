@@ -6,6 +6,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from importlib import resources
 from typing import Any, TypeAlias
 
@@ -44,8 +45,29 @@ async def connect(url: str, *, autocommit: bool = False) -> Conn:
         raise DatabaseUnavailable(f"cannot connect to the database: {_first_line(exc)}") from exc
 
 
-def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool[Conn]:
-    """A connection pool (not yet opened: ``await pool.open()`` or use it as a context)."""
+def session_options(*, statement_timeout: timedelta | None = None) -> dict[str, str]:
+    """Connection parameters that set a session's ``statement_timeout`` as it starts.
+
+    Given as the libpq ``options`` at connect time, so it costs no round trip and holds for
+    every statement of the connection, whatever the pool does with it. Zero or None: no limit.
+    """
+    if statement_timeout is None or statement_timeout <= timedelta(0):
+        return {}
+    milliseconds = max(1, int(statement_timeout.total_seconds() * 1000))
+    return {"options": f"-c statement_timeout={milliseconds}"}
+
+
+def create_pool(
+    url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    statement_timeout: timedelta | None = None,
+) -> AsyncConnectionPool[Conn]:
+    """A connection pool (not yet opened: ``await pool.open()`` or use it as a context).
+
+    ``statement_timeout`` bounds every statement of its connections (see `session_options`).
+    """
 
     async def configure(conn: Conn) -> None:
         conn.row_factory = dict_row
@@ -56,7 +78,7 @@ def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConn
         max_size=max_size,
         open=False,
         configure=configure,
-        kwargs={"row_factory": dict_row},
+        kwargs={"row_factory": dict_row, **session_options(statement_timeout=statement_timeout)},
         connection_class=psycopg.AsyncConnection[dict[str, Any]],
         check=AsyncConnectionPool.check_connection,
     )

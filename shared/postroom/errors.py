@@ -27,6 +27,18 @@ class InvalidInput(StoreError):
     """A malformed address, mailbox name, flag or other argument."""
 
 
+class LimitExceeded(StoreError):
+    """A server limit refuses the operation as asked (IMAP ``[LIMIT]``, RFC 5530 §3)."""
+
+
+class QueryTimeout(LimitExceeded):
+    """Postgres cancelled a statement that ran past ``statement_timeout``."""
+
+
+class QuotaExceeded(StoreError):
+    """The operation would take an account past its quota (IMAP ``[OVERQUOTA]``, SMTP 5.2.2)."""
+
+
 class AuthenticationFailed(StoreError):
     """Wrong address or password, or a disabled account. Never says which."""
 

@@ -4,6 +4,11 @@ Criteria are a small tree of frozen dataclasses compiled to one SQL query with b
 parameters. Text criteria are case-insensitive substring matches (RFC 3501 §6.4.4) over the
 decoded text kept for each message, served by trigram indexes where pg_trgm is installed.
 Session-specific keys (sequence numbers, \\Recent) are resolved to UID sets by the caller.
+
+Cost is bounded three ways: at most MAX_TEXT_TERMS text terms a search, body and text terms
+of at least MIN_TEXT characters (a shorter one cannot use a trigram index, so it would read
+and lowercase every message's text), and the connection's ``statement_timeout``, which
+turns into `QueryTimeout`.
 """
 
 from __future__ import annotations
@@ -13,13 +18,20 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
+import psycopg.errors
+
 from postroom.db import Conn
-from postroom.errors import InvalidInput
+from postroom.errors import InvalidInput, LimitExceeded, QueryTimeout
 from postroom.store.types import SYSTEM_FLAGS, BlobId, MailboxId, MessageId
 
 DateOp = Literal["before", "on", "since"]
 MAX_NODES = 1000
 MAX_TEXT = 1000
+# Text terms (header, body, text) a search may hold: each is a scan of decoded text.
+MAX_TEXT_TERMS = 20
+# pg_trgm indexes only patterns of three characters and more; a shorter body or text term
+# would be an unindexed scan of up to 1 MiB of text per message.
+MIN_TEXT = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,11 +143,17 @@ class _Compiler:
     def __init__(self) -> None:
         self.params: dict[str, Any] = {}
         self.nodes = 0
+        self.text_terms = 0
 
     def bind(self, value: Any) -> str:
         name = f"p{len(self.params)}"
         self.params[name] = value
         return f"%({name})s"
+
+    def _text_term(self) -> None:
+        self.text_terms += 1
+        if self.text_terms > MAX_TEXT_TERMS:
+            raise LimitExceeded(f"a search holds at most {MAX_TEXT_TERMS} text terms")
 
     def compile(self, c: Criterion) -> str:
         self.nodes += 1
@@ -176,6 +194,7 @@ class _Compiler:
                 field = name.strip().lower()
                 if not field or any(ch in field for ch in ": \t\r\n"):
                     raise InvalidInput(f"{name!r} is not a header field name")
+                self._text_term()
                 column = _ADDRESS_COLUMNS.get(field)
                 if field == "subject":
                     column = "b.subject"
@@ -186,6 +205,11 @@ class _Compiler:
                 # The bare column (no coalesce) so that the trigram index serves the regex.
                 return f"b.header_text ~* {self.bind(pattern)}"
             case Text(value, where):
+                self._text_term()
+                if len(value) < MIN_TEXT:
+                    raise LimitExceeded(
+                        f"body and text search terms need at least {MIN_TEXT} characters"
+                    )
                 like = self.bind(_like(value))
                 # Bare columns, so that the trigram indexes serve the ILIKE: a coalesce()
                 # around them forces a sequential scan of every blob.
@@ -217,12 +241,19 @@ async def search_uids(conn: Conn, mailbox_id: MailboxId, criteria: Criterion) ->
     """UIDs of the messages in the mailbox that match, ascending."""
     compiler = _Compiler()
     where = compiler.compile(criteria)
-    cur = await conn.execute(
-        f"""SELECT m.uid FROM messages m JOIN blobs b ON b.id = m.blob_id
-            WHERE m.mailbox_id = %(mailbox)s AND {where} ORDER BY m.uid""",
-        {**compiler.params, "mailbox": mailbox_id},
-    )
-    return [r["uid"] for r in await cur.fetchall()]
+    try:
+        cur = await conn.execute(
+            f"""SELECT m.uid FROM messages m JOIN blobs b ON b.id = m.blob_id
+                WHERE m.mailbox_id = %(mailbox)s AND {where} ORDER BY m.uid""",
+            {**compiler.params, "mailbox": mailbox_id},
+        )
+        return [r["uid"] for r in await cur.fetchall()]
+    except psycopg.errors.QueryCanceled as exc:
+        raise _timed_out() from exc
+
+
+def _timed_out() -> QueryTimeout:
+    return QueryTimeout("the search took too long; narrow it down")
 
 
 # --- listing for people (the API's message list) ----------------------------------------
@@ -283,6 +314,15 @@ async def list_summaries(
     where = compiler.compile(criteria or All())
     direction = "DESC" if descending else "ASC"
     params = {**compiler.params, "mailbox": mailbox_id, "limit": limit, "offset": offset}
+    try:
+        return await _list(conn, where, params, sort, direction)
+    except psycopg.errors.QueryCanceled as exc:
+        raise _timed_out() from exc
+
+
+async def _list(
+    conn: Conn, where: str, params: dict[str, Any], sort: SortKey, direction: str
+) -> Page:
     cur = await conn.execute(
         f"""SELECT m.id, m.uid, m.blob_id, m.size, m.internal_date, m.seen, m.answered,
                    m.flagged, m.deleted, m.draft, m.keywords, b.subject, b.from_text,

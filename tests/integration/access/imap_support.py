@@ -114,7 +114,7 @@ async def running_imap(
             **env,
         }
     )
-    pool = create_pool(database_url, max_size=8)
+    pool = create_pool(database_url, max_size=8, statement_timeout=settings.statement_timeout)
     await pool.open()
     hub = ChangeHub(database_url)
     await hub.start()

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from postroom import store
 from postroom.access.imap.parser import Command
 from postroom.access.imap.protocol import Next, Session
+from postroom.db import Conn, connect
 from postroom.store.types import Account
 from postroom.throttle import AuthThrottle
-from tests.integration.access.imap_support import ImapEndpoint, running_imap
+from tests.integration.access.imap_support import ImapEndpoint, Transcript, message, running_imap
 from tests.integration.access.pop3_support import in_thread
 from tests.support import Tenant
 
@@ -35,6 +37,15 @@ class Line:
     def close(self) -> None:
         self.file.close()
         self.sock.close()
+
+
+def until_tagged(conn: Line, line: str) -> list[bytes]:
+    """Send a command; every line up to and including its tagged reply."""
+    tag = line.split(" ", 1)[0].encode()
+    lines = [conn.send(line)]
+    while not lines[-1].startswith(tag + b" ") and lines[-1]:
+        lines.append(conn.read())
+    return lines
 
 
 def second_connection_refused(endpoint: ImapEndpoint) -> list[bytes]:
@@ -235,3 +246,45 @@ async def test_a_logged_in_client_may_append_a_large_message(
         appended, after = await in_thread(literal_exchange, imap, tenant.address("alice"))
     assert appended.startswith(b"a OK [APPENDUID ")
     assert after.startswith(b"n OK")
+
+
+async def test_a_search_past_the_statement_timeout_answers_no_limit_and_the_session_goes_on(
+    database_url: str, tmp_path: Path, tenant: Tenant
+) -> None:
+    alice = await tenant.account("alice", "pw-1")
+    inbox = await store.get_mailbox(tenant.conn, alice.id, "INBOX")
+    assert inbox is not None
+    await store.append_message(tenant.conn, inbox.id, message("zebra crossing"))
+    async with running_imap(database_url, tmp_path, POSTROOM_STATEMENT_TIMEOUT="0.3") as imap:
+        line = Line(imap)
+        try:
+            await in_thread(line.read)
+            await in_thread(until_tagged, line, f"a LOGIN {alice.address} pw-1")
+            await in_thread(until_tagged, line, "b SELECT INBOX")
+            # Another session holds the table the search reads; the lock wait counts
+            # towards the statement timeout, so the search is cancelled without a slow query.
+            holder = await connect(database_url)
+            try:
+                await holder.execute("LOCK TABLE blobs IN ACCESS EXCLUSIVE MODE")
+                refused = await in_thread(until_tagged, line, "c SEARCH SUBJECT zebra")
+            finally:
+                await holder.rollback()
+                await holder.close()
+            answered = await in_thread(until_tagged, line, "d SEARCH SUBJECT zebra")
+        finally:
+            line.close()
+    assert refused == [b"c NO [LIMIT] the search took too long; narrow it down\r\n"]
+    assert answered == [b"* SEARCH 1\r\n", b"d OK SEARCH completed\r\n"]
+
+
+async def test_a_search_with_a_body_term_too_short_for_the_index_answers_no_limit(
+    conn: Conn, tenant: Tenant
+) -> None:
+    alice = await tenant.account("alice", "pw-1")
+    t = Transcript(conn)
+    await t.send(f"a LOGIN {alice.address} pw-1")
+    await t.send("b SELECT INBOX")
+    assert await t.lines("c SEARCH BODY ab") == [
+        "c NO [LIMIT] body and text search terms need at least 3 characters"
+    ]
+    assert await t.lines("d SEARCH BODY abc") == ["* SEARCH", "d OK SEARCH completed"]

@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from postroom import store
-from postroom.errors import InvalidInput
+from postroom.db import connect
+from postroom.errors import InvalidInput, LimitExceeded, QueryTimeout
 from postroom.store import search as s
 from tests.support import Tenant
 
@@ -115,8 +116,49 @@ async def test_uid_ranges(box: Box) -> None:
 
 
 async def test_wildcards_in_the_search_string_are_literal(box: Box) -> None:
-    assert await found(box, s.Text("%", "body")) == []
-    assert await found(box, s.Text("_", "body")) == []
+    assert await found(box, s.Text("%%%", "body")) == []
+    assert await found(box, s.Text("___", "body")) == []
+
+
+@pytest.mark.parametrize("term", ["", "a", "ze"], ids=["empty", "one", "two"])
+async def test_body_terms_too_short_for_the_index_are_refused(box: Box, term: str) -> None:
+    with pytest.raises(LimitExceeded, match="at least 3 characters"):
+        await found(box, s.Text(term, "body"))
+
+
+async def test_short_terms_on_small_columns_are_allowed(box: Box) -> None:
+    assert await found(box, s.Header("Subject", "lu")) == [2]
+    assert await found(box, s.Header("X-Priority", "1")) == [0]
+
+
+async def test_a_search_holds_at_most_twenty_text_terms(box: Box) -> None:
+    twenty = s.And(tuple(s.Text(f"zebra{i}") for i in range(s.MAX_TEXT_TERMS)))
+    assert await found(box, twenty) == []
+    with pytest.raises(LimitExceeded, match="at most 20 text terms"):
+        await found(box, s.Or((*twenty.items, s.Header("Subject", "x"))))
+
+
+async def test_a_search_past_the_statement_timeout_raises_query_timeout(
+    box: Box, database_url: str
+) -> None:
+    tenant, mailbox, _ = box
+    # Another session holds the blobs table; the search waits on it until Postgres cancels it
+    # (a lock wait counts towards statement_timeout, so the test needs no slow query).
+    holder = await connect(database_url)
+    try:
+        await holder.execute("LOCK TABLE blobs IN ACCESS EXCLUSIVE MODE")
+        await tenant.conn.execute("SET statement_timeout = 200")
+        try:
+            with pytest.raises(QueryTimeout):
+                await s.search_uids(tenant.conn, mailbox, s.Text("zebra"))
+            with pytest.raises(QueryTimeout):
+                await s.list_summaries(tenant.conn, mailbox, criteria=s.Text("zebra"))
+        finally:
+            await holder.rollback()
+        assert await found(box, s.Text("zebra")) == [0]
+    finally:
+        await tenant.conn.execute("RESET statement_timeout")
+        await holder.close()
 
 
 async def test_list_summaries_sorts_and_pages(box: Box) -> None:

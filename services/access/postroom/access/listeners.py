@@ -92,7 +92,11 @@ async def serve(
     throttle: AuthThrottle | None = None,
 ) -> None:
     """Run every listener until ``stop`` is set, then shut them down cleanly."""
-    pool = create_pool(require_url(settings.database_url), max_size=settings.access_db_pool_size)
+    pool = create_pool(
+        require_url(settings.database_url),
+        max_size=settings.access_db_pool_size,
+        statement_timeout=settings.statement_timeout,
+    )
     await pool.open()
     context = AccessContext(settings, pool, throttle or AuthThrottle(), server_context(settings))
     listeners: list[Listener] = []

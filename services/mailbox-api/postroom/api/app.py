@@ -26,7 +26,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = database_url(settings)
-        pool = create_pool(url, min_size=1, max_size=pool_size)
+        pool = create_pool(
+            url, min_size=1, max_size=pool_size, statement_timeout=settings.statement_timeout
+        )
         await pool.open()
         hub = ChangeHub(url)
         await hub.start()

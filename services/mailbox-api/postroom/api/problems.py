@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg.errors
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,7 +12,16 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from postroom.db import DatabaseUnavailable
-from postroom.errors import AlreadyExists, AuthenticationFailed, InvalidInput, NotFound, StoreError
+from postroom.errors import (
+    AlreadyExists,
+    AuthenticationFailed,
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+    QueryTimeout,
+    QuotaExceeded,
+    StoreError,
+)
 
 PROBLEM_TYPE = "application/problem+json"
 log = structlog.get_logger("postroom.api")
@@ -30,6 +40,7 @@ _TITLES = {
     429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
+    507: "Insufficient Storage",
 }
 
 
@@ -62,10 +73,13 @@ def _store_status(exc: StoreError) -> int:
         return 409
     if isinstance(exc, AuthenticationFailed):
         return 401
-    if isinstance(exc, DatabaseUnavailable):
+    if isinstance(exc, DatabaseUnavailable | QueryTimeout):
         return 503
-    if isinstance(exc, InvalidInput):
+    if isinstance(exc, InvalidInput | LimitExceeded):
         return 422
+    if isinstance(exc, QuotaExceeded):
+        # RFC 4918 §11.5: the account cannot store what the request needs.
+        return 507
     return 400
 
 
@@ -87,6 +101,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> JSONResponse:
         return problem_response(_store_status(exc), str(exc))
+
+    @app.exception_handler(psycopg.errors.QueryCanceled)
+    async def _cancelled(request: Request, exc: psycopg.errors.QueryCanceled) -> JSONResponse:
+        # The connection's statement_timeout ended a statement: the work was too costly now.
+        log.warning("api.statement_timeout", path=request.url.path)
+        return problem_response(503, "the request took too long; try again or narrow it down")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

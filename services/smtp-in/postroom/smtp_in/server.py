@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from postroom.config import Settings
-from postroom.db import Conn
+from postroom.db import Conn, session_options
 from postroom.runtime import database_url
 from postroom.smtp_in import metrics
 from postroom.smtp_in import replies as R
@@ -129,7 +129,7 @@ class SmtpServer:
             await self.ctx.pool.close()
 
 
-def _pool(url: str) -> AsyncConnectionPool[Conn]:
+def _pool(url: str, settings: Settings) -> AsyncConnectionPool[Conn]:
     """Autocommit connections, as the store expects. No liveness check at each checkout (a
     round trip per use): a connection found broken is dropped by the pool, the command that
     met it gets 451 and the client's retry gets a fresh connection."""
@@ -138,7 +138,11 @@ def _pool(url: str) -> AsyncConnectionPool[Conn]:
         min_size=4,
         max_size=20,
         open=False,
-        kwargs={"row_factory": dict_row, "autocommit": True},
+        kwargs={
+            "row_factory": dict_row,
+            "autocommit": True,
+            **session_options(statement_timeout=settings.statement_timeout),
+        },
         connection_class=psycopg.AsyncConnection[dict[str, Any]],
     )
 
@@ -156,7 +160,7 @@ async def start_server(
     """Open the pool and the listeners; the returned server's ``ports`` says where."""
     own_pool = pool is None
     if pool is None:
-        pool = _pool(database_url(settings))
+        pool = _pool(database_url(settings), settings)
         await pool.open(wait=False)
     ctx = Context(
         settings=settings,

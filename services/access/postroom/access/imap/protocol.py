@@ -28,7 +28,14 @@ from postroom.access.imap import parser as p
 from postroom.access.imap import search as sr
 from postroom.access.imap import wire
 from postroom.db import Conn
-from postroom.errors import AlreadyExists, InvalidInput, NotFound, StoreError
+from postroom.errors import (
+    AlreadyExists,
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+    QuotaExceeded,
+    StoreError,
+)
 from postroom.store import search as store_search
 from postroom.store.mailboxes import DELIMITER
 from postroom.store.types import (
@@ -224,6 +231,14 @@ class Session:
             step = Next.READ
         except AlreadyExists as exc:
             self._tagged(command.tag, "NO", f"[ALREADYEXISTS] {exc}")
+            step = Next.READ
+        except LimitExceeded as exc:
+            # RFC 5530 §3: LIMIT, a server limit (a statement timeout, a search's size).
+            self._tagged(command.tag, "NO", f"[LIMIT] {exc}")
+            step = Next.READ
+        except QuotaExceeded as exc:
+            # RFC 9208 §4.3: OVERQUOTA, and nothing of the command was done.
+            self._tagged(command.tag, "NO", f"[OVERQUOTA] {exc}")
             step = Next.READ
         except StoreError as exc:
             self._tagged(command.tag, "NO", f"[SERVERBUG] {exc}")

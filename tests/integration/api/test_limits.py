@@ -1,0 +1,85 @@
+"""The API within the store's limits: costly searches refused, slow statements cancelled."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest_asyncio
+from fastapi import FastAPI
+
+from postroom.api.app import create_app
+from postroom.config import Settings
+from postroom.db import connect
+from tests.integration.api.conftest import User, client_for
+from tests.support import Tenant
+
+
+@pytest_asyncio.fixture
+async def impatient_app(database_url: str, redis_url: str) -> AsyncIterator[FastAPI]:
+    """The app with a short statement timeout, as a deployment might set it."""
+    settings = Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        hostname="mail.test",
+        statement_timeout=timedelta(milliseconds=300),
+    )
+    application = create_app(settings, pool_size=2)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+async def logged_in(app: FastAPI, tenant: Tenant) -> httpx.AsyncClient:
+    password = "pw-" + secrets.token_hex(4)
+    account = await tenant.account(f"u{secrets.token_hex(3)}", password)
+    client = client_for(app)
+    reply = await client.post(
+        "/api/v1/tokens", json={"address": account.address, "password": password}
+    )
+    assert reply.status_code == 201, reply.text
+    client.headers["Authorization"] = f"Bearer {reply.json()['token']}"
+    return client
+
+
+async def test_the_pool_sets_the_statement_timeout(impatient_app: FastAPI) -> None:
+    async with impatient_app.state.pool.connection() as conn:
+        cur = await conn.execute("SHOW statement_timeout")
+        assert (await cur.fetchone())["statement_timeout"] == "300ms"
+
+
+async def test_a_search_past_the_statement_timeout_is_a_503_problem(
+    impatient_app: FastAPI, tenant: Tenant, database_url: str
+) -> None:
+    client = await logged_in(impatient_app, tenant)
+    try:
+        boxes = (await client.get("/api/v1/mailboxes")).json()
+        inbox = next(b for b in boxes if b["name"] == "INBOX")
+        # Another session holds the table the search reads: the lock wait runs into the
+        # statement timeout without the test needing a slow query.
+        holder = await connect(database_url)
+        try:
+            await holder.execute("LOCK TABLE blobs IN ACCESS EXCLUSIVE MODE")
+            reply = await client.get(
+                f"/api/v1/mailboxes/{inbox['id']}/messages", params={"q": "pineapple"}
+            )
+        finally:
+            await holder.rollback()
+            await holder.close()
+        assert reply.status_code == 503
+        assert reply.headers["content-type"] == "application/problem+json"
+        assert reply.json()["detail"] == "the search took too long; narrow it down"
+        again = await client.get(
+            f"/api/v1/mailboxes/{inbox['id']}/messages", params={"q": "pineapple"}
+        )
+        assert (again.status_code, again.json()["total"]) == (200, 0)
+    finally:
+        await client.aclose()
+
+
+async def test_a_search_term_too_short_for_the_index_is_a_422_problem(alice: User) -> None:
+    inbox = await alice.mailbox()
+    reply = await alice.client.get(f"/api/v1/mailboxes/{inbox.id}/messages", params={"q": "ab"})
+    assert reply.status_code == 422
+    assert reply.json()["detail"] == "body and text search terms need at least 3 characters"
