@@ -12,7 +12,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from hypothesis import settings as hypothesis_settings
 
 from postroom import store
 from postroom.db import Conn, connect, migrate
+from tests.dns_server import DnsServer, Record, start_dns_server
 from tests.support import Tenant
 
 # Property tests: CI runs with a seed that .ci/run prints (``--hypothesis-seed``), no example
@@ -170,3 +171,15 @@ def run_async() -> Callable[[Awaitable[Any]], Any]:
         return asyncio.run(wrap())
 
     return runner
+
+
+@pytest.fixture
+def dns_server(tmp_path: Path) -> Iterator[Callable[..., DnsServer]]:
+    """Start a real authoritative DNS server (dnsmasq) for records: ``dns_server(records)``;
+    keyword arguments ``zones`` (default ``("test",)``) and ``ttl`` as ``start_dns_server``."""
+    with ExitStack() as stack:
+
+        def start(records: Iterable[Record], **kw: Any) -> DnsServer:
+            return stack.enter_context(start_dns_server(records, tmp_path / "dns", **kw))
+
+        yield start

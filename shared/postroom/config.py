@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from datetime import timedelta
@@ -75,9 +76,38 @@ def parse_transport_map(text: str) -> dict[str, NextHop]:
     return result
 
 
+def parse_resolvers(text: str) -> list[tuple[str, int]]:
+    """Parse ``host[:port]`` entries separated by commas; IPv6 as ``[::1]:53`` or bare ``::1``."""
+    servers: list[tuple[str, int]] = []
+    for raw in text.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        port = 53
+        if entry.startswith("["):
+            host, close, rest = entry[1:].partition("]")
+            if not close:
+                raise ValueError(f"resolver {entry!r}: unbalanced [ ]")
+            if rest:
+                if not rest.startswith(":"):
+                    raise ValueError(f"resolver {entry!r}: junk after ]")
+                port = _parse_port(rest[1:], entry)
+        elif entry.count(":") == 1:
+            host, _, port_text = entry.partition(":")
+            port = _parse_port(port_text, entry)
+        else:
+            host = entry
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"resolver {entry!r} is not an IP address") from None
+        servers.append((host, port))
+    return servers
+
+
 def _parse_port(text: str, entry: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ValueError(f"transport map entry {entry!r}: bad port {text!r}")
+        raise ValueError(f"{entry!r}: bad port {text!r}")
     return int(text)
 
 
@@ -141,6 +171,12 @@ class Settings(BaseSettings):
     sweep_interval: timedelta = Field(default=timedelta(seconds=5))
     smtp_connect_timeout: float = Field(default=30.0, gt=0)
 
+    # DNS: the servers every lookup goes to (empty: the system's, /etc/resolv.conf), the time
+    # one question may take, and how many answers the cache keeps.
+    dns_resolvers: Annotated[list[tuple[str, int]], NoDecode] = Field(default_factory=list)
+    dns_timeout: float = Field(default=5.0, gt=0, le=60)
+    dns_cache_size: int = Field(default=10_000, ge=1)
+
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 
@@ -169,6 +205,13 @@ class Settings(BaseSettings):
     def _transport_map(cls, value: object) -> object:
         if isinstance(value, str):
             return parse_transport_map(value)
+        return value
+
+    @field_validator("dns_resolvers", mode="before")
+    @classmethod
+    def _dns_resolvers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_resolvers(value)
         return value
 
     @field_validator("hostname")

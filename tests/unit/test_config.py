@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from postroom.config import NextHop, Settings, load_settings, parse_transport_map
+from postroom.config import NextHop, Settings, load_settings, parse_resolvers, parse_transport_map
 from postroom.errors import ConfigError
 
 
@@ -147,3 +150,31 @@ def test_every_setting_is_documented_and_nothing_else() -> None:
     page = (Path(__file__).resolve().parents[2] / "docs" / "settings.md").read_text()
     documented = set(re.findall(r"^\| `POSTROOM_([A-Z0-9_]+)` \|", page, re.M))
     assert documented == {name.upper() for name in Settings.model_fields}
+
+
+@pytest.mark.parametrize(
+    ("text", "servers"),
+    [
+        ("127.0.0.1", [("127.0.0.1", 53)]),
+        ("127.0.0.1:5353, ::1", [("127.0.0.1", 5353), ("::1", 53)]),
+        ("[::1]:5300", [("::1", 5300)]),
+        ("", []),
+    ],
+    ids=["bare", "port-and-ipv6", "bracketed-ipv6", "empty"],
+)
+def test_dns_resolvers_host_and_port(text: str, servers: list[tuple[str, int]]) -> None:
+    assert parse_resolvers(text) == servers
+
+
+@pytest.mark.parametrize("text", ["resolver.example", "127.0.0.1:0", "[::1", "[::1]x", "1.2.3.4:x"])
+def test_bad_dns_resolvers_name_the_variable(text: str) -> None:
+    with pytest.raises(ConfigError, match="POSTROOM_DNS_RESOLVERS"):
+        load_settings({"POSTROOM_DNS_RESOLVERS": text})
+
+
+@given(
+    st.lists(st.tuples(st.ip_addresses(), st.integers(min_value=1, max_value=65535)), max_size=4)
+)
+def test_dns_resolvers_round_trip(servers: list[tuple[Any, int]]) -> None:
+    text = ",".join(f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}" for ip, port in servers)
+    assert parse_resolvers(text) == [(str(ip), port) for ip, port in servers]

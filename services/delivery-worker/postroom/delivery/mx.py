@@ -7,12 +7,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import dns.asyncresolver
-import dns.exception
-import dns.rdatatype
-import dns.resolver
-
 from postroom.config import Settings
+from postroom.dns import DNSError, InvalidName, Resolver, get_resolver, mx_records
 
 # Addresses tried per destination, over all its MX hosts (Postfix's smtp_mx_address_limit is 5).
 MAX_ADDRESSES = 5
@@ -61,10 +57,9 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-async def next_hops(
-    domain: str, settings: Settings, resolver: dns.asyncresolver.Resolver | None = None
-) -> list[Hop]:
+async def next_hops(domain: str, settings: Settings, resolver: Resolver | None = None) -> list[Hop]:
     """The addresses to try for ``domain``, best first; raises DestinationError."""
+    resolver = resolver or get_resolver(settings)
     domain = domain.lower().rstrip(".")
     if domain.startswith("[") and domain.endswith("]"):  # RFC 5321 §4.1.3 address literal
         literal = domain[1:-1].removeprefix("ipv6:")
@@ -96,19 +91,20 @@ async def next_hops(
     return hops[:MAX_ADDRESSES]
 
 
-async def _mx_names(domain: str, resolver: dns.asyncresolver.Resolver | None) -> list[str]:
-    resolver = resolver or dns.asyncresolver.get_default_resolver()
+async def _mx_names(domain: str, resolver: Resolver) -> list[str]:
     try:
-        answer = await resolver.resolve(domain, "MX")
-    except dns.resolver.NXDOMAIN:
-        raise DestinationError(f"5.1.2 domain {domain} does not exist", permanent=True) from None
-    except dns.resolver.NoAnswer:
-        return [domain]  # RFC 5321 §5.1: no MX, the domain itself is the implicit MX
-    except dns.exception.DNSException as exc:
+        answer = await resolver.mx(domain)
+    except InvalidName:
+        raise DestinationError(f"5.1.2 bad domain name {domain}", permanent=True) from None
+    except DNSError as exc:
         raise DestinationError(
             f"4.4.3 MX lookup for {domain} failed: {exc}", permanent=False
         ) from None
-    records = [(int(r.preference), r.exchange.to_text(omit_final_dot=True)) for r in answer]
+    if not answer.exists:
+        raise DestinationError(f"5.1.2 domain {domain} does not exist", permanent=True)
+    records = mx_records(answer)
+    if not records:
+        return [domain]  # RFC 5321 §5.1: no MX, the domain itself is the implicit MX
     if is_null_mx(records):
         raise DestinationError(
             f"5.1.10 domain {domain} does not accept mail (null MX, RFC 7505)", permanent=True
@@ -116,26 +112,20 @@ async def _mx_names(domain: str, resolver: dns.asyncresolver.Resolver | None) ->
     return order_mx(records)
 
 
-async def _addresses(
-    name: str, port: int, resolver: dns.asyncresolver.Resolver | None
-) -> list[Hop]:
-    resolver = resolver or dns.asyncresolver.get_default_resolver()
+async def _addresses(name: str, port: int, resolver: Resolver) -> list[Hop]:
     found: list[Hop] = []
     nxdomain = True
-    for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+    for rdtype in ("A", "AAAA"):
         try:
-            answer = await resolver.resolve(name, rdtype)
-        except dns.resolver.NXDOMAIN:
-            continue
-        except dns.resolver.NoAnswer:
-            nxdomain = False
-            continue
-        except dns.exception.DNSException as exc:
+            answer = await resolver.lookup(name, rdtype)
+        except InvalidName:
+            raise DestinationError(f"5.1.2 bad host name {name}", permanent=True) from None
+        except DNSError as exc:
             raise DestinationError(
                 f"4.4.3 address lookup for {name} failed: {exc}", permanent=False
             ) from None
-        nxdomain = False
-        found += [Hop(name, r.to_text(), port) for r in answer]
+        nxdomain = nxdomain and not answer.exists
+        found += [Hop(name, r.to_text(), port) for r in answer.records]
     if not found:
         if nxdomain:
             raise DestinationError(f"5.1.2 host {name} does not exist", permanent=True)
