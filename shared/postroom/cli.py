@@ -208,8 +208,8 @@ def _age(then: datetime) -> str:
 def queue_list(
     all_states: Annotated[bool, typer.Option("--all", help="Include finished mail.")] = False,
 ) -> None:
-    """Pending mail: id, age, size, sender, then each recipient with its state."""
-    states: tuple[DeliveryState, ...] = ("queued", "deferred")
+    """Pending and held mail: id, age, size, sender, then each recipient with its state."""
+    states: tuple[DeliveryState, ...] = queue_store.UNFINISHED
     if all_states:
         states = (*states, "delivered", "bounced")
     entries = run(lambda c: queue_store.list_queue(c, states=states))
@@ -224,6 +224,8 @@ def queue_list(
             if d.state in ("queued", "deferred"):
                 when = f" next {d.next_attempt_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
             error = f" ({d.last_error})" if d.last_error else ""
+            if d.state == "held":
+                error = f" ({d.last_failure}; release with: postroom queue release {m.id})"
             typer.echo(f"{'':18}{d.state:<9} <{d.recipient}>{when}{error}")
     typer.echo(f"-- {len(entries)} message{'s' if len(entries) != 1 else ''}")
 
@@ -253,6 +255,11 @@ def queue_show(queue_id: int) -> None:
         )
     for d in entry.deliveries:
         typer.echo(f"recipient:   <{d.recipient}> {d.state}, {d.attempts} attempt(s)")
+        if d.state == "held":
+            typer.echo(
+                f"    held after {d.failures} internal failure(s), last: {d.last_failure}"
+                f" (was {d.held_state})"
+            )
         for line in by_delivery.get(d.id, []):
             typer.echo(line)
 
@@ -268,6 +275,17 @@ def queue_retry(
     qid = QueueId(queue_id) if queue_id is not None else None
     count = run(lambda c: queue_store.retry_now(c, now=datetime.now(UTC), queue_id=qid))
     typer.echo(f"{count} deliver{'ies' if count != 1 else 'y'} due now")
+
+
+@queue_app.command("release")
+def queue_release(queue_id: int) -> None:
+    """Put held deliveries back in the queue (pending ones due now) with a fresh count."""
+    released = run(lambda c: queue_store.release_held(c, QueueId(queue_id), now=datetime.now(UTC)))
+    # The worker's next sweep dispatches what is due now and sends a DSN still owed.
+    typer.echo(
+        f"released queue entry {queue_id}: {len(released)} pending"
+        f" deliver{'ies' if len(released) != 1 else 'y'} due now"
+    )
 
 
 @queue_app.command("delete")

@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     delivery_lease: timedelta = Field(default=timedelta(minutes=15))
     sweep_interval: timedelta = Field(default=timedelta(seconds=5))
     smtp_connect_timeout: float = Field(default=30.0, gt=0)
+    # Internal failures (exceptions, a worker lost while holding it) after which a delivery
+    # is held for an administrator instead of being tried again.
+    max_internal_failures: int = Field(default=5, ge=1)
 
     # DNS: the servers every lookup goes to (empty: the system's, /etc/resolv.conf), the time
     # one question may take, and how many answers the cache keeps.

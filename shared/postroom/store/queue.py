@@ -41,9 +41,12 @@ _QM_COLUMNS = (
 _D_COLUMNS = (
     "d.id, d.queue_message_id, d.recipient, d.original_recipient, d.notify, d.state, "
     "d.attempts, d.next_attempt_at, d.lease_until, d.lease_owner, d.last_error, "
-    "d.last_attempt_at, d.finished_at, d.delay_warned_at, d.dsn_queue_message_id"
+    "d.last_attempt_at, d.finished_at, d.delay_warned_at, d.dsn_queue_message_id, "
+    "d.failures, d.last_failure, d.held_state"
 )
 PENDING: tuple[DeliveryState, ...] = ("queued", "deferred")
+# What an administrator wants to see by default: pending mail and mail held for them.
+UNFINISHED: tuple[DeliveryState, ...] = (*PENDING, "held")
 MAX_ERROR_TEXT = 2000
 
 
@@ -90,6 +93,9 @@ def _delivery(row: dict[str, Any]) -> Delivery:
         dsn_queue_message_id=(
             QueueId(row["dsn_queue_message_id"]) if row["dsn_queue_message_id"] else None
         ),
+        failures=row["failures"],
+        last_failure=row["last_failure"],
+        held_state=row["held_state"],
     )
 
 
@@ -205,12 +211,26 @@ async def claim(
     now: datetime,
     ids: Sequence[DeliveryId] | None = None,
     limit: int = 100,
+    max_failures: int | None = None,
 ) -> list[ClaimedDelivery]:
     """Lease due deliveries to ``owner`` (those among ``ids`` when given).
 
-    A delivery someone else holds a live lease on is skipped, never waited for.
+    A delivery someone else holds a live lease on is skipped, never waited for. A delivery
+    whose lease ran out without an outcome was lost by its worker (killed, or stuck): that
+    counts as an internal failure, and at ``max_failures`` of them the delivery is held
+    instead of claimed again, so a message that kills workers cannot loop forever.
     """
     id_filter = "AND d.id = ANY(%(ids)s)" if ids is not None else ""
+    if max_failures is not None:
+        await conn.execute(
+            f"""UPDATE deliveries d SET state = 'held', held_state = d.state,
+                    failures = d.failures + 1, lease_until = NULL, lease_owner = NULL,
+                    last_failure = 'the worker holding it stopped without an outcome '
+                                   || (d.failures + 1) || ' times'
+                WHERE d.state IN ('queued', 'deferred') AND d.lease_owner IS NOT NULL
+                  AND d.lease_until < %(now)s AND d.failures + 1 >= %(max)s {id_filter}""",
+            {"now": now, "max": max_failures, "ids": list(ids or ())},
+        )
     cur = await conn.execute(
         f"""WITH due AS (
                 SELECT d.id FROM deliveries d
@@ -219,7 +239,11 @@ async def claim(
                 ORDER BY d.next_attempt_at, d.id
                 LIMIT %(limit)s
                 FOR UPDATE SKIP LOCKED)
-            UPDATE deliveries d SET lease_until = %(until)s, lease_owner = %(owner)s
+            UPDATE deliveries d SET lease_until = %(until)s, lease_owner = %(owner)s,
+                failures = d.failures + (d.lease_owner IS NOT NULL)::int,
+                last_failure = CASE WHEN d.lease_owner IS NOT NULL
+                    THEN 'the worker holding it stopped without an outcome'
+                    ELSE d.last_failure END
             FROM due WHERE d.id = due.id
             RETURNING {_D_COLUMNS}""",
         {
@@ -274,25 +298,40 @@ async def record_outcome(
     reply_text: str | None = None,
     next_attempt_at: datetime | None = None,
     tls: str | None = None,
+    owner: str | None = None,
+    internal_failure: bool = False,
+    max_failures: int | None = None,
 ) -> Delivery | None:
     """Log an attempt and move the delivery on: delivered, deferred (until when) or bounced.
 
-    Returns None when the delivery was no longer pending (finished by someone else), so that
-    a late duplicate attempt changes nothing.
+    Returns None when the delivery was no longer pending (finished by someone else), or,
+    with ``owner``, when that worker no longer holds its lease (it ran out and someone else
+    may be at it), so that a late duplicate attempt changes nothing.
+
+    ``internal_failure`` marks a deferral caused by Postroom itself (an exception), not by
+    the next hop: it counts towards ``max_failures``, at which the delivery is held.
     """
     if outcome == "deferred" and next_attempt_at is None:
         raise InvalidInput("a deferred delivery needs next_attempt_at")
     text = (reply_text or "")[:MAX_ERROR_TEXT] or None
     error = None if outcome == "delivered" else _error_line(reply_code, text)
+    hold = internal_failure and outcome == "deferred" and max_failures is not None
+    owner_filter = "AND lease_owner = %(owner)s" if owner is not None else ""
     async with conn.transaction():
         cur = await conn.execute(
             f"""UPDATE deliveries d SET
-                    state = %(state)s, attempts = attempts + 1, last_attempt_at = %(now)s,
+                    state = CASE WHEN %(hold)s AND failures + 1 >= %(max)s
+                                 THEN 'held' ELSE %(state)s END,
+                    held_state = CASE WHEN %(hold)s AND failures + 1 >= %(max)s
+                                      THEN %(state)s END,
+                    failures = failures + %(internal)s::int,
+                    last_failure = CASE WHEN %(internal)s THEN %(error)s ELSE last_failure END,
+                    attempts = attempts + 1, last_attempt_at = %(now)s,
                     last_error = coalesce(%(error)s, last_error),
                     next_attempt_at = coalesce(%(next)s, next_attempt_at),
                     finished_at = CASE WHEN %(final)s THEN %(now)s END,
                     lease_until = NULL, lease_owner = NULL
-                WHERE id = %(id)s AND state IN ('queued', 'deferred')
+                WHERE id = %(id)s AND state IN ('queued', 'deferred') {owner_filter}
                 RETURNING {_D_COLUMNS}""",
             {
                 "state": outcome,
@@ -301,6 +340,10 @@ async def record_outcome(
                 "next": next_attempt_at,
                 "final": outcome != "deferred",
                 "id": delivery_id,
+                "owner": owner,
+                "hold": hold,
+                "internal": internal_failure,
+                "max": max_failures or 0,
             },
         )
         row = await cur.fetchone()
@@ -416,7 +459,8 @@ async def purge_finished(conn: Conn, *, before: datetime, limit: int = 1000) -> 
                SELECT q.id FROM queue_messages q
                WHERE q.received_at < %(before)s AND NOT EXISTS (
                    SELECT 1 FROM deliveries d WHERE d.queue_message_id = q.id
-                     AND (d.state IN ('queued', 'deferred') OR d.finished_at >= %(before)s))
+                     AND (d.state IN ('queued', 'deferred', 'held')
+                          OR d.finished_at >= %(before)s))
                LIMIT %(limit)s)""",
         {"before": before, "limit": limit},
     )
@@ -454,7 +498,8 @@ async def request_dsn(conn: Conn, delivery_ids: Sequence[DeliveryId]) -> int:
 async def dsn_due_messages(conn: Conn, *, limit: int = 100) -> list[QueueId]:
     """Queue entries with at least one delivery owing its failure DSN."""
     cur = await conn.execute(
-        """SELECT DISTINCT queue_message_id AS id FROM deliveries WHERE dsn_due
+        """SELECT DISTINCT queue_message_id AS id FROM deliveries
+           WHERE dsn_due AND state <> 'held'
            ORDER BY queue_message_id LIMIT %s""",
         (limit,),
     )
@@ -466,7 +511,7 @@ async def lock_dsn_due(conn: Conn, queue_id: QueueId) -> list[Delivery]:
     transaction ends; call inside ``conn.transaction()`` and ``mark_dsn_sent`` in the same one."""
     cur = await conn.execute(
         f"""SELECT {_D_COLUMNS} FROM deliveries d
-            WHERE d.queue_message_id = %s AND d.dsn_due
+            WHERE d.queue_message_id = %s AND d.dsn_due AND d.state <> 'held'
             ORDER BY d.id FOR UPDATE SKIP LOCKED""",
         (queue_id,),
     )
@@ -545,6 +590,51 @@ async def bounce_queue_entry(
                 bounced.append(done.id)
         await request_dsn(conn, bounced)
     return bounced
+
+
+# --- held deliveries ----------------------------------------------------------------------
+
+
+async def note_failure(
+    conn: Conn, delivery_ids: Sequence[DeliveryId], *, error: str, max_failures: int
+) -> list[DeliveryId]:
+    """Count an internal failure (an exception) while handling these deliveries outside an
+    attempt (their DSN, their delay warning); those at ``max_failures`` are held. Returns the
+    deliveries held now."""
+    cur = await conn.execute(
+        """UPDATE deliveries SET failures = failures + 1, last_failure = %(error)s,
+               state = CASE WHEN failures + 1 >= %(max)s THEN 'held' ELSE state END,
+               held_state = CASE WHEN failures + 1 >= %(max)s THEN state END,
+               lease_until = CASE WHEN failures + 1 >= %(max)s THEN NULL ELSE lease_until END,
+               lease_owner = CASE WHEN failures + 1 >= %(max)s THEN NULL ELSE lease_owner END
+           WHERE id = ANY(%(ids)s) AND state <> 'held'
+           RETURNING id, state""",
+        {"error": error[:MAX_ERROR_TEXT], "max": max_failures, "ids": list(delivery_ids)},
+    )
+    return [DeliveryId(r["id"]) for r in await cur.fetchall() if r["state"] == "held"]
+
+
+async def release_held(conn: Conn, queue_id: QueueId, *, now: datetime) -> list[DeliveryId]:
+    """Put an entry's held deliveries back where they were, with a fresh failure count;
+    pending ones are due now, a DSN still owed is sent by the next sweep. Returns the
+    deliveries released that are pending (to dispatch)."""
+    await get_queue_entry(conn, queue_id, with_attempts=False)
+    cur = await conn.execute(
+        """UPDATE deliveries SET state = held_state, held_state = NULL, failures = 0,
+               next_attempt_at = CASE WHEN held_state IN ('queued', 'deferred')
+                                      THEN %(now)s ELSE next_attempt_at END
+           WHERE queue_message_id = %(id)s AND state = 'held'
+           RETURNING id, state""",
+        {"now": now, "id": queue_id},
+    )
+    rows = await cur.fetchall()
+    return [DeliveryId(r["id"]) for r in rows if r["state"] in PENDING]
+
+
+async def count_held(conn: Conn) -> int:
+    cur = await conn.execute("SELECT count(*) AS n FROM deliveries WHERE state = 'held'")
+    row = await cur.fetchone()
+    return int(row["n"]) if row else 0
 
 
 # --- message trace ------------------------------------------------------------------------

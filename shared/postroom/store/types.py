@@ -14,7 +14,7 @@ BlobId = NewType("BlobId", int)
 QueueId = NewType("QueueId", int)
 DeliveryId = NewType("DeliveryId", int)
 
-DeliveryState = Literal["queued", "deferred", "delivered", "bounced"]
+DeliveryState = Literal["queued", "deferred", "delivered", "bounced", "held"]
 Outcome = Literal["delivered", "deferred", "bounced"]
 FlagMode = Literal["set", "add", "remove"]
 Source = Literal["smtp", "submission", "api", "bounce", "local"]
@@ -208,6 +208,10 @@ class Delivery:
     finished_at: datetime | None
     delay_warned_at: datetime | None
     dsn_queue_message_id: QueueId | None
+    # Internal failures since the last release; a held delivery returns to held_state.
+    failures: int = 0
+    last_failure: str | None = None
+    held_state: DeliveryState | None = None
 
 
 @dataclass(frozen=True, slots=True)

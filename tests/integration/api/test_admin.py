@@ -123,6 +123,31 @@ async def test_queue_list_show_retry_delete(make_user: MakeUser, alice: User) ->
     assert (await admin.client.get(f"/api/v1/admin/queue/{qid}")).status_code == 404
 
 
+async def test_held_entry_is_listed_and_released(make_user: MakeUser, alice: User) -> None:
+    admin = await make_user(is_admin=True)
+    qid = await _spool(alice)
+    entry = await queue.get_queue_entry(alice.conn, qid, with_attempts=False)
+    await queue.note_failure(
+        alice.conn, [entry.deliveries[0].id], error="dsn failed: RuntimeError", max_failures=1
+    )
+    [listed] = [
+        e
+        for e in (await admin.client.get("/api/v1/admin/queue?state=held")).json()
+        if e["id"] == qid
+    ]
+    held = listed["deliveries"][0]
+    assert (held["state"], held["failures"], held["last_failure"]) == (
+        "held",
+        1,
+        "dsn failed: RuntimeError",
+    )
+    released = await admin.client.post(f"/api/v1/admin/queue/{qid}/release")
+    assert released.status_code == 200
+    assert released.json()["deliveries"] == 1
+    shown = (await admin.client.get(f"/api/v1/admin/queue/{qid}")).json()
+    assert (shown["deliveries"][0]["state"], shown["deliveries"][0]["failures"]) == ("queued", 0)
+
+
 async def test_unknown_queue_entry_is_404(make_user: MakeUser) -> None:
     admin = await make_user(is_admin=True)
     reply = await admin.client.post(f"/api/v1/admin/queue/{2**62}/retry")

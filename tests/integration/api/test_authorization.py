@@ -148,6 +148,7 @@ ADMIN_ENDPOINTS = [
     ("GET", "/api/v1/admin/queue", None),
     ("GET", "/api/v1/admin/queue/1", None),
     ("POST", "/api/v1/admin/queue/1/retry", None),
+    ("POST", "/api/v1/admin/queue/1/release", None),
     ("DELETE", "/api/v1/admin/queue/1", None),
 ]
 

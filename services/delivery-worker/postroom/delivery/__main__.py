@@ -8,6 +8,7 @@ import socket
 import sys
 
 from postroom.config import get_settings
+from postroom.delivery import metrics
 from postroom.delivery.celery_app import create_app, worker_argv
 from postroom.errors import PostroomError
 from postroom.log import configure_logging
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         if concurrency < 1:
             parser.error("--concurrency must be at least 1")
         name = f"delivery-{os.getpid()}@{socket.gethostname()}"
+        if settings.metrics_port:
+            metrics.serve(settings.metrics_port, settings.bind_address)
         app.worker_main(worker_argv(concurrency, loglevel, name))
     else:
         app.Beat(loglevel=loglevel, quiet=True).run()

@@ -27,6 +27,7 @@ import structlog
 from postroom.config import Settings
 from postroom.db import Conn
 from postroom.delivery.local import LOCAL_HOST
+from postroom.delivery.metrics import FAILURES, HELD
 from postroom.delivery.retry import enhanced_status
 from postroom.store import queue as queue_store
 from postroom.store.types import (
@@ -255,39 +256,87 @@ async def send_failure_dsns(
 ) -> list[DeliveryId]:
     """Spool the DSNs owed for each entry's finished deliveries (failures together, successes
     together); returns the new deliveries (to dispatch). Safe to run anywhere at once: the
-    debt is locked and paid in one transaction."""
+    debt is locked and paid in one transaction. Each entry fails alone: an exception rolls
+    back that entry's DSN, is counted against its deliveries (held after too many), and the
+    next entry goes on."""
     new: list[DeliveryId] = []
     for queue_id in queue_ids:
-        async with conn.transaction():
-            owing = await queue_store.lock_dsn_due(conn, queue_id)
-            if not owing:
-                continue
-            entry = await queue_store.get_queue_entry(conn, queue_id)
-            if entry.message.reverse_path == "":
-                await queue_store.mark_dsn_sent(conn, [d.id for d in owing], None)
-                continue
-            original = await queue_store.read_queued_message(conn, queue_id)
-            # One DSN per kind of news: failures together, successes together.
-            groups: dict[Action, list[Delivery]] = {}
-            for d in owing:
-                groups.setdefault(_finished_action(entry, d), []).append(d)
-            for action, group in groups.items():
-                dsn = build_dsn(
-                    message=entry.message,
-                    original=original,
-                    recipients=[recipient_status(entry, d, action) for d in group],
-                    reporting_mta=settings.hostname,
-                    now=now,
-                )
-                dsn_id, deliveries = await _spool_dsn(conn, entry, dsn, now)
-                await queue_store.mark_dsn_sent(conn, [d.id for d in group], dsn_id)
-                log.info(
-                    f"delivery.dsn.{action}",
-                    queue_id=queue_id,
-                    dsn_queue_id=dsn_id,
-                    recipients=len(group),
-                )
-                new += deliveries
+        touched: list[DeliveryId] = []
+        try:
+            new += await _send_failure_dsn(conn, queue_id, touched, settings=settings, now=now)
+        except Exception as exc:
+            await _entry_failed(conn, "dsn", queue_id, touched, exc, settings)
+    return new
+
+
+async def _entry_failed(
+    conn: Conn,
+    stage: str,
+    queue_id: QueueId,
+    deliveries: Sequence[DeliveryId],
+    exc: Exception,
+    settings: Settings,
+) -> None:
+    """Log and count one entry's failure; hold its deliveries after too many."""
+    log.exception(f"delivery.{stage}.error", queue_id=queue_id)
+    FAILURES.labels(stage).inc()
+    if not deliveries:
+        return
+    try:
+        held = await queue_store.note_failure(
+            conn,
+            deliveries,
+            error=f"{stage.replace('_', ' ')} failed: {type(exc).__name__}",
+            max_failures=settings.max_internal_failures,
+        )
+    except Exception:  # the connection itself is gone; the next sweep tries again
+        log.exception("delivery.failure_not_recorded", queue_id=queue_id)
+        return
+    if held:
+        HELD.labels(stage).inc(len(held))
+        log.error("delivery.held", queue_id=queue_id, deliveries=len(held), stage=stage)
+
+
+async def _send_failure_dsn(
+    conn: Conn,
+    queue_id: QueueId,
+    touched: list[DeliveryId],
+    *,
+    settings: Settings,
+    now: datetime,
+) -> list[DeliveryId]:
+    new: list[DeliveryId] = []
+    async with conn.transaction():
+        owing = await queue_store.lock_dsn_due(conn, queue_id)
+        touched += [d.id for d in owing]
+        if not owing:
+            return new
+        entry = await queue_store.get_queue_entry(conn, queue_id)
+        if entry.message.reverse_path == "":
+            await queue_store.mark_dsn_sent(conn, [d.id for d in owing], None)
+            return new
+        original = await queue_store.read_queued_message(conn, queue_id)
+        # One DSN per kind of news: failures together, successes together.
+        groups: dict[Action, list[Delivery]] = {}
+        for d in owing:
+            groups.setdefault(_finished_action(entry, d), []).append(d)
+        for action, group in groups.items():
+            dsn = build_dsn(
+                message=entry.message,
+                original=original,
+                recipients=[recipient_status(entry, d, action) for d in group],
+                reporting_mta=settings.hostname,
+                now=now,
+            )
+            dsn_id, deliveries = await _spool_dsn(conn, entry, dsn, now)
+            await queue_store.mark_dsn_sent(conn, [d.id for d in group], dsn_id)
+            log.info(
+                f"delivery.dsn.{action}",
+                queue_id=queue_id,
+                dsn_queue_id=dsn_id,
+                recipients=len(group),
+            )
+            new += deliveries
     return new
 
 
@@ -310,24 +359,42 @@ async def send_delay_warnings(conn: Conn, *, settings: Settings, now: datetime) 
     )
     new: list[DeliveryId] = []
     for queue_id in queue_ids:
-        async with conn.transaction():
-            waiting = await queue_store.lock_delay_warning(conn, queue_id, now=now)
-            if not waiting:
-                continue
-            entry = await queue_store.get_queue_entry(conn, queue_id)
-            original = await queue_store.read_queued_message(conn, queue_id)
-            dsn = build_dsn(
-                message=entry.message,
-                original=original,
-                recipients=[recipient_status(entry, d, "delayed") for d in waiting],
-                reporting_mta=settings.hostname,
-                now=now,
-                will_retry_until=entry.message.received_at + settings.max_queue_lifetime,
-            )
-            dsn_id, deliveries = await _spool_dsn(conn, entry, dsn, now)
-            await queue_store.mark_delay_warned(conn, [d.id for d in waiting], now=now)
-        log.info(
-            "delivery.dsn.delayed", queue_id=queue_id, dsn_queue_id=dsn_id, recipients=len(waiting)
+        touched: list[DeliveryId] = []
+        try:
+            new += await _send_delay_warning(conn, queue_id, touched, settings=settings, now=now)
+        except Exception as exc:
+            await _entry_failed(conn, "delay_warning", queue_id, touched, exc, settings)
+    return new
+
+
+async def _send_delay_warning(
+    conn: Conn,
+    queue_id: QueueId,
+    touched: list[DeliveryId],
+    *,
+    settings: Settings,
+    now: datetime,
+) -> list[DeliveryId]:
+    new: list[DeliveryId] = []
+    async with conn.transaction():
+        waiting = await queue_store.lock_delay_warning(conn, queue_id, now=now)
+        touched += [d.id for d in waiting]
+        if not waiting:
+            return new
+        entry = await queue_store.get_queue_entry(conn, queue_id)
+        original = await queue_store.read_queued_message(conn, queue_id)
+        dsn = build_dsn(
+            message=entry.message,
+            original=original,
+            recipients=[recipient_status(entry, d, "delayed") for d in waiting],
+            reporting_mta=settings.hostname,
+            now=now,
+            will_retry_until=entry.message.received_at + settings.max_queue_lifetime,
         )
-        new += deliveries
+        dsn_id, deliveries = await _spool_dsn(conn, entry, dsn, now)
+        await queue_store.mark_delay_warned(conn, [d.id for d in waiting], now=now)
+    log.info(
+        "delivery.dsn.delayed", queue_id=queue_id, dsn_queue_id=dsn_id, recipients=len(waiting)
+    )
+    new += deliveries
     return new

@@ -24,7 +24,8 @@ from postroom.config import Settings
 from postroom.db import Conn
 from postroom.delivery import bounce, local, mx, remote
 from postroom.delivery.limits import DestinationSlots
-from postroom.delivery.retry import Result, decide, permanent, transient
+from postroom.delivery.metrics import FAILURES, HELD
+from postroom.delivery.retry import Result, decide, internal_failure, permanent, transient
 from postroom.store import queue as queue_store
 from postroom.store.types import ClaimedDelivery, DeliveryId, QueuedMessage, QueueId
 
@@ -85,13 +86,24 @@ class Courier:
                 now=self.clock(),
                 ids=wanted,
                 limit=len(wanted),
+                max_failures=self.settings.max_internal_failures,
             )
             if not claimed:
                 return 0
             to_dispatch: list[DeliveryId] = []
             remote_groups: dict[tuple[QueueId, str], list[ClaimedDelivery]] = {}
             for item in claimed:
-                resolution = await store.resolve(conn, item.delivery.recipient)
+                try:
+                    resolution = await store.resolve(conn, item.delivery.recipient)
+                except Exception as exc:  # one bad delivery must not stop the others
+                    log.exception(
+                        "delivery.resolve.error",
+                        queue_id=item.message.id,
+                        delivery_id=item.delivery.id,
+                    )
+                    FAILURES.labels("resolve").inc()
+                    await self._record(conn, item, internal_failure(exc, "resolve"), self.clock())
+                    continue
                 if resolution is None:
                     domain = item.delivery.recipient.rpartition("@")[2].lower()
                     remote_groups.setdefault((item.message.id, domain), []).append(item)
@@ -123,12 +135,36 @@ class Courier:
                 await self._record(conn, item, outcome.result, now)
             return list(outcome.forwarded)
         except Exception as exc:  # one bad delivery must not stop the others
-            log.exception("delivery.local.error", delivery_id=item.delivery.id)
-            result = transient(f"4.3.0 local delivery failed: {type(exc).__name__}", 451, "local")
-            await self._record(conn, item, result, now)
+            log.exception(
+                "delivery.local.error", queue_id=item.message.id, delivery_id=item.delivery.id
+            )
+            FAILURES.labels("local").inc()
+            await self._record(conn, item, internal_failure(exc, "local delivery"), now)
             return []
 
     async def _deliver_remote(self, domain: str, group: list[ClaimedDelivery]) -> None:
+        """One destination's attempt; whatever it raises becomes a deferral of its own
+        recipients (counted as an internal failure), never an unrecorded claim."""
+        try:
+            results = await self._attempt_remote(domain, group)
+        except Exception as exc:
+            log.exception("delivery.remote.error", queue_id=group[0].message.id, destination=domain)
+            FAILURES.labels("remote").inc()
+            results = dict.fromkeys(
+                (c.delivery.recipient for c in group), internal_failure(exc, "remote delivery")
+            )
+        if results is None:
+            return
+        async with self.pool.connection() as conn:
+            now = self.clock()
+            for item in group:
+                async with conn.transaction():
+                    await self._record(conn, item, results[item.delivery.recipient], now)
+
+    async def _attempt_remote(
+        self, domain: str, group: list[ClaimedDelivery]
+    ) -> dict[str, Result] | None:
+        """The results per recipient, or None when the leases were given back (busy)."""
         message = group[0].message
         recipients = [c.delivery.recipient for c in group]
         results: dict[str, Result]
@@ -147,7 +183,7 @@ class Courier:
                             conn, [c.delivery.id for c in group], owner=self.owner
                         )
                     log.info("delivery.remote.busy", destination=domain, recipients=len(group))
-                    return
+                    return None
                 async with self.pool.connection() as conn:
                     content = await queue_store.read_queued_message(conn, message.id)
                 transaction = remote.Transaction(
@@ -160,11 +196,7 @@ class Courier:
                     orcpt={c.delivery.recipient: c.delivery.original_recipient for c in group},
                 )
                 results = await remote.send(hops, transaction, self.settings)
-        async with self.pool.connection() as conn:
-            now = self.clock()
-            for item in group:
-                async with conn.transaction():
-                    await self._record(conn, item, results[item.delivery.recipient], now)
+        return results
 
     async def _record(
         self, conn: Conn, item: ClaimedDelivery, result: Result, now: datetime
@@ -189,14 +221,34 @@ class Courier:
                 reply_text=decision.text,
                 next_attempt_at=decision.next_attempt_at,
                 tls=result.tls,
+                owner=self.owner,
+                internal_failure=result.internal,
+                max_failures=self.settings.max_internal_failures,
             )
-            if done is not None and (
-                decision.outcome == "bounced"
-                or (
-                    decision.outcome == "delivered"
-                    and "SUCCESS" in (done.notify or "").upper()
-                    and not result.dsn_passed  # the next hop will report
+            if done is None:
+                # Finished by someone else, or our lease ran out and another worker may be
+                # at it: its outcome counts, not ours.
+                log.warning(
+                    "delivery.outcome.ignored",
+                    queue_id=item.message.id,
+                    delivery_id=delivery.id,
+                    outcome=decision.outcome,
                 )
+                return
+            if done.state == "held":
+                HELD.labels("attempt").inc()
+                log.error(
+                    "delivery.held",
+                    queue_id=item.message.id,
+                    delivery_id=delivery.id,
+                    failures=done.failures,
+                    error=done.last_failure,
+                )
+                return
+            if decision.outcome == "bounced" or (
+                decision.outcome == "delivered"
+                and "SUCCESS" in (done.notify or "").upper()
+                and not result.dsn_passed  # the next hop will report
             ):
                 await queue_store.request_dsn(conn, [delivery.id])
         _log_outcome(

@@ -27,6 +27,9 @@ class Result:
     tls: str | None = None  # the TLS version of the connection, e.g. "TLSv1.3"
     # The next hop took the RFC 3461 DSN request with the recipient: it reports from now on.
     dsn_passed: bool = False
+    # The attempt failed inside Postroom (an exception), not at the next hop: it is deferred
+    # like a 4xx and also counts towards holding the delivery (POSTROOM_MAX_INTERNAL_FAILURES).
+    internal: bool = False
 
 
 def delivered(host: str, code: int = 250, text: str = "2.0.0 OK", tls: str | None = None) -> Result:
@@ -35,6 +38,17 @@ def delivered(host: str, code: int = 250, text: str = "2.0.0 OK", tls: str | Non
 
 def transient(text: str, code: int | None = None, host: str | None = None) -> Result:
     return Result("transient", code, text, host)
+
+
+def internal_failure(exc: BaseException, where: str) -> Result:
+    """An unexpected exception in an attempt: a deferral, never a silent re-claim loop."""
+    return Result(
+        "transient",
+        None,
+        f"4.3.0 internal error in {where}: {type(exc).__name__}",
+        None,
+        internal=True,
+    )
 
 
 def permanent(text: str, code: int | None = None, host: str | None = None) -> Result:

@@ -44,6 +44,8 @@ def queue_entry_public(entry: QueueEntry) -> schemas.QueueEntryPublic:
                 last_attempt_at=d.last_attempt_at,
                 finished_at=d.finished_at,
                 dsn_queue_id=d.dsn_queue_message_id,
+                failures=d.failures,
+                last_failure=d.last_failure,
             )
             for d in entry.deliveries
         ],

@@ -223,6 +223,9 @@ class DeliveryPublic(BaseModel):
     last_attempt_at: datetime | None
     finished_at: datetime | None
     dsn_queue_id: int | None
+    # Internal failures since the last release; for a held delivery, the last one's text.
+    failures: int = 0
+    last_failure: str | None = None
 
 
 class AttemptPublic(BaseModel):

@@ -183,12 +183,12 @@ async def list_queue(
     admin: AdminDep,
     conn: ConnDep,
     state: Annotated[
-        list[Literal["queued", "deferred", "delivered", "bounced"]] | None, Query()
+        list[Literal["queued", "deferred", "held", "delivered", "bounced"]] | None, Query()
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[schemas.QueueEntryPublic]:
-    """Queue entries with a delivery in one of ``state`` (default: queued and deferred)."""
-    states: tuple[DeliveryState, ...] = tuple(state) if state else queue.PENDING
+    """Queue entries with a delivery in one of ``state`` (default: queued, deferred, held)."""
+    states: tuple[DeliveryState, ...] = tuple(state) if state else queue.UNFINISHED
     entries = await queue.list_queue(conn, states=states, limit=limit)
     return [queue_entry_public(e) for e in entries]
 
@@ -213,6 +213,16 @@ async def retry_queue_entry(
     pending = [d.id for d in entry.deliveries if d.state in queue.PENDING]
     dispatched = await asyncio.to_thread(queue_contract.dispatch, pending, settings_of(request))
     return schemas.RetryResult(deliveries=count, dispatched=dispatched)
+
+
+@router.post("/queue/{queue_id}/release", response_model=schemas.RetryResult)
+async def release_queue_entry(
+    queue_id: int, request: Request, admin: AdminDep, conn: ConnDep
+) -> schemas.RetryResult:
+    """Put the entry's held deliveries back (pending ones due now) and hand them to a worker."""
+    released = await queue.release_held(conn, _queue_id(queue_id), now=datetime.now(UTC))
+    dispatched = await asyncio.to_thread(queue_contract.dispatch, released, settings_of(request))
+    return schemas.RetryResult(deliveries=len(released), dispatched=dispatched)
 
 
 @router.delete("/queue/{queue_id}", status_code=204)

@@ -1,0 +1,27 @@
+"""Prometheus metrics of the delivery worker: internal failures by stage, held deliveries."""
+
+from __future__ import annotations
+
+import structlog
+from prometheus_client import Counter, start_http_server
+
+log = structlog.get_logger("postroom.delivery.metrics")
+
+# Exceptions caught while handling one queue entry or one sweep stage (the rest went on).
+FAILURES = Counter(
+    "postroom_delivery_internal_failures",
+    "Exceptions caught in delivery, by stage (attempt, dsn, delay_warning, sweep stages)",
+    ["stage"],
+)
+HELD = Counter(
+    "postroom_delivery_held", "Deliveries held after too many internal failures", ["stage"]
+)
+
+
+def serve(port: int, address: str) -> None:
+    """Expose /metrics on ``port``; a second worker process on the same host cannot bind it
+    and goes on without (say so once)."""
+    try:
+        start_http_server(port, addr=address)
+    except OSError as exc:
+        log.warning("delivery.metrics.unavailable", port=port, error=str(exc))
