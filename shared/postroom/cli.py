@@ -317,3 +317,11 @@ def main() -> None:
         app()
     except PostroomError as exc:  # settings errors raised before a command runs
         fail(str(exc))
+
+
+# --- DKIM keys and DNS records (their own module) ------------------------------------------
+
+from postroom.cli_domains import dkim_app, dns_app  # noqa: E402 - its commands use run and fail
+
+app.add_typer(dkim_app, name="dkim")
+app.add_typer(dns_app, name="dns")

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from postroom.errors import ConfigError
@@ -179,6 +179,13 @@ class Settings(BaseSettings):
     dns_resolvers: Annotated[list[tuple[str, int]], NoDecode] = Field(default_factory=list)
     dns_timeout: float = Field(default=5.0, gt=0, le=60)
     dns_cache_size: int = Field(default=10_000, ge=1)
+    # Private keys kept in Postgres (DKIM) are sealed under this Fernet key; unset, a key
+    # file made once in the data dir (postroom.keyring).
+    key_encryption_key: SecretStr | None = None
+    # RFC 8461 §5: the MTA-STS policy published for the local domains; "testing" until the
+    # certificate is one that senders can verify (ACME or your own), then "enforce".
+    mta_sts_mode: str = Field(default="testing", pattern="^(enforce|testing|none)$")
+    mta_sts_max_age: int = Field(default=604800, ge=86400, le=31557600)
 
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")

@@ -22,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 from postroom import store
 from postroom.config import Settings
 from postroom.db import Conn
-from postroom.delivery import bounce, local, mx, remote
+from postroom.delivery import bounce, local, mx, remote, signing
 from postroom.delivery.limits import DestinationSlots
 from postroom.delivery.metrics import FAILURES, HELD
 from postroom.delivery.retry import Result, decide, internal_failure, permanent, transient
@@ -72,6 +72,7 @@ class Courier:
     )
     owner: str = field(default_factory=default_owner)
     next_hops: Callable[[str, Settings], Awaitable[list[mx.Hop]]] = mx.next_hops
+    signer: signing.Signer = field(default_factory=signing.Signer)
 
     async def deliver(self, ids: Sequence[int]) -> int:
         """Deliver these deliveries if they are still due; returns how many were attempted."""
@@ -186,6 +187,9 @@ class Courier:
                     return None
                 async with self.pool.connection() as conn:
                     content = await queue_store.read_queued_message(conn, message.id)
+                    content = await self.signer.sign(
+                        conn, self.settings, content, message.reverse_path
+                    )
                 transaction = remote.Transaction(
                     message.reverse_path,
                     recipients,

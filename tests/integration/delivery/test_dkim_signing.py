@@ -1,0 +1,122 @@
+"""DKIM signing at the hand-off to another server: what arrives at the next hop verifies."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import dkim
+
+from postroom import dkim_admin, dns_records
+from postroom.config import Settings
+from postroom.db import Conn
+from postroom.store import dkim as dkim_store
+from tests.integration.delivery.harness import Sink, message, settings_for
+from tests.support import Tenant
+
+
+def dkim_settings(sink: Sink, tmp_path: Path, **env: str) -> Settings:
+    return settings_for(sink, POSTROOM_DATA_DIR=str(tmp_path), **env)
+
+
+async def published(conn: Conn, domain: str) -> Callable[..., bytes | None]:
+    """dkimpy's DNS lookup, answered from the zone lines `postroom dns show` prints."""
+    keys = await dkim_store.list_keys(conn, domain)
+    zone = {}
+    for key in keys:
+        line = dns_records.Record("dkim", key.record_name, "TXT", key.record, "").zone_line()
+        zone[f"{key.record_name}."] = "".join(re.findall(r'"([^"]*)"', line)).encode()
+
+    def lookup(name: bytes, timeout: int = 5) -> bytes | None:
+        return zone.get(name.decode())
+
+    return lookup
+
+
+def signatures(content: bytes) -> list[dict[str, str]]:
+    head = content.split(b"\r\n\r\n")[0].decode().replace("\r\n", "")
+    found = []
+    for field in re.findall(r"DKIM-Signature:(.*?)(?=\S+:|$)", head):
+        tags = dict(t.strip().split("=", 1) for t in field.replace(" ", "").split(";") if "=" in t)
+        found.append(tags)
+    return found
+
+
+async def test_mail_from_a_local_domain_is_signed_by_every_active_key(
+    tenant: Tenant, make_harness: Any, sink: Sink, tmp_path: Path
+) -> None:
+    settings = dkim_settings(sink, tmp_path)
+    domain = tenant.domain.name
+    await dkim_admin.generate(tenant.conn, settings, domain, algorithm="rsa", selector="r1")
+    await dkim_admin.generate(tenant.conn, settings, domain, algorithm="ed25519", selector="e1")
+    h = await make_harness(settings)
+    alice = tenant.address("alice")
+    await h.deliver(await h.spool(message(sender=alice), alice, ["bob@remote.test"]))
+    [received] = sink.handler.received
+    content = received.content
+    assert sorted((s["a"], s["d"], s["s"]) for s in signatures(content)) == [
+        ("ed25519-sha256", domain, "e1"),
+        ("rsa-sha256", domain, "r1"),
+    ]
+    lookup = await published(tenant.conn, domain)
+    verifier = dkim.DKIM(content)
+    assert verifier.verify(idx=0, dnsfunc=lookup)
+    assert verifier.verify(idx=1, dnsfunc=lookup)
+
+
+async def test_pending_and_retired_keys_do_not_sign(
+    tenant: Tenant, make_harness: Any, sink: Sink, tmp_path: Path
+) -> None:
+    settings = dkim_settings(sink, tmp_path)
+    domain = tenant.domain.name
+    await dkim_admin.generate(tenant.conn, settings, domain, algorithm="ed25519", selector="old")
+    await dkim_admin.rotate(tenant.conn, settings, domain)  # a pending key
+    h = await make_harness(settings)
+    alice = tenant.address("alice")
+    await h.deliver(await h.spool(message(sender=alice), alice, ["bob@remote.test"]))
+    assert [s["s"] for s in signatures(sink.handler.received[0].content)] == ["old"]
+
+
+async def test_mail_from_a_foreign_domain_is_not_signed(
+    tenant: Tenant, make_harness: Any, sink: Sink, tmp_path: Path
+) -> None:
+    settings = dkim_settings(sink, tmp_path)
+    await dkim_admin.generate(tenant.conn, settings, tenant.domain.name, algorithm="ed25519")
+    h = await make_harness(settings)
+    raw = message(sender="someone@elsewhere.test")
+    await h.deliver(await h.spool(raw, "someone@elsewhere.test", ["bob@remote.test"]))
+    assert sink.handler.received[0].content == raw
+
+
+async def test_our_dsn_is_signed_for_the_domain_of_the_host_name(
+    tenant: Tenant, make_harness: Any, sink: Sink, tmp_path: Path
+) -> None:
+    domain = tenant.domain.name
+    settings = dkim_settings(sink, tmp_path, POSTROOM_HOSTNAME=f"mail.{domain}")
+    await dkim_admin.generate(tenant.conn, settings, domain, algorithm="ed25519", selector="e1")
+    sink.handler.rcpt_replies["gone@remote.test"] = ["550 5.1.1 no such user"]
+    h = await make_harness(settings)
+    spooled = await h.spool(message(), "sender@remote.test", ["gone@remote.test"])
+    await h.deliver(spooled)
+    [dsn] = sink.handler.received
+    assert dsn.mail_from == "<>"
+    assert f"From: Mail Delivery System <MAILER-DAEMON@mail.{domain}>" in dsn.content.decode()
+    [signature] = signatures(dsn.content)
+    assert (signature["d"], signature["s"]) == (domain, "e1")
+    assert dkim.verify(dsn.content, dnsfunc=await published(tenant.conn, domain))
+
+
+async def test_a_key_sealed_under_another_secret_leaves_mail_unsigned_and_delivered(
+    tenant: Tenant, make_harness: Any, sink: Sink, tmp_path: Path
+) -> None:
+    domain = tenant.domain.name
+    await dkim_admin.generate(
+        tenant.conn, dkim_settings(sink, tmp_path / "a"), domain, algorithm="ed25519"
+    )
+    h = await make_harness(dkim_settings(sink, tmp_path / "b"))
+    alice = tenant.address("alice")
+    raw = message(sender=alice)
+    await h.deliver(await h.spool(raw, alice, ["bob@remote.test"]))
+    assert sink.handler.received[0].content == raw
