@@ -13,26 +13,24 @@ from postroom import dkim_admin, dns_records
 from postroom.config import Settings
 from postroom.db import Conn
 from postroom.store import dkim as dkim_store
+from tests.dns_server import DnsServer
 from tests.integration.delivery.harness import Sink, message, settings_for
 from tests.support import Tenant
+from tests.zone import dkim_lookup, served
 
 
 def dkim_settings(sink: Sink, tmp_path: Path, **env: str) -> Settings:
     return settings_for(sink, POSTROOM_DATA_DIR=str(tmp_path), **env)
 
 
-async def published(conn: Conn, domain: str) -> Callable[..., bytes | None]:
-    """dkimpy's DNS lookup, answered from the zone lines `postroom dns show` prints."""
+async def published(
+    conn: Conn, settings: Settings, domain: str, dns_server: Callable[..., DnsServer]
+) -> Callable[..., bytes | None]:
+    """The domain's records as `postroom dns show` prints them, served by a real DNS server;
+    returns dkimpy's lookup asking that server."""
     keys = await dkim_store.list_keys(conn, domain)
-    zone = {}
-    for key in keys:
-        line = dns_records.Record("dkim", key.record_name, "TXT", key.record, "").zone_line()
-        zone[f"{key.record_name}."] = "".join(re.findall(r'"([^"]*)"', line)).encode()
-
-    def lookup(name: bytes, timeout: int = 5) -> bytes | None:
-        return zone.get(name.decode())
-
-    return lookup
+    server = dns_server(served(dns_records.required_records(domain, settings, keys)))
+    return dkim_lookup(server)
 
 
 def signatures(content: bytes) -> list[dict[str, str]]:
@@ -45,7 +43,11 @@ def signatures(content: bytes) -> list[dict[str, str]]:
 
 
 async def test_mail_from_a_local_domain_is_signed_by_every_active_key(
-    tenant: Tenant, make_harness: Any, sink: Sink, tmp_path: Path
+    tenant: Tenant,
+    make_harness: Any,
+    sink: Sink,
+    tmp_path: Path,
+    dns_server: Callable[..., DnsServer],
 ) -> None:
     settings = dkim_settings(sink, tmp_path)
     domain = tenant.domain.name
@@ -60,10 +62,12 @@ async def test_mail_from_a_local_domain_is_signed_by_every_active_key(
         ("ed25519-sha256", domain, "e1"),
         ("rsa-sha256", domain, "r1"),
     ]
-    lookup = await published(tenant.conn, domain)
+    lookup = await published(tenant.conn, settings, domain, dns_server)
     verifier = dkim.DKIM(content)
     assert verifier.verify(idx=0, dnsfunc=lookup)
     assert verifier.verify(idx=1, dnsfunc=lookup)
+    # And the verdict is DNS's: a server without the records fails the same message.
+    assert not dkim.verify(content, dnsfunc=dkim_lookup(dns_server([])))
 
 
 async def test_pending_and_retired_keys_do_not_sign(
@@ -91,7 +95,11 @@ async def test_mail_from_a_foreign_domain_is_not_signed(
 
 
 async def test_our_dsn_is_signed_for_the_domain_of_the_host_name(
-    tenant: Tenant, make_harness: Any, sink: Sink, tmp_path: Path
+    tenant: Tenant,
+    make_harness: Any,
+    sink: Sink,
+    tmp_path: Path,
+    dns_server: Callable[..., DnsServer],
 ) -> None:
     domain = tenant.domain.name
     settings = dkim_settings(sink, tmp_path, POSTROOM_HOSTNAME=f"mail.{domain}")
@@ -105,7 +113,8 @@ async def test_our_dsn_is_signed_for_the_domain_of_the_host_name(
     assert f"From: Mail Delivery System <MAILER-DAEMON@mail.{domain}>" in dsn.content.decode()
     [signature] = signatures(dsn.content)
     assert (signature["d"], signature["s"]) == (domain, "e1")
-    assert dkim.verify(dsn.content, dnsfunc=await published(tenant.conn, domain))
+    lookup = await published(tenant.conn, settings, domain, dns_server)
+    assert dkim.verify(dsn.content, dnsfunc=lookup)
 
 
 async def test_a_key_sealed_under_another_secret_leaves_mail_unsigned_and_delivered(
