@@ -1,0 +1,141 @@
+"""The Authentication-Results field (RFC 8601): written one result per line, and removed
+from incoming mail when it claims our authserv-id (§5)."""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from postroom.mailauth.results import (
+    ARCResult,
+    AuthResults,
+    DKIMResult,
+    DMARCResult,
+    SPFResult,
+    authentication_results,
+    authserv_id_of,
+    remove_our_authentication_results,
+)
+
+OURS = "mx.postroom.test"
+BODY = b"\r\nHello\r\n"
+
+
+def results(**kw: object) -> AuthResults:
+    base: dict[str, object] = {
+        "spf_helo": None,
+        "spf_mailfrom": SPFResult("none", "mailfrom", "", ""),
+        "dkim": (),
+        "dmarc": DMARCResult("none", ""),
+        "arc": ARCResult("none"),
+    }
+    base.update(kw)
+    return AuthResults(**base)  # type: ignore[arg-type]
+
+
+def test_nothing_found_reads_none_for_every_method() -> None:
+    assert authentication_results(OURS, results()) == (
+        b"Authentication-Results: mx.postroom.test;\r\n"
+        b"\tspf=none;\r\n\tdkim=none;\r\n\tdmarc=none;\r\n\tarc=none\r\n"
+    )
+
+
+def test_dmarc_fail_names_policy_and_disposition() -> None:
+    header = authentication_results(
+        OURS,
+        results(
+            spf_mailfrom=SPFResult("fail", "mailfrom", "fail.test", "bounce@fail.test"),
+            dmarc=DMARCResult("fail", "reject.test", "reject", "reject"),
+        ),
+    )
+    assert b"\tspf=fail smtp.mailfrom=bounce@fail.test;\r\n" in header
+    assert b"\tdmarc=fail (p=reject dis=reject) header.from=reject.test;\r\n" in header
+
+
+def test_values_from_strangers_cannot_break_the_field() -> None:
+    header = authentication_results(
+        OURS,
+        results(
+            dkim=(DKIMResult("fail", "evil.test\r\nX-Spam: no", "s (x)", "rsa-sha256", "ab;cd"),)
+        ),
+    )
+    assert header.count(b"\r\n") == 5
+    assert b'header.d="evil.test??X-Spam:?no"' in header
+    assert b'header.s="s??x?"' in header
+
+
+@given(
+    st.sampled_from(["pass", "fail", "none", "temperror", "permerror"]),
+    st.text(max_size=40),
+    st.text(max_size=40),
+)
+def test_field_is_always_one_parsable_header(result: str, domain: str, sender: str) -> None:
+    header = authentication_results(
+        OURS,
+        results(
+            spf_mailfrom=SPFResult(result, "mailfrom", domain, sender),
+            dkim=(DKIMResult(result, domain, sender, "rsa-sha256", sender[:8]),),
+            dmarc=DMARCResult(result, domain, "reject", "none"),
+        ),
+    )
+    parsed = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(header + BODY)
+    assert parsed.keys() == ["Authentication-Results"]
+    assert authserv_id_of(header.split(b":", 1)[1]) == OURS.encode()
+
+
+def test_authserv_id_after_comments_and_folding() -> None:
+    assert authserv_id_of(b" (a comment (nested))\r\n\tMX.Postroom.Test.; spf=pass") == (
+        b"mx.postroom.test"
+    )
+    assert authserv_id_of(b' "mx.postroom.test" 1; none') == b"mx.postroom.test"
+    assert authserv_id_of(b"") == b""
+
+
+def test_ours_are_removed_others_kept() -> None:
+    message = (
+        b"Received: from a by b\r\n"
+        b"Authentication-Results: mx.postroom.test; dmarc=pass\r\n"
+        b"Authentication-Results: other.example; spf=pass\r\n"
+        b"authentication-results:\r\n MX.POSTROOM.TEST;\r\n\tdkim=pass header.d=bank.test\r\n"
+        b"Subject: hi\r\n" + BODY
+    )
+    assert remove_our_authentication_results(message, OURS) == (
+        b"Received: from a by b\r\n"
+        b"Authentication-Results: other.example; spf=pass\r\n"
+        b"Subject: hi\r\n" + BODY
+    )
+
+
+def test_body_lines_that_look_like_the_field_are_kept() -> None:
+    message = b"Subject: hi\r\n\r\nAuthentication-Results: mx.postroom.test; spf=pass\r\n"
+    assert remove_our_authentication_results(message, OURS) == message
+
+
+def test_arc_authentication_results_are_not_removed() -> None:
+    message = b"ARC-Authentication-Results: i=1; mx.postroom.test; spf=pass\r\n" + BODY
+    assert remove_our_authentication_results(message, OURS) == message
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"Authentication-Results: mx.postroom.test; spf=pass",
+                b"Authentication-Results: other.test; spf=pass",
+                b"Subject: x",
+                b"\tcontinued",
+                b"X-A: y",
+            ]
+        ),
+        max_size=8,
+    )
+)
+def test_removal_keeps_every_other_line_in_order(lines: list[bytes]) -> None:
+    message = b"\r\n".join([b"From: a@b.test", *lines]) + b"\r\n" + BODY
+    cleaned = remove_our_authentication_results(message, OURS)
+    assert b"Authentication-Results: mx.postroom.test" not in cleaned.split(b"\r\n\r\n")[0]
+    assert cleaned.endswith(BODY)
+    assert cleaned.count(b"other.test") == message.count(b"other.test")
