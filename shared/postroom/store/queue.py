@@ -313,7 +313,9 @@ async def record_outcome(
     """
     if outcome == "deferred" and next_attempt_at is None:
         raise InvalidInput("a deferred delivery needs next_attempt_at")
-    text = (reply_text or "")[:MAX_ERROR_TEXT] or None
+    # One line whatever the next hop said (RFC 5321 §4.2.1 multi-line replies, exception
+    # texts): what is stored here ends up in logs and DSN fields.
+    text = _one_line(reply_text or "")[:MAX_ERROR_TEXT] or None
     error = None if outcome == "delivered" else _error_line(reply_code, text)
     hold = internal_failure and outcome == "deferred" and max_failures is not None
     owner_filter = "AND lease_owner = %(owner)s" if owner is not None else ""
@@ -356,6 +358,12 @@ async def record_outcome(
             (delivery_id, now, outcome, host, reply_code, text, tls),
         )
     return _delivery(row)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(
+        "".join(" " if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 else c for c in text).split()
+    )
 
 
 def _error_line(code: int | None, text: str | None) -> str | None:

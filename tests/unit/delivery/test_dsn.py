@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from email import policy
 from typing import Literal
 
-from postroom.delivery.bounce import RecipientStatus, build_dsn, original_header
+from postroom.delivery.dsn import RecipientStatus, build_dsn, original_header
 from postroom.store.types import BlobId, QueuedMessage, QueueId
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

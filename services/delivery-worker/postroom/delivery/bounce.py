@@ -1,31 +1,20 @@
-"""Delivery status notifications (RFC 3464): build them, and send them through the queue.
+"""Delivery status notifications through the queue: which DSNs are owed, and spooling them.
 
-A DSN goes to the original envelope sender with the null reverse path (RFC 5321 §4.5.5, so
-it can never bounce back), From MAILER-DAEMON@<hostname>. The recipients of one message that
-failed together share one DSN. It carries a readable first part, the machine-readable
-message/delivery-status part, and the original message: whole (message/rfc822) when the
-sender asked RET=FULL (RFC 3461 §4.3), the message is at most MAX_RETURNED_MESSAGE octets and
-7-bit, so that the DSN stays small and goes anywhere; else its header (text/rfc822-headers).
+The DSN messages themselves are built by ``postroom.delivery.dsn``. Each queue entry's DSN is
+spooled and its debt paid in one transaction, and fails alone (see ``send_failure_dsns``).
 """
 
 from __future__ import annotations
 
-import email.utils
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from email import policy
-from email.message import Message
-from email.mime.base import MIMEBase
-from email.mime.multipart import MIMEMultipart
-from email.mime.nonmultipart import MIMENonMultipart
-from email.mime.text import MIMEText
 from typing import Literal
 
 import structlog
 
 from postroom.config import Settings
 from postroom.db import Conn
+from postroom.delivery.dsn import Action, RecipientStatus, build_dsn
 from postroom.delivery.local import LOCAL_HOST
 from postroom.delivery.metrics import FAILURES, HELD
 from postroom.delivery.retry import enhanced_status
@@ -35,170 +24,13 @@ from postroom.store.types import (
     Attempt,
     Delivery,
     DeliveryId,
-    QueuedMessage,
     QueueEntry,
     QueueId,
 )
 
+__all__ = ["build_dsn", "send_delay_warnings", "send_failure_dsns"]
+
 log = structlog.get_logger("postroom.delivery.bounce")
-
-Action = Literal["failed", "delayed", "delivered", "relayed"]
-# Original headers returned in a DSN are cut at this size.
-MAX_RETURNED_HEADER = 64 * 1024
-# RET=FULL returns the whole message up to this size (Postfix's bounce_size_limit).
-MAX_RETURNED_MESSAGE = 50_000
-
-
-@dataclass(frozen=True, slots=True)
-class RecipientStatus:
-    """One per-recipient block of the delivery-status part (RFC 3464 §2.3)."""
-
-    final_recipient: str
-    original_recipient: str | None
-    action: Action
-    status: str
-    diagnostic: str | None
-    remote_mta: str | None
-    last_attempt: datetime | None
-
-
-def original_header(raw: bytes) -> str:
-    """The header section of a message, as text for text/rfc822-headers."""
-    end = raw.find(b"\r\n\r\n")
-    head = raw[: end + 2] if end >= 0 else raw[:MAX_RETURNED_HEADER]
-    head = head[:MAX_RETURNED_HEADER]
-    # 8-bit header bytes become "?": the DSN stays 7-bit and goes anywhere.
-    return head.decode("ascii", "replace").replace("\ufffd", "?").replace("\r\n", "\n")
-
-
-def returns_whole(message: QueuedMessage, original: bytes, action: Action) -> bool:
-    """RET=FULL on a failure, for a small 7-bit message (delay warnings return headers)."""
-    return (
-        message.dsn_ret == "FULL"
-        and action == "failed"
-        and len(original) <= MAX_RETURNED_MESSAGE
-        and original.isascii()
-    )
-
-
-def _fields(pairs: Sequence[tuple[str, str | None]]) -> Message:
-    block = Message()
-    for name, value in pairs:
-        if value is not None:
-            block[name] = value
-    return block
-
-
-def _date(when: datetime) -> str:
-    return email.utils.format_datetime(when)
-
-
-def _typed_address(value: str) -> str:
-    """An address-type;address field value (RFC 3464 §2.3.1/§2.3.2)."""
-    return value if ";" in value else f"rfc822;{value}"
-
-
-def build_dsn(
-    *,
-    message: QueuedMessage,
-    original: bytes,
-    recipients: Sequence[RecipientStatus],
-    reporting_mta: str,
-    now: datetime,
-    will_retry_until: datetime | None = None,
-) -> bytes:
-    """The DSN for some recipients of ``message`` (all with the same action)."""
-    action = recipients[0].action
-    lines = [f"This is the mail system at host {reporting_mta}.", ""]
-    if action == "failed":
-        lines += [
-            "I'm sorry to have to inform you that your message could not",
-            "be delivered to one or more recipients. It's attached below.",
-        ]
-        subject = "Undelivered Mail Returned to Sender"
-    elif action in ("delivered", "relayed"):
-        lines += [
-            "Your message was successfully delivered to the destination(s) listed below."
-            if action == "delivered"
-            else "Your message was passed on to the destination(s) listed below, which will "
-            "not report on it further.",
-            "This report was sent because you asked for one (NOTIFY=SUCCESS).",
-        ]
-        subject = "Successful Mail Delivery Report"
-    else:
-        lines += [
-            "Your message could not be delivered yet to one or more recipients.",
-            "The mail system will keep trying"
-            + (f" until {_date(will_retry_until)}." if will_retry_until else "."),
-            "You do not need to send it again.",
-        ]
-        subject = "Delayed Mail (still being retried)"
-    lines.append("")
-    for r in recipients:
-        lines.append(f"<{r.final_recipient}>: {r.diagnostic or r.status}")
-    text = MIMEText("\n".join(lines) + "\n", "plain", "us-ascii")
-    text["Content-Description"] = "Notification"
-
-    per_message = _fields(
-        [
-            ("Reporting-MTA", f"dns; {reporting_mta}"),
-            ("Original-Envelope-Id", message.env_id),
-            ("Arrival-Date", _date(message.received_at)),
-        ]
-    )
-    blocks = [per_message]
-    for r in recipients:
-        blocks.append(
-            _fields(
-                [
-                    (
-                        "Original-Recipient",
-                        _typed_address(r.original_recipient) if r.original_recipient else None,
-                    ),
-                    ("Final-Recipient", f"rfc822; {r.final_recipient}"),
-                    ("Action", r.action),
-                    ("Status", r.status),
-                    ("Remote-MTA", f"dns; {r.remote_mta}" if r.remote_mta else None),
-                    ("Diagnostic-Code", r.diagnostic),
-                    ("Last-Attempt-Date", _date(r.last_attempt) if r.last_attempt else None),
-                    (
-                        "Will-Retry-Until",
-                        _date(will_retry_until)
-                        if action == "delayed" and will_retry_until
-                        else None,
-                    ),
-                ]
-            )
-        )
-    status = MIMEBase("message", "delivery-status")
-    # message/delivery-status is a list of header blocks to the email package (RFC 3464 §2.1).
-    status.set_payload(list[Message | str](blocks))
-    status["Content-Description"] = "Delivery report"
-
-    returned: MIMEBase
-    if returns_whole(message, original, action):
-        returned = MIMENonMultipart("message", "rfc822")
-        # A string payload is written as it is: the original, byte for byte.
-        returned.set_payload(original.decode("ascii"))
-        returned["Content-Description"] = "Undelivered Message"
-    else:
-        returned = MIMEText(original_header(original), "rfc822-headers", "us-ascii")
-        returned["Content-Description"] = "Undelivered Message Headers"
-
-    report = MIMEMultipart("report", report_type="delivery-status")
-    report["From"] = f"Mail Delivery System <MAILER-DAEMON@{reporting_mta}>"
-    report["To"] = f"<{message.reverse_path}>"
-    report["Subject"] = subject
-    report["Date"] = _date(now)
-    report["Message-ID"] = email.utils.make_msgid(domain=reporting_mta)
-    report["Auto-Submitted"] = "auto-replied"  # RFC 3834 §5
-    if message.message_id:
-        report["In-Reply-To"] = message.message_id
-        report["References"] = message.message_id
-    report.attach(text)
-    report.attach(status)
-    report.attach(returned)
-    return report.as_bytes(policy=policy.SMTP)
 
 
 def _diagnostic(attempt: Attempt | None, delivery: Delivery) -> str:

@@ -36,8 +36,17 @@ def delivered(host: str, code: int = 250, text: str = "2.0.0 OK", tls: str | Non
     return Result("delivered", code, text, host, tls)
 
 
+def one_line(text: str) -> str:
+    """A reply or error text as one line: line breaks and other controls become spaces,
+    runs of white space one space, so it can be stored, logged and put in a DSN field
+    without injecting anything (a multi-line reply or an exception's text)."""
+    return " ".join(
+        "".join(" " if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 else c for c in text).split()
+    )
+
+
 def transient(text: str, code: int | None = None, host: str | None = None) -> Result:
-    return Result("transient", code, text, host)
+    return Result("transient", code, one_line(text), host)
 
 
 def internal_failure(exc: BaseException, where: str) -> Result:
@@ -52,12 +61,12 @@ def internal_failure(exc: BaseException, where: str) -> Result:
 
 
 def permanent(text: str, code: int | None = None, host: str | None = None) -> Result:
-    return Result("permanent", code, text, host)
+    return Result("permanent", code, one_line(text), host)
 
 
 def from_reply(code: int, text: str, host: str | None, tls: str | None = None) -> Result:
     """An SMTP reply: 2xx/3xx success, 4xx transient, 5xx permanent (RFC 5321 §4.2.1)."""
-    text = " ".join(text.split())
+    text = one_line(text)
     if 200 <= code < 400:
         return Result("delivered", code, text, host, tls)
     kind: ResultKind = "permanent" if code >= 500 else "transient"
