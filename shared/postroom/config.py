@@ -187,6 +187,14 @@ class Settings(BaseSettings):
     mta_sts_mode: str = Field(default="testing", pattern="^(enforce|testing|none)$")
     mta_sts_max_age: int = Field(default=604800, ge=86400, le=31557600)
 
+    # Sieve (RFC 5228) filters: the ManageSieve listener (RFC 5804), limits on each account's
+    # scripts and on what one run may do, and a site-wide script run before each user's.
+    managesieve_port: Port = 4190
+    sieve_max_script_size: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    sieve_max_scripts: int = Field(default=16, ge=1, le=1000)
+    sieve_max_redirects: int = Field(default=4, ge=0, le=32)
+    sieve_global_script: Path | None = None
+
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 

@@ -23,7 +23,8 @@ async def test_put_list_get(conn: Conn, tenant: Tenant) -> None:
     (listed,) = await sieve_store.list_scripts(conn, alice.id)
     assert (listed.name, listed.active, listed.size) == ("main", False, 8)
     script = await sieve_store.get_script(conn, alice.id, "main")
-    assert script is not None and script.source == "discard;"
+    assert script is not None
+    assert script.source == "discard;"
 
 
 async def test_a_script_that_does_not_compile_is_not_stored(conn: Conn, tenant: Tenant) -> None:
@@ -55,7 +56,8 @@ async def test_one_active_script(conn: Conn, tenant: Tenant) -> None:
         ("b", True),
     ]
     active = await sieve_store.active_script(conn, alice.id)
-    assert active is not None and active.ops[0].name == "discard"
+    assert active is not None
+    assert active.ops[0].name == "discard"
     await sieve_store.set_active(conn, alice.id, None)
     assert await sieve_store.active_script(conn, alice.id) is None
     with pytest.raises(NotFound):

@@ -132,7 +132,9 @@ class Courier:
         now = self.clock()
         try:
             async with conn.transaction():
-                outcome = await local.deliver(conn, item, resolution, now=now)
+                outcome = await local.deliver(
+                    conn, item, resolution, now=now, settings=self.settings
+                )
                 await self._record(conn, item, outcome.result, now)
             return list(outcome.forwarded)
         except Exception as exc:  # one bad delivery must not stop the others

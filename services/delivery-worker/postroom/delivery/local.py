@@ -1,4 +1,4 @@
-"""Delivery into local mailboxes: resolve the recipient, append to each account's INBOX.
+"""Delivery into local mailboxes: resolve the recipient, file a copy for each account.
 
 Aliases that point to other domains are not delivered here: they become a new queue entry
 (same content, same envelope sender, the alias as original recipient) in the same transaction
@@ -12,7 +12,9 @@ from datetime import datetime
 from typing import Literal, cast
 
 from postroom import store
+from postroom.config import Settings, get_settings
 from postroom.db import Conn
+from postroom.delivery import filters
 from postroom.delivery.retry import Result, delivered, permanent, transient
 from postroom.store import queue as queue_store
 from postroom.store.types import (
@@ -32,35 +34,42 @@ class LocalOutcome:
     forwarded: tuple[DeliveryId, ...] = ()  # new deliveries to dispatch once committed
 
 
-def trace_prefix(reverse_path: str, delivered_to: str) -> bytes:
-    """RFC 5321 §4.4: the final delivery adds Return-Path with the envelope sender; the
-    Delivered-To line (as Postfix and qmail write it) names the mailbox it went to."""
-    return f"Return-Path: <{reverse_path}>\r\nDelivered-To: {delivered_to}\r\n".encode()
-
-
 async def deliver(
-    conn: Conn, claimed: ClaimedDelivery, resolution: Resolution, *, now: datetime
+    conn: Conn,
+    claimed: ClaimedDelivery,
+    resolution: Resolution,
+    *,
+    now: datetime,
+    settings: Settings | None = None,
 ) -> LocalOutcome:
-    """Append a copy to each resolved account; call inside the transaction that records the
-    outcome. The delivery key makes a retry after a crash store no second copy."""
+    """Deliver a copy to each resolved account as its Sieve script says (INBOX without one);
+    call inside the transaction that records the outcome."""
     delivery, message = claimed.delivery, claimed.message
     if resolution.empty:
         return LocalOutcome(
             permanent(f"5.1.1 <{delivery.recipient}>: no such mailbox here", 550, LOCAL_HOST)
         )
+    settings = settings or get_settings()
+    forwarded: tuple[DeliveryId, ...] = ()
+    notes: list[str] = []
+    rejected: list[str] = []
     for account in resolution.accounts:
         inbox = await store.get_mailbox(conn, account.id, "INBOX")
         if inbox is None:
             return LocalOutcome(transient(f"4.2.1 {account.address} has no INBOX", 451, LOCAL_HOST))
-        await store.append_message(
-            conn,
-            inbox.id,
-            blob_id=message.blob_id,
-            header_prefix=trace_prefix(message.reverse_path, account.address),
-            delivery_key=f"{delivery.id}:{account.id}",
-            internal_date=now,
+        filed = await filters.deliver_to_account(
+            conn, claimed, account, inbox.id, settings=settings, now=now
         )
-    forwarded: tuple[DeliveryId, ...] = ()
+        forwarded += tuple(filed.forwarded)
+        notes += filed.notes
+        if filed.rejected is not None:
+            rejected.append(filed.rejected)
+    if rejected and len(rejected) == len(resolution.accounts) and not resolution.remote:
+        # RFC 5429 §2.2: refused by the recipient's filter; the bounce carries the reason.
+        reason = " ".join(rejected[0].split())[:400]
+        return LocalOutcome(
+            permanent(f"5.7.1 <{delivery.recipient}>: {reason}", 550, LOCAL_HOST), forwarded
+        )
     if resolution.remote:
         raw = await queue_store.read_queued_message(conn, message.id)
         original = delivery.original_recipient or f"rfc822;{delivery.recipient}"
@@ -77,5 +86,6 @@ async def deliver(
             now=now,
             message_id=message.message_id,
         )
-        forwarded = tuple(d.id for d in spooled.deliveries)
-    return LocalOutcome(delivered(LOCAL_HOST), forwarded)
+        forwarded += tuple(d.id for d in spooled.deliveries)
+    text = "; ".join(["2.0.0 OK", *notes])
+    return LocalOutcome(delivered(LOCAL_HOST, text=text), forwarded)
