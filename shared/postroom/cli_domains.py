@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from postroom import dkim, dkim_admin, dns_records
+from postroom import dns_check as dns_check_module
 from postroom.config import get_settings
 from postroom.db import Conn
 from postroom.dkim import DkimKey
@@ -102,3 +103,33 @@ def dns_show(domain: str) -> None:
 
     records = run(lambda c: _records(c, domain))
     typer.echo(dns_records.zone_text(domain.lower(), records), nl=False)
+
+
+@dns_app.command("check")
+def dns_check(domain: str) -> None:
+    """Ask DNS for every record DOMAIN needs: ok, missing or different (exit 1 on any problem)."""
+    from postroom.cli import run
+    from postroom.dns import get_resolver
+    from postroom.dns_check import check
+
+    settings = get_settings()
+
+    async def action(conn: Conn) -> list[dns_check_module.Finding]:
+        records = await _records(conn, domain)
+        return await check(get_resolver(settings), records, settings.hostname)
+
+    findings = run(action)
+    for finding in findings:
+        record = finding.record
+        typer.echo(f"{finding.status:<9} {record.type:<5} {record.name}.  ({record.comment})")
+        if finding.status == "ok":
+            continue
+        for value in finding.found:
+            typer.echo(f"          found:   {value}")
+        if finding.note:
+            typer.echo(f"          why:     {finding.note}")
+        typer.echo(f"          publish: {record.zone_line()}")
+    problems = sum(1 for f in findings if f.status != "ok")
+    typer.echo(f"-- {len(findings) - problems} ok, {problems} to fix")
+    if problems:
+        raise typer.Exit(1)

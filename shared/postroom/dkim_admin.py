@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Literal
 
 from postroom import dkim, keyring
 from postroom.config import Settings
 from postroom.db import Conn
 from postroom.dkim import Algorithm, DkimKey, KeyState
-from postroom.errors import AlreadyExists, InvalidInput
+from postroom.errors import AlreadyExists, InvalidInput, NotFound
 from postroom.store import dkim as dkim_store
+from postroom.store import get_domain
 
 
 async def generate(
@@ -23,11 +25,13 @@ async def generate(
     state: KeyState = "active",
 ) -> DkimKey:
     """A new key for ``domain``; without a selector the first free ``rsa202612``, ``…b``."""
+    chosen = dkim.check_selector(selector) if selector is not None else None
+    if await get_domain(conn, domain) is None:
+        raise NotFound(f"domain {domain.lower()} does not exist")
     # An RSA key takes a while to find primes: not on the event loop.
     pair = await asyncio.to_thread(dkim.generate, algorithm)
     sealed = keyring.seal(settings, pair.private)
-    if selector is not None:
-        chosen = dkim.check_selector(selector)
+    if chosen is not None:
         return await dkim_store.add_key(
             conn,
             domain,
@@ -54,7 +58,9 @@ async def generate(
     raise InvalidInput(f"no free selector {base}…; give one with --selector")
 
 
-async def rotate(conn: Conn, settings: Settings, domain: str) -> tuple[str, list[DkimKey]]:
+async def rotate(
+    conn: Conn, settings: Settings, domain: str
+) -> tuple[Literal["pending", "active"], list[DkimKey]]:
     """Key rollover in two steps, so no message goes out signed by an unpublished key.
 
     First call: a pending key for each algorithm now signing (published by ``dns show``,

@@ -9,7 +9,18 @@ from fastapi import FastAPI
 
 from postroom.api import problems
 from postroom.api.metrics import MetricsMiddleware
-from postroom.api.routes import admin, auth, events, health, mailboxes, messages, send, trace, web
+from postroom.api.routes import (
+    admin,
+    auth,
+    domain_setup,
+    events,
+    health,
+    mailboxes,
+    messages,
+    send,
+    trace,
+    web,
+)
 from postroom.api.security import BodyLimit, SecurityHeaders
 from postroom.config import Settings
 from postroom.db import create_pool
@@ -52,7 +63,18 @@ def create_app(
     app.state.settings = settings
     app.state.throttle = throttle or AuthThrottle()
     problems.install(app)
-    for module in (auth, mailboxes, messages, send, events, admin, trace, health, web):
+    for module in (
+        auth,
+        mailboxes,
+        messages,
+        send,
+        events,
+        admin,
+        domain_setup,
+        trace,
+        health,
+        web,
+    ):
         app.include_router(module.router)
     web.mount_static(app)
     # Starlette runs the last added outermost: the size check inside the security headers.
