@@ -16,7 +16,7 @@ TYPED  := shared/postroom services/access/postroom/access services/smtp-in/postr
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
 
-install: $(STAMP) ## Create or update .venv with every service installed editable
+install: $(STAMP) node_modules/.installed ## Create or update .venv (every service editable) and node_modules (test-only axe-core)
 
 $(STAMP): $(PROJECT_FILES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ $(STAMP): $(PROJECT_FILES)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt \
 		$(DISTS) -r requirements-dev.txt
 	touch $(STAMP)
+
+# The web pages need no build step; npm brings only axe-core, which the browser tests inject.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 up: install ## Run the whole stack in the foreground (Ctrl-C stops it)
 	$(BIN)/postroom up
@@ -46,4 +51,4 @@ lock: ## Re-pin every dependency (constraints.txt) from a fresh resolve
 	rm -rf .venv-lock
 
 clean: ## Remove .venv and caches (not the data dir)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -122,14 +122,14 @@ def test_send_deliver_read_and_reply_in_the_browser(
 
     bob_page = log_in(browser, base, bob)
     # Delivered by the real worker; it appears without a reload (server-sent events).
-    row = bob_page.locator("#messages tr", has_text="Lunch on Friday?")
+    row = bob_page.locator("#messages li", has_text="Lunch on Friday?")
     try:
         row.wait_for()
     except Exception:
         print(stack.output()[-6000:])
         raise
     assert "unread" in (row.get_attribute("class") or "")
-    row.click()
+    row.locator(".open").click()
     bob_page.wait_for_selector("#reader-text:has-text('Shall we meet at noon?')")
     assert bob_page.text_content("#reader-from") == alice
     bob_page.click("#reply-button")
@@ -138,7 +138,7 @@ def test_send_deliver_read_and_reply_in_the_browser(
     send(bob_page, to=None, subject=None, text="Noon works.")
 
     alice_page.click("#folders li[data-name=INBOX]")
-    alice_page.locator("#messages tr", has_text="Re: Lunch on Friday?").click()
+    alice_page.locator("#messages li", has_text="Re: Lunch on Friday?").locator(".open").click()
     alice_page.wait_for_selector("#reader-text:has-text('Noon works.')")
     sent = alice_page.text_content("#reader-text") or ""
     assert "> Shall we meet at noon?" in sent
@@ -169,7 +169,7 @@ def test_a_hostile_messages_script_never_runs(
     page.on(
         "request", lambda request: remote.append(request.url) if "tracker" in request.url else None
     )
-    page.locator("#messages tr", has_text="Free prize").click()
+    page.locator("#messages li", has_text="Free prize").locator(".open").click()
     frame = page.wait_for_selector("#reader-html[srcdoc*='Claim your prize']")
     assert frame.get_attribute("sandbox") == "allow-popups allow-popups-to-escape-sandbox"
     document = (frame.get_attribute("srcdoc") or "").lower()

@@ -23,6 +23,15 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, dict[str, str] | None]] =
     ("GET", "/api/v1/mailboxes/{box}/messages/{uid}/raw", None, None),
     ("GET", "/api/v1/mailboxes/{box}/messages/{uid}/parts/1", None, None),
     ("POST", "/api/v1/mailboxes/{box}/messages/{uid}/flags", {"add": ["\\Deleted"]}, None),
+    ("GET", "/api/v1/mailboxes/{box}/messages?query=from:carol", None, None),
+    ("GET", "/api/v1/mailboxes/{box}/messages/{uid}/thread", None, None),
+    ("GET", "/api/v1/mailboxes/{box}/messages/{uid}/raw?view=text", None, None),
+    (
+        "POST",
+        "/api/v1/mailboxes/{box}/messages/flags",
+        {"uids": ["{uid}"], "add": ["\\Deleted"]},
+        None,
+    ),
     (
         "POST",
         "/api/v1/mailboxes/{box}/messages/move",

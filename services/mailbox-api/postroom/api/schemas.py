@@ -89,6 +89,7 @@ class MessageSummaryPublic(BaseModel):
 
 
 class MessagePage(BaseModel):
+    mailbox_id: int
     total: int
     offset: int
     limit: int
@@ -139,6 +140,30 @@ class FlagChange(Strict):
 class FlagsPublic(BaseModel):
     uid: int
     flags: list[str]
+
+
+class BulkFlagChange(Strict):
+    uids: list[int] = Field(min_length=1, max_length=MAX_UIDS)
+    add: list[str] = Field(default_factory=list, max_length=100)
+    remove: list[str] = Field(default_factory=list, max_length=100)
+
+
+class BulkFlagsResult(BaseModel):
+    uids: list[int]
+
+
+class ThreadMemberPublic(BaseModel):
+    mailbox_id: int
+    mailbox: str
+    uid: int
+    message_id: str | None
+    subject: str | None
+    from_: str | None = Field(serialization_alias="from")
+    date: datetime | None
+    received: datetime
+    seen: bool
+    flagged: bool
+    preview: str
 
 
 class UidList(Strict):

@@ -13,8 +13,10 @@ from postroom import store
 from postroom.api import render, schemas
 from postroom.api.deps import AccountDep, ConnDep, owned_mailbox, pool_of
 from postroom.api.problems import Problem
+from postroom.api.query import parse_query
 from postroom.errors import NotFound
 from postroom.store import search
+from postroom.store.threads import thread_of
 from postroom.store.types import MailboxId
 
 router = APIRouter(prefix="/api/v1/mailboxes/{mailbox_id}/messages", tags=["messages"])
@@ -39,9 +41,10 @@ def criteria_of(
     before: date | None,
     unread: bool | None,
     flagged: bool | None,
+    query: search.Criterion | None = None,
 ) -> search.Criterion | None:
     """The API's search fields as one criteria tree (the same SQL as IMAP SEARCH)."""
-    items: list[search.Criterion] = []
+    items: list[search.Criterion] = [query] if query is not None else []
     if q:
         items.append(search.Text(q))
     if subject:
@@ -81,9 +84,18 @@ async def list_messages(
     before: date | None = None,
     unread: bool | None = None,
     flagged: bool | None = None,
+    query: Text = None,
 ) -> schemas.MessagePage:
-    """One page of the folder, sorted; the other parameters search (all must match)."""
+    """One page of the folder, sorted; the other parameters search (all must match).
+    ``query`` is the search box's language (``from:`` ``is:unread`` ``in:Folder``…); an
+    ``in:`` there lists that folder instead (the page's ``mailbox_id`` says which)."""
     mailbox = await owned_mailbox(conn, account, mailbox_id)
+    parsed = parse_query(query) if query else None
+    if parsed is not None and parsed.folder is not None:
+        named = await store.get_mailbox(conn, account.id, parsed.folder)
+        if named is None:
+            raise Problem(404, f"there is no folder {parsed.folder!r}")
+        mailbox = named
     criteria = criteria_of(
         q=q,
         subject=subject,
@@ -94,6 +106,7 @@ async def list_messages(
         before=before,
         unread=unread,
         flagged=flagged,
+        query=parsed.criteria if parsed is not None else None,
     )
     page = await search.list_summaries(
         conn,
@@ -105,6 +118,7 @@ async def list_messages(
         limit=limit,
     )
     return schemas.MessagePage(
+        mailbox_id=mailbox.id,
         total=page.total,
         offset=offset,
         limit=limit,
@@ -220,9 +234,15 @@ async def message_html(
 
 @router.get("/{uid}/raw", response_class=Response)
 async def message_raw(
-    mailbox_id: int, uid: int, request: Request, account: AccountDep, conn: ConnDep
+    mailbox_id: int,
+    uid: int,
+    request: Request,
+    account: AccountDep,
+    conn: ConnDep,
+    view: Literal["download", "text"] = "download",
 ) -> StreamingResponse:
-    """The message exactly as stored (.eml), streamed."""
+    """The message exactly as stored (.eml), streamed; ``view=text`` shows it in the
+    browser as plain text ("show original") instead of downloading it."""
     _check_uid(uid)
     mailbox = await owned_mailbox(conn, account, mailbox_id)
     message = await store.get_message(conn, mailbox.id, uid)
@@ -236,11 +256,15 @@ async def message_raw(
             async for chunk in store.read_raw_chunks(stream_conn, MailboxId(mailbox.id), uid):
                 yield chunk
 
+    as_text = view == "text"
     return StreamingResponse(
         chunks(),
-        media_type="message/rfc822",
+        # Plain text is never sniffed into markup (nosniff, and the sandbox policy below).
+        media_type="text/plain; charset=utf-8" if as_text else "message/rfc822",
         headers={
-            "Content-Disposition": render.content_disposition(f"message-{uid}.eml"),
+            "Content-Disposition": "inline"
+            if as_text
+            else render.content_disposition(f"message-{uid}.eml"),
             "Content-Length": str(message.size),
             "Content-Security-Policy": "default-src 'none'; sandbox",
         },
@@ -268,6 +292,49 @@ async def message_part(
             "Cache-Control": "private, no-store",
         },
     )
+
+
+@router.get("/{uid}/thread", response_model=list[schemas.ThreadMemberPublic])
+async def thread(
+    mailbox_id: int, uid: int, account: AccountDep, conn: ConnDep
+) -> list[schemas.ThreadMemberPublic]:
+    """The message's conversation across the caller's folders, oldest first: the messages
+    linked to it by Message-ID, References and In-Reply-To (RFC 5256 §2.2)."""
+    _check_uid(uid)
+    mailbox = await owned_mailbox(conn, account, mailbox_id)
+    members = await thread_of(conn, account.id, mailbox.id, uid)
+    if not members:
+        raise NotFound(f"message {uid} does not exist")
+    return [
+        schemas.ThreadMemberPublic(
+            mailbox_id=t.mailbox_id,
+            mailbox=t.mailbox_name,
+            uid=t.uid,
+            message_id=t.message_id,
+            subject=t.subject,
+            from_=t.from_text,
+            date=t.sent_date,
+            received=t.internal_date,
+            seen=t.seen,
+            flagged=t.flagged,
+            preview=t.preview,
+        )
+        for t in members
+    ]
+
+
+@router.post("/flags", response_model=schemas.BulkFlagsResult)
+async def change_flags_of_many(
+    mailbox_id: int, body: schemas.BulkFlagChange, account: AccountDep, conn: ConnDep
+) -> schemas.BulkFlagsResult:
+    """Add and remove flags on many messages at once (UIDs that are gone are skipped)."""
+    mailbox = await owned_mailbox(conn, account, mailbox_id)
+    uids = _uids(body.uids)
+    if body.add:
+        await store.store_flags(conn, mailbox.id, uids, body.add, "add")
+    if body.remove:
+        await store.store_flags(conn, mailbox.id, uids, body.remove, "remove")
+    return schemas.BulkFlagsResult(uids=uids)
 
 
 @router.post("/{uid}/flags", response_model=schemas.FlagsPublic)

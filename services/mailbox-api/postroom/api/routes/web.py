@@ -33,7 +33,7 @@ async def _session(request: Request) -> tuple[WebSession, str] | None:
     return (session, token) if session is not None and session.kind == "cookie" else None
 
 
-async def _page(request: Request, template: str, *, admin: bool = False) -> Response:
+async def _page(request: Request, template: str, *, section: str, admin: bool = False) -> Response:
     found = await _session(request)
     if found is None:
         return RedirectResponse("/login", status_code=303)
@@ -43,24 +43,24 @@ async def _page(request: Request, template: str, *, admin: bool = False) -> Resp
     return templates.TemplateResponse(
         request,
         template,
-        {"account": session.account, "csrf_token": csrf_token(token)},
+        {"account": session.account, "csrf_token": csrf_token(token), "section": section},
         headers={"Cache-Control": "no-store"},
     )
 
 
 @router.get("/", response_class=HTMLResponse)
 async def mail_page(request: Request) -> Response:
-    return await _page(request, "mail.html")
+    return await _page(request, "mail.html", section="mail")
 
 
 @router.get("/admin", response_class=HTMLResponse)
 async def admin_page(request: Request) -> Response:
-    return await _page(request, "admin.html", admin=True)
+    return await _page(request, "admin.html", section="admin", admin=True)
 
 
 @router.get("/trace", response_class=HTMLResponse)
 async def trace_page(request: Request) -> Response:
-    return await _page(request, "trace.html")
+    return await _page(request, "trace.html", section="trace")
 
 
 @router.get("/login", response_class=HTMLResponse)

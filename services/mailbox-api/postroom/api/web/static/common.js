@@ -15,7 +15,11 @@ async function api(method, path, body) {
   if (reply.status === 401 && location.pathname !== "/login") { location.href = "/login"; }
   if (!reply.ok) {
     let detail = reply.statusText;
-    try { detail = (await reply.json()).detail || detail; } catch (e) { /* not JSON */ }
+    try {
+      const problem = await reply.json();
+      detail = typeof problem.detail === "string" ? problem.detail
+        : Array.isArray(problem.detail) ? problem.detail.map((d) => d.msg).join("; ") : detail;
+    } catch (e) { /* not JSON */ }
     throw new Error(detail);
   }
   return reply.status === 204 ? null : reply.json();
@@ -28,16 +32,47 @@ function el(tag, text, attrs) {
   return node;
 }
 
-function status(text) {
+let statusTimer = 0;
+// A short message at the bottom of the page; `action` adds a button (such as Undo).
+function status(text, action) {
   const node = document.getElementById("status");
-  if (node) node.textContent = text;
+  if (!node) return;
+  clearTimeout(statusTimer);
+  node.replaceChildren(el("span", text));
+  if (action) {
+    const button = el("button", action.label, { type: "button" });
+    button.addEventListener("click", () => { node.replaceChildren(); action.run(); });
+    node.append(button);
+  }
+  statusTimer = setTimeout(() => node.replaceChildren(), action ? action.ms || 8000 : 6000);
 }
 
 function when(iso) { return iso ? new Date(iso).toLocaleString() : ""; }
 
+// The list's date: the time today, the day this year, the full date before; never wraps.
+function shortDate(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  const now = new Date();
+  if (d.toDateString() === now.toDateString()) {
+    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+  if (d.getFullYear() === now.getFullYear()) {
+    return d.toLocaleDateString([], { month: "short", day: "numeric" });
+  }
+  return d.toLocaleDateString([], { year: "numeric", month: "short", day: "numeric" });
+}
+
 function timeline(list, entry) {
   list.replaceChildren(...entry.timeline.map((e) =>
     el("li", `${when(e.at)} — ${e.event}${e.recipient ? " " + e.recipient : ""}: ${e.detail}`)));
+}
+
+function bytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }
 
 document.addEventListener("DOMContentLoaded", () => {

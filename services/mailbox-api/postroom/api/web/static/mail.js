@@ -1,121 +1,458 @@
 "use strict";
-// The web mail page: folders, list, reading pane, compose; live updates from /api/v1/events.
-const PAGE = 50;
-const state = { folders: [], folder: null, offset: 0, total: 0, message: null, query: {}, addresses: [] };
+// The web mail page: folders, a virtual message list, the reader with its conversation,
+// compose, keyboard shortcuts; live updates from /api/v1/events.
+//
+// The list holds only what is on screen: rows sit at index × ROW pixels in a list as tall as
+// the whole folder, and pages of PAGE messages are fetched by offset as they scroll into view,
+// so a folder of 100,000 messages costs what a folder of 30 does.
+const ROW = 58;
+const PAGE = 100;
+const OVERSCAN = 6;
+const DRAG_TYPE = "application/x-postroom-uids";
 
-function folderLabel(f) { return f.special_use === null && f.name !== "INBOX" ? f.name : f.name; }
+const state = {
+  folders: [], folder: null, addresses: [],
+  total: 0, pages: new Map(), loading: new Set(), generation: 0,
+  sort: "arrival", descending: true, filter: "", query: "",
+  cursor: -1, selected: new Set(), message: null, images: false,
+};
+const $ = (id) => document.getElementById(id);
+const view = (name) => { document.querySelector(".mail").dataset.view = name; };
+const messagesUrl = (id) => `/api/v1/mailboxes/${id ?? state.folder.id}/messages`;
+
+async function act(fn) {
+  try { await fn(); } catch (e) { status(e.message); }
+}
+
+// --- folders ------------------------------------------------------------------------------
+
+const depth = (name) => name.split("/").length - 1;
+const leaf = (name) => name.split("/").pop();
+const special = (use) => state.folders.find((f) => f.special_use === use);
 
 let foldersRequest = 0;
 async function loadFolders() {
   const mine = ++foldersRequest;
   const folders = await api("GET", "/api/v1/mailboxes");
   if (mine !== foldersRequest) return;
+  // INBOX first, then the rest by path, so children follow their parents.
+  folders.sort((a, b) => (a.name === "INBOX" ? -1 : b.name === "INBOX" ? 1 : a.name.localeCompare(b.name)));
   state.folders = folders;
-  const list = document.getElementById("folders");
-  const target = document.getElementById("move-target");
-  list.replaceChildren();
-  target.replaceChildren();
-  for (const f of state.folders) {
-    const item = el("li", folderLabel(f), { "data-id": f.id, "data-name": f.name });
-    if (f.unseen) item.append(el("span", f.unseen, { class: "count" }));
-    if (!f.selectable) item.classList.add("noselect");
-    if (state.folder && f.id === state.folder.id) item.classList.add("current");
-    item.addEventListener("click", () => openFolder(f));
-    list.append(item);
-    if (f.selectable) target.append(el("option", f.name, { value: f.id }));
-  }
-  if (!state.folder) openFolder(state.folders.find((f) => f.name === "INBOX"));
+  if (state.folder) state.folder = folders.find((f) => f.id === state.folder.id) || null;
+  const list = $("folders");
+  list.replaceChildren(...folders.map((f) => {
+    const link = el("a", null, { href: `#folder-${f.id}`, "data-id": f.id });
+    link.style.paddingLeft = `${0.4 + depth(f.name) * 1.1}em`;
+    link.append(el("span", leaf(f.name), { class: "name" }));
+    if (f.unseen) link.append(el("span", f.unseen, { class: "count", "aria-label": `${f.unseen} unread` }));
+    if (state.folder && f.id === state.folder.id) link.setAttribute("aria-current", "true");
+    link.addEventListener("click", (event) => { event.preventDefault(); if (f.selectable) openFolder(f); });
+    link.addEventListener("dragover", (event) => {
+      if (f.selectable && event.dataTransfer.types.includes(DRAG_TYPE)) {
+        event.preventDefault();
+        link.classList.add("drop");
+      }
+    });
+    link.addEventListener("dragleave", () => link.classList.remove("drop"));
+    link.addEventListener("drop", (event) => {
+      event.preventDefault();
+      link.classList.remove("drop");
+      const uids = JSON.parse(event.dataTransfer.getData(DRAG_TYPE) || "[]");
+      act(() => moveTo(uids, f));
+    });
+    const item = el("li", null, { "data-name": f.name });
+    item.append(link);
+    return item;
+  }));
+  const targets = folders.filter((f) => f.selectable).map((f) => el("option", f.name, { value: f.id }));
+  $("move-target").replaceChildren(...targets.map((o) => o.cloneNode(true)));
+  $("bulk-target").replaceChildren(...targets);
+  if (!state.folder) openFolder(folders.find((f) => f.name === "INBOX"));
+  else $("list-title").textContent = leaf(state.folder.name);
 }
 
 function openFolder(folder) {
   state.folder = folder;
-  state.offset = 0;
-  for (const li of document.querySelectorAll("#folders li")) {
-    li.classList.toggle("current", Number(li.dataset.id) === folder.id);
+  for (const a of document.querySelectorAll("#folders a")) {
+    if (Number(a.dataset.id) === folder.id) a.setAttribute("aria-current", "true");
+    else a.removeAttribute("aria-current");
   }
-  loadMessages();
+  $("list-title").textContent = leaf(folder.name);
+  state.query = "";
+  $("q").value = "";
+  resetList();
+  view("list");
 }
 
-let listRequest = 0;
-async function loadMessages() {
-  if (!state.folder) return;
-  const mine = ++listRequest;  // a slower, older answer must not overwrite a newer one
-  const params = new URLSearchParams({ offset: state.offset, limit: PAGE, ...state.query });
-  const page = await api("GET", `/api/v1/mailboxes/${state.folder.id}/messages?${params}`);
-  if (mine !== listRequest) return;
-  state.total = page.total;
-  const body = document.getElementById("messages");
-  body.replaceChildren(...page.items.map((m) => {
-    const row = el("tr", null, { "data-uid": m.uid });
-    if (!m.flags.includes("\\Seen")) row.classList.add("unread");
-    if (state.message && state.message.uid === m.uid) row.classList.add("current");
-    row.append(el("td", m.flags.includes("\\Flagged") ? "★" : ""), el("td", m.from || m.to || ""),
-      el("td", (m.subject || "(no subject)") + (m.has_attachments ? " 📎" : "")), el("td", when(m.date || m.received)));
-    row.addEventListener("click", () => openMessage(m.uid));
-    return row;
-  }));
-  const last = Math.min(state.offset + PAGE, state.total);
-  document.getElementById("page-info").textContent = state.total ? `${state.offset + 1}–${last} of ${state.total}` : "empty";
+function openFolderDialog(mode) {
+  const form = $("folder-form");
+  form.reset();
+  form.dataset.mode = mode;
+  $("folder-error").textContent = "";
+  $("folder-dialog-title").textContent = mode === "rename" ? `Rename ${state.folder.name}` : "New folder";
+  const parents = [el("option", "(top level)", { value: "" })].concat(
+    state.folders.filter((f) => f.name !== "INBOX" && !(mode === "rename" && (f.id === state.folder.id || f.name.startsWith(state.folder.name + "/"))))
+      .map((f) => el("option", f.name, { value: f.name })));
+  form.parent.replaceChildren(...parents);
+  if (mode === "rename") {
+    form.name.value = leaf(state.folder.name);
+    form.parent.value = state.folder.name.includes("/") ? state.folder.name.slice(0, state.folder.name.lastIndexOf("/")) : "";
+  }
+  $("folder-dialog").showModal();
 }
+
+async function saveFolder(event) {
+  event.preventDefault();
+  const form = event.target;
+  const name = (form.parent.value ? form.parent.value + "/" : "") + form.name.value.trim();
+  try {
+    if (form.dataset.mode === "rename") {
+      await api("PATCH", `/api/v1/mailboxes/${state.folder.id}`, { name });
+    } else {
+      await api("POST", "/api/v1/mailboxes", { name });
+    }
+    $("folder-dialog").close();
+    status(form.dataset.mode === "rename" ? `Renamed to ${name}.` : `Folder ${name} created.`);
+    await loadFolders();
+  } catch (e) {
+    $("folder-error").textContent = e.message;
+  }
+}
+
+async function deleteFolder() {
+  const folder = state.folder;
+  if (folder.name === "INBOX" || folder.special_use) { status(`${folder.name} cannot be deleted.`); return; }
+  if (!confirm(`Delete the folder ${folder.name} and the ${folder.messages} messages in it?`)) return;
+  await api("DELETE", `/api/v1/mailboxes/${folder.id}`);
+  state.folder = null;
+  status(`Folder ${folder.name} deleted.`);
+  await loadFolders();
+}
+
+// --- the list -----------------------------------------------------------------------------
+
+function resetList(keepScroll) {
+  state.generation += 1;
+  state.pages = new Map();
+  state.loading = new Set();
+  const scroller = $("list-scroll");
+  if (!keepScroll) {
+    state.selected.clear();
+    state.cursor = -1;
+    scroller.scrollTop = 0;
+  }
+  // Busy until the first page is drawn: screen readers (and tests) know the list is stale.
+  scroller.setAttribute("aria-busy", "true");
+  const generation = state.generation;
+  return fetchPage(0).then(() => {
+    draw();
+    if (generation === state.generation) scroller.setAttribute("aria-busy", "false");
+  });
+}
+
+function listParams(offset) {
+  const params = new URLSearchParams({ offset, limit: PAGE, sort: state.sort, order: state.descending ? "desc" : "asc" });
+  if (state.filter === "unread") params.set("unread", "true");
+  if (state.filter === "flagged") params.set("flagged", "true");
+  if (state.query) params.set("query", state.query);
+  return params;
+}
+
+async function fetchPage(index) {
+  if (state.pages.has(index) || state.loading.has(index) || !state.folder) return;
+  const generation = state.generation;
+  state.loading.add(index);
+  try {
+    const page = await api("GET", `${messagesUrl()}?${listParams(index * PAGE)}`);
+    if (generation !== state.generation) return;  // the view changed meanwhile
+    if (page.mailbox_id !== state.folder.id) {  // "in:Folder" searched another folder
+      const named = state.folders.find((f) => f.id === page.mailbox_id);
+      if (named) { state.folder = named; $("list-title").textContent = `${leaf(named.name)}: ${state.query}`; }
+    }
+    state.total = page.total;
+    state.pages.set(index, page.items);
+  } finally {
+    state.loading.delete(index);
+  }
+}
+
+const itemAt = (i) => { const page = state.pages.get(Math.floor(i / PAGE)); return page ? page[i % PAGE] : undefined; };
+const loadedItems = () => [...state.pages.values()].flat();
+
+function paperclip() {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 16 16"); svg.setAttribute("width", "14"); svg.setAttribute("height", "14");
+  svg.setAttribute("role", "img"); svg.setAttribute("aria-label", "has attachments");
+  const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  path.setAttribute("d", "M10.5 3.5v7a2.5 2.5 0 0 1-5 0v-8a1.5 1.5 0 0 1 3 0v7.5a.5.5 0 0 1-1 0V4");
+  path.setAttribute("fill", "none"); path.setAttribute("stroke", "currentColor"); path.setAttribute("stroke-width", "1.2");
+  svg.append(path);
+  return svg;
+}
+
+// "Ann <ann@x.test>, bob@y.test" as "Ann, bob@y.test": names where there are names.
+function displayNames(text) {
+  if (!text) return "";
+  return text.split(/,(?=(?:[^"]*"[^"]*")*[^"]*$)/).map((one) => {
+    const match = one.trim().match(/^"?(.*?)"?\s*<([^>]*)>$/);
+    return match ? match[1] || match[2] : one.trim();
+  }).join(", ");
+}
+
+function row(i, m) {
+  const li = el("li", null, { "data-index": i, "aria-setsize": state.total, "aria-posinset": i + 1 });
+  li.style.top = `${i * ROW}px`;
+  if (!m) {
+    li.classList.add("loading");
+    li.append(el("span", "Loading…", { class: "open" }));
+    return li;
+  }
+  li.dataset.uid = m.uid;
+  li.draggable = true;
+  const unread = !m.flags.includes("\\Seen");
+  if (unread) li.classList.add("unread");
+  if (state.selected.has(m.uid)) li.classList.add("selected");
+  if (i === state.cursor) li.classList.add("current");
+  const subject = m.subject || "(no subject)";
+  const box = el("input", null, { type: "checkbox", "aria-label": `Select: ${subject}` });
+  box.checked = state.selected.has(m.uid);
+  box.addEventListener("change", () => { toggleSelected(m.uid, box.checked); });
+  const marks = el("span", null, { class: "marks" });
+  if (m.flags.includes("\\Flagged")) marks.append(el("span", "★", { "aria-label": "flagged", role: "img" }));
+  if (m.has_attachments) marks.append(paperclip());
+  const open = el("a", null, { class: "open", href: `#message-${m.uid}` });
+  const sent = state.folder && ["\\Sent", "\\Drafts"].includes(state.folder.special_use);
+  const who = sent ? `To: ${displayNames(m.to)}` : displayNames(m.from || m.to);
+  open.append(el("span", who, { class: "who" }), el("span", shortDate(m.date || m.received), { class: "when", title: when(m.date || m.received) }));
+  const line = el("span", null, { class: "subject" });
+  line.append(el("b", subject));
+  if (m.preview) line.append(` — ${m.preview}`);
+  if (unread) open.append(el("span", "unread", { class: "visually-hidden" }));
+  open.append(line);
+  open.addEventListener("click", (event) => { event.preventDefault(); state.cursor = i; act(() => openMessage(m.uid)); });
+  li.addEventListener("dragstart", (event) => {
+    const uids = state.selected.has(m.uid) ? [...state.selected] : [m.uid];
+    event.dataTransfer.setData(DRAG_TYPE, JSON.stringify(uids));
+    event.dataTransfer.setData("text/plain", `${uids.length} message(s)`);
+    event.dataTransfer.effectAllowed = "move";
+  });
+  li.append(box, marks, open);
+  return li;
+}
+
+let frame = 0;
+function render() {
+  cancelAnimationFrame(frame);
+  frame = requestAnimationFrame(draw);
+}
+
+function draw() {
+  const scroller = $("list-scroll");
+  const list = $("messages");
+  list.style.height = `${state.total * ROW}px`;
+  $("list-empty").hidden = state.total > 0 || !state.pages.has(0);
+  const first = Math.max(0, Math.floor(scroller.scrollTop / ROW) - OVERSCAN);
+  const last = Math.min(state.total, Math.ceil((scroller.scrollTop + scroller.clientHeight) / ROW) + OVERSCAN);
+  const rows = [];
+  for (let i = first; i < last; i++) {
+    const m = itemAt(i);
+    if (!m) fetchPage(Math.floor(i / PAGE)).then(render).catch((e) => status(e.message));
+    rows.push(row(i, m));
+  }
+  const focused = document.activeElement && list.contains(document.activeElement) ? document.activeElement.closest("li") : null;
+  const focusIndex = focused ? focused.dataset.index : null;
+  list.replaceChildren(...rows);
+  if (focusIndex !== null) {
+    const again = list.querySelector(`li[data-index="${focusIndex}"] .open`);
+    if (again) again.focus({ preventScroll: true });
+  }
+  $("list-count").textContent = state.total ? `${state.total.toLocaleString()} messages` : "";
+  updateBulk();
+}
+
+// In place, not by drawing the rows again: a click on a row being replaced would be lost.
+function toggleSelected(uid, on) {
+  if (on) state.selected.add(uid); else state.selected.delete(uid);
+  const li = $("messages").querySelector(`li[data-uid="${uid}"]`);
+  if (li) {
+    li.classList.toggle("selected", on);
+    li.querySelector("input[type=checkbox]").checked = on;
+  }
+  updateBulk();
+}
+
+function updateBulk() {
+  const n = state.selected.size;
+  for (const id of ["bulk-read", "bulk-unread", "bulk-flag", "bulk-target", "bulk-move", "bulk-delete"]) $(id).disabled = n === 0;
+  $("selection-count").textContent = n ? `${n} selected` : "Select all";
+  const all = $("select-all");
+  const loaded = loadedItems().length;
+  all.checked = n > 0 && n >= loaded;
+  all.indeterminate = n > 0 && n < loaded;
+}
+
+async function bulkFlags(body) {
+  const uids = [...state.selected];
+  await api("POST", `${messagesUrl()}/flags`, { uids, ...body });
+  state.selected.clear();
+  await Promise.all([loadFolders(), resetList(true)]);
+}
+
+async function moveTo(uids, folder) {
+  if (!uids.length) return;
+  if (folder.id === state.folder.id) return;
+  await api("POST", `${messagesUrl()}/move`, { uids, target_mailbox_id: folder.id });
+  status(`${uids.length === 1 ? "Message" : uids.length + " messages"} moved to ${folder.name}.`);
+  afterRemoval(uids);
+}
+
+async function deleteMessages(uids) {
+  if (!uids.length) return;
+  const result = await api("POST", `${messagesUrl()}/delete`, { uids });
+  const n = uids.length === 1 ? "Message" : `${uids.length} messages`;
+  status(result.deleted.length ? `${n} deleted.` : `${n} moved to Trash.`);
+  afterRemoval(uids);
+}
+
+function afterRemoval(uids) {
+  for (const uid of uids) state.selected.delete(uid);
+  if (state.message && uids.includes(state.message.uid)) closeReader();
+  loadFolders().catch(() => null);
+  resetList(true).catch((e) => status(e.message));
+}
+
+function moveCursor(delta) {
+  if (!state.total) return;
+  state.cursor = Math.min(state.total - 1, Math.max(0, state.cursor + delta));
+  const scroller = $("list-scroll");
+  const top = state.cursor * ROW;
+  if (top < scroller.scrollTop) scroller.scrollTop = top;
+  else if (top + ROW > scroller.scrollTop + scroller.clientHeight) scroller.scrollTop = top + ROW - scroller.clientHeight;
+  draw();
+  const node = $("messages").querySelector(`li[data-index="${state.cursor}"] .open`);
+  if (node) node.focus({ preventScroll: true });
+  const m = itemAt(state.cursor);
+  if (m && state.message && innerWidth > 760) act(() => openMessage(m.uid));
+}
+
+// --- reading ------------------------------------------------------------------------------
 
 function people(list) { return list.map((a) => (a.name ? `${a.name} <${a.address}>` : a.address)).join(", "); }
 
-async function openMessage(uid, images) {
-  const base = `/api/v1/mailboxes/${state.folder.id}/messages/${uid}`;
+function closeReader() {
+  state.message = null;
+  $("reader").hidden = true;
+  $("reader-empty").hidden = false;
+  view("list");
+}
+
+let readRequest = 0;
+async function openMessage(uid, images, mailboxId) {
+  const mine = ++readRequest;
+  const box = mailboxId ?? state.folder.id;
+  const base = `${messagesUrl(box)}/${uid}`;
   const m = await api("GET", base);
+  if (mine !== readRequest) return;
   state.message = m;
-  document.getElementById("reader").hidden = false;
-  document.getElementById("reader-subject").textContent = m.subject || "(no subject)";
-  document.getElementById("reader-from").textContent = people(m.from);
-  document.getElementById("reader-to").textContent = people(m.to.concat(m.cc));
-  document.getElementById("reader-date").textContent = when(m.date || m.received);
-  document.getElementById("raw-link").href = m.raw_url;
-  const frame = document.getElementById("reader-html");
-  const text = document.getElementById("reader-text");
+  state.images = Boolean(images);
+  $("reader").hidden = false;
+  $("reader-empty").hidden = true;
+  view("message");
+  $("reader-subject").textContent = m.subject || "(no subject)";
+  $("reader-from").textContent = people(m.from);
+  $("reader-to").textContent = people(m.to.concat(m.cc));
+  $("reader-date").textContent = when(m.date || m.received);
+  $("original-link").href = `${m.raw_url}?view=text`;
+  const frameNode = $("reader-html");
+  const text = $("reader-text");
   if (m.has_html) {
     // srcdoc, not src: the frame is sandboxed without an origin, so the SameSite cookie would
     // not go with its request; the document carries its own policy in a meta element.
     const reply = await fetch(m.html_url + (images ? "?images=show" : ""), { credentials: "same-origin" });
-    frame.srcdoc = reply.ok ? await reply.text() : "";
-    frame.hidden = false;
+    frameNode.srcdoc = reply.ok ? await reply.text() : "";
+    frameNode.hidden = false;
     text.textContent = "";
   } else {
-    frame.hidden = true;
-    frame.removeAttribute("srcdoc");
+    frameNode.hidden = true;
+    frameNode.removeAttribute("srcdoc");
     text.textContent = m.text || "";
   }
-  document.getElementById("images-note").hidden = !(m.remote_images && !images);
-  document.getElementById("attachments").replaceChildren(...m.attachments.map((a) => {
+  $("images-note").hidden = !(m.remote_images && !images);
+  $("attachments").replaceChildren(...m.attachments.map((a) => {
     const li = el("li");
-    li.append(el("a", `${a.filename} (${a.content_type}, ${a.size} bytes)`, { href: a.url, download: a.filename }));
+    li.append(el("a", `${a.filename} (${bytes(a.size)})`, { href: a.url, download: a.filename }));
     return li;
   }));
-  document.getElementById("flag-button").textContent = m.flags.includes("\\Flagged") ? "Unflag" : "Flag";
+  $("flag-button").textContent = m.flags.includes("\\Flagged") ? "Unflag" : "Flag";
+  for (const li of $("messages").children) li.classList.toggle("current", Number(li.dataset.uid) === uid && box === state.folder.id);
+  showThread(box, uid).catch(() => null);
   if (!m.flags.includes("\\Seen")) {
     await api("POST", `${base}/flags`, { add: ["\\Seen"] });
+    m.flags.push("\\Seen");
+    const item = loadedItems().find((x) => x.uid === uid);
+    if (item && box === state.folder.id) { item.flags.push("\\Seen"); render(); }
+    loadFolders().catch(() => null);
   }
 }
 
+async function showThread(box, uid) {
+  const members = await api("GET", `${messagesUrl(box)}/${uid}/thread`);
+  const list = $("thread");
+  if (members.length < 2) { list.hidden = true; list.replaceChildren(); return; }
+  list.replaceChildren(...members.map((t) => {
+    const li = el("li");
+    const current = t.mailbox_id === box && t.uid === uid;
+    if (current) li.setAttribute("aria-current", "true");
+    const link = el("a", `${shortDate(t.date || t.received)} · ${t.from || ""} · ${t.subject || "(no subject)"}${t.mailbox !== state.folder.name ? " (" + t.mailbox + ")" : ""}`, { href: `#message-${t.uid}` });
+    link.addEventListener("click", (event) => { event.preventDefault(); act(() => openMessage(t.uid, false, t.mailbox_id)); });
+    li.append(link);
+    return li;
+  }));
+  list.setAttribute("aria-label", `Conversation, ${members.length} messages`);
+  list.hidden = false;
+}
+
+// --- compose ------------------------------------------------------------------------------
+
+function quote(m) {
+  const header = `On ${when(m.date || m.received)}, ${people(m.from)} wrote:`;
+  return `\n\n${header}\n` + (m.text || "").split("\n").map((l) => "> " + l).join("\n");
+}
+
 function compose(mode) {
-  const form = document.getElementById("compose-form");
-  form.reset();
-  form.mode.value = mode;
-  form.from.replaceChildren(...state.addresses.map((a) => el("option", a, { value: a })));
-  document.getElementById("compose-error").textContent = "";
+  const form = $("compose-form");
   const m = state.message;
-  if (mode !== "new" && m) {
-    form.reply_to_mailbox_id.value = state.folder.id;
+  if (mode !== "new" && !m) return;
+  form.reset();
+  form.mode.value = mode === "reply-all" ? "reply" : mode;
+  form.from.replaceChildren(...state.addresses.map((a) => el("option", a, { value: a })));
+  $("compose-error").textContent = "";
+  $("compose-title").textContent = { new: "New message", reply: "Reply", "reply-all": "Reply all", forward: "Forward" }[mode];
+  if (mode !== "new") {
+    form.reply_to_mailbox_id.value = m.mailbox_id;
     form.reply_to_uid.value = m.uid;
     const subject = m.subject || "";
-    if (mode === "reply") {
-      form.to.value = people(m.reply_to.length ? m.reply_to : m.from);
+    const mine = new Set(state.addresses);
+    const recipient = m.to.concat(m.cc).find((a) => mine.has(a.address.toLowerCase()));
+    if (recipient) form.from.value = recipient.address.toLowerCase();
+    if (mode === "reply" || mode === "reply-all") {
+      const to = m.reply_to.length ? m.reply_to : m.from;
+      form.to.value = people(to);
+      if (mode === "reply-all") {
+        const seen = new Set(to.map((a) => a.address.toLowerCase()));
+        const others = m.to.concat(m.cc).filter((a) => !mine.has(a.address.toLowerCase()) && !seen.has(a.address.toLowerCase()));
+        form.cc.value = people(others);
+      }
       form.subject.value = /^re:/i.test(subject) ? subject : `Re: ${subject}`;
-      form.text.value = "\n\n" + (m.text || "").split("\n").map((l) => "> " + l).join("\n");
+      form.text.value = quote(m);
     } else {
-      form.subject.value = /^fwd:/i.test(subject) ? subject : `Fwd: ${subject}`;
+      form.subject.value = /^fwd?:/i.test(subject) ? subject : `Fwd: ${subject}`;
+      form.text.value = `\n\n---------- Forwarded message ----------\nFrom: ${people(m.from)}\nDate: ${when(m.date || m.received)}\nSubject: ${subject}\nTo: ${people(m.to)}\n\n${m.text || ""}`;
     }
   }
-  document.getElementById("compose").showModal();
+  $("compose").showModal();
+  (mode === "new" || mode === "forward" ? form.to : form.text).focus();
+  if (mode !== "new" && mode !== "forward") form.text.setSelectionRange(0, 0);
 }
 
 async function send(event) {
@@ -128,79 +465,125 @@ async function send(event) {
   }
   try {
     await api("POST", "/api/v1/send", data);
-    document.getElementById("compose").close();
+    $("compose").close();
     status("Message sent.");
     await loadFolders();
-    if (state.message) loadMessages();
   } catch (e) {
-    document.getElementById("compose-error").textContent = e.message;
+    $("compose-error").textContent = e.message;
   }
 }
 
-async function act(fn) {
-  try { await fn(); } catch (e) { status(e.message); }
+// --- keyboard -----------------------------------------------------------------------------
+
+function onKey(event) {
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  const target = event.target;
+  if (target.closest("input, textarea, select, [contenteditable]") || document.querySelector("dialog[open]")) {
+    if (event.key === "Escape" && target.id === "q") { target.value = ""; target.blur(); }
+    return;
+  }
+  const m = state.message;
+  const actions = {
+    j: () => moveCursor(1),
+    k: () => moveCursor(-1),
+    o: () => { const item = itemAt(state.cursor); if (item) act(() => openMessage(item.uid)); },
+    Enter: () => { const item = itemAt(state.cursor); if (item && !target.closest("a, button")) act(() => openMessage(item.uid)); else return false; },
+    x: () => { const item = itemAt(state.cursor); if (item) toggleSelected(item.uid, !state.selected.has(item.uid)); },
+    r: () => compose("reply"),
+    a: () => compose("reply-all"),
+    f: () => compose("forward"),
+    e: () => act(archive),
+    "#": () => act(() => deleteMessages(m ? [m.uid] : [...state.selected])),
+    "/": () => $("q").focus(),
+    c: () => compose("new"),
+    "?": () => $("shortcuts").showModal(),
+    Escape: () => { if (state.message) closeReader(); },
+  };
+  const action = actions[event.key];
+  if (action && action() !== false) event.preventDefault();
 }
 
-document.addEventListener("DOMContentLoaded", async () => {
+async function archive() {
+  const target = special("\\Archive");
+  if (!target) { status("There is no Archive folder."); return; }
+  const uids = state.message ? [state.message.uid] : [...state.selected];
+  await moveTo(uids, target);
+}
+
+// --- wiring -------------------------------------------------------------------------------
+
+document.addEventListener("DOMContentLoaded", () => act(async () => {
   const me = await api("GET", "/api/v1/session");
   state.addresses = me.addresses;
   await loadFolders();
-  document.getElementById("compose-button").addEventListener("click", () => compose("new"));
-  document.getElementById("reply-button").addEventListener("click", () => compose("reply"));
-  document.getElementById("forward-button").addEventListener("click", () => compose("forward"));
-  document.getElementById("compose-form").addEventListener("submit", send);
-  document.getElementById("cancel").addEventListener("click", () => document.getElementById("compose").close());
-  document.getElementById("show-images").addEventListener("click", () => openMessage(state.message.uid, true));
-  const base = () => `/api/v1/mailboxes/${state.folder.id}/messages`;
-  document.getElementById("flag-button").addEventListener("click", () => act(async () => {
+  $("list-scroll").addEventListener("scroll", render, { passive: true });
+  addEventListener("resize", render);
+  document.addEventListener("keydown", onKey);
+  $("compose-button").addEventListener("click", () => compose("new"));
+  $("reply-button").addEventListener("click", () => compose("reply"));
+  $("reply-all-button").addEventListener("click", () => compose("reply-all"));
+  $("forward-button").addEventListener("click", () => compose("forward"));
+  $("compose-form").addEventListener("submit", send);
+  $("cancel").addEventListener("click", () => $("compose").close());
+  $("show-images").addEventListener("click", () => act(() => openMessage(state.message.uid, true, state.message.mailbox_id)));
+  $("back-button").addEventListener("click", closeReader);
+  $("show-folders").addEventListener("click", () => view("folders"));
+  $("folder-new").addEventListener("click", () => openFolderDialog("new"));
+  $("folder-rename").addEventListener("click", () => openFolderDialog("rename"));
+  $("folder-delete").addEventListener("click", () => act(deleteFolder));
+  $("folder-form").addEventListener("submit", saveFolder);
+  $("folder-cancel").addEventListener("click", () => $("folder-dialog").close());
+  const messageBase = () => `${messagesUrl(state.message.mailbox_id)}/${state.message.uid}`;
+  $("flag-button").addEventListener("click", () => act(async () => {
     const flagged = state.message.flags.includes("\\Flagged");
-    await api("POST", `${base()}/${state.message.uid}/flags`, flagged ? { remove: ["\\Flagged"] } : { add: ["\\Flagged"] });
-    await openMessage(state.message.uid);
-    await loadMessages();
+    await api("POST", `${messageBase()}/flags`, flagged ? { remove: ["\\Flagged"] } : { add: ["\\Flagged"] });
+    await openMessage(state.message.uid, state.images, state.message.mailbox_id);
+    await resetList(true);
   }));
-  document.getElementById("unread-button").addEventListener("click", () => act(async () => {
-    await api("POST", `${base()}/${state.message.uid}/flags`, { remove: ["\\Seen"] });
-    await loadMessages();
+  $("unread-button").addEventListener("click", () => act(async () => {
+    await api("POST", `${messageBase()}/flags`, { remove: ["\\Seen"] });
+    closeReader();
+    await Promise.all([loadFolders(), resetList(true)]);
   }));
-  document.getElementById("delete-button").addEventListener("click", () => act(async () => {
-    await api("POST", `${base()}/delete`, { uids: [state.message.uid] });
-    state.message = null;
-    document.getElementById("reader").hidden = true;
-    await loadFolders(); await loadMessages();
+  $("archive-button").addEventListener("click", () => act(archive));
+  $("delete-button").addEventListener("click", () => act(() => deleteMessages([state.message.uid])));
+  $("move-button").addEventListener("click", () => act(() => {
+    const folder = state.folders.find((f) => f.id === Number($("move-target").value));
+    return moveTo([state.message.uid], folder);
   }));
-  document.getElementById("move-button").addEventListener("click", () => act(async () => {
-    const target = Number(document.getElementById("move-target").value);
-    await api("POST", `${base()}/move`, { uids: [state.message.uid], target_mailbox_id: target });
-    state.message = null;
-    document.getElementById("reader").hidden = true;
-    await loadFolders(); await loadMessages();
-  }));
-  document.getElementById("new-folder").addEventListener("submit", (event) => act(async () => {
-    event.preventDefault();
-    await api("POST", "/api/v1/mailboxes", { name: event.target.name.value });
-    event.target.reset();
-    await loadFolders();
-  }));
-  document.getElementById("search").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const f = event.target;
-    state.query = {};
-    if (f.q.value) state.query.q = f.q.value;
-    if (f.unread.checked) state.query.unread = "true";
-    if (f.since.value) state.query.since = f.since.value;
-    if (f.before.value) state.query.before = f.before.value;
-    state.query.sort = f.sort.value;
-    state.offset = 0;
-    act(loadMessages);
+  $("select-all").addEventListener("change", (event) => {
+    if (event.target.checked) for (const m of loadedItems()) state.selected.add(m.uid);
+    else state.selected.clear();
+    draw();
   });
-  document.getElementById("prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE); act(loadMessages); });
-  document.getElementById("next").addEventListener("click", () => { if (state.offset + PAGE < state.total) { state.offset += PAGE; act(loadMessages); } });
-  // New mail without reload: the server says which folders changed.
+  $("bulk-read").addEventListener("click", () => act(() => bulkFlags({ add: ["\\Seen"] })));
+  $("bulk-unread").addEventListener("click", () => act(() => bulkFlags({ remove: ["\\Seen"] })));
+  $("bulk-flag").addEventListener("click", () => act(() => bulkFlags({ add: ["\\Flagged"] })));
+  $("bulk-delete").addEventListener("click", () => act(() => deleteMessages([...state.selected])));
+  $("bulk-move").addEventListener("click", () => act(() => {
+    const folder = state.folders.find((f) => f.id === Number($("bulk-target").value));
+    return moveTo([...state.selected], folder);
+  }));
+  $("filter").addEventListener("change", (event) => { state.filter = event.target.value; act(() => resetList()); });
+  $("sort").addEventListener("change", (event) => { state.sort = event.target.value; act(() => resetList()); });
+  $("order").addEventListener("click", (event) => {
+    state.descending = !state.descending;
+    event.target.textContent = state.descending ? "↓" : "↑";
+    event.target.setAttribute("aria-label", state.descending ? "Newest first" : "Oldest first");
+    act(() => resetList());
+  });
+  $("search").addEventListener("submit", (event) => {
+    event.preventDefault();
+    state.query = $("q").value.trim();
+    $("list-title").textContent = state.query ? `Search: ${state.query}` : leaf(state.folder.name);
+    act(() => resetList());
+  });
+  // New mail and other clients' changes without reload: the server names the folders.
   const events = new EventSource("/api/v1/events");
   events.addEventListener("ready", () => document.body.setAttribute("data-live", "yes"));
   events.addEventListener("change", (event) => act(async () => {
     const change = JSON.parse(event.data);
     await loadFolders();
-    if (change.all || (state.folder && change.mailboxes.includes(state.folder.id))) await loadMessages();
+    if (change.all || (state.folder && change.mailboxes.includes(state.folder.id))) await resetList(true);
   }));
-});
+}));
