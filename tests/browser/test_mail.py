@@ -186,18 +186,20 @@ def test_keyboard_shortcuts(site: Site, login: Login) -> None:
     page.keyboard.press("j")
     page.wait_for_selector("#reader-text:text-is('Body of Second')")
     page.keyboard.press("r")
-    assert page.is_visible("#compose")
+    expect(page.locator("#compose")).to_be_visible()
     assert page.input_value("#compose-form input[name=subject]") == "Re: Second"
     page.keyboard.press("Escape")
+    expect(page.locator("#compose")).to_be_hidden()
     page.keyboard.press("#")
     page.wait_for_selector("#status:has-text('Message moved to Trash.')")
     page.keyboard.press("/")
     assert page.evaluate("document.activeElement.id") == "q"
     page.keyboard.press("Escape")
     page.keyboard.press("?")
-    assert page.is_visible("#shortcuts")
+    expect(page.locator("#shortcuts")).to_be_visible()
     assert "reply all" in (page.text_content("#shortcuts") or "")
     page.keyboard.press("Escape")
+    expect(page.locator("#shortcuts")).to_be_hidden()
     page.keyboard.press("c")
     assert page.text_content("#compose-title") == "New message"
 

@@ -323,13 +323,19 @@ async def list_summaries(
     direction = "DESC" if descending else "ASC"
     params = {**compiler.params, "mailbox": mailbox_id, "limit": limit, "offset": offset}
     try:
-        return await _list(conn, where, params, sort, direction)
+        return await _list(conn, where, params, sort, direction, whole=criteria is None)
     except psycopg.errors.QueryCanceled as exc:
         raise _timed_out() from exc
 
 
 async def _list(
-    conn: Conn, where: str, params: dict[str, Any], sort: SortKey, direction: str
+    conn: Conn,
+    where: str,
+    params: dict[str, Any],
+    sort: SortKey,
+    direction: str,
+    *,
+    whole: bool,
 ) -> Page:
     cur = await conn.execute(
         f"""SELECT m.id, m.uid, m.blob_id, m.size, m.internal_date, m.seen, m.answered,
@@ -346,7 +352,7 @@ async def _list(
     rows = await cur.fetchall()
     # Counted apart: a count(*) OVER () in the page query reads and sorts every match, which
     # makes the first page of a 100,000-message folder cost as much as the whole folder.
-    total = await _count(conn, where if criteria is not None else None, params)
+    total = await _count(conn, None if whole else where, params)
     items = tuple(
         MessageSummary(
             id=MessageId(r["id"]),
