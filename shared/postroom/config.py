@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from postroom.errors import ConfigError
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class NextHop:
@@ -136,6 +137,9 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     allow_plaintext_auth: bool = False
+    # Load balancers whose PROXY protocol header (SMTP, POP3, IMAP) or X-Forwarded-For (HTTP)
+    # is believed: addresses or networks, comma-separated. Nobody else may claim an address.
+    trusted_proxies: Annotated[list[Network], NoDecode] = Field(default_factory=list)
 
     # Limits.
     max_message_size: int = Field(default=50 * 1024 * 1024, ge=1024)
@@ -143,6 +147,13 @@ class Settings(BaseSettings):
     smtp_timeout: float = Field(default=300.0, gt=0)
     max_connections: int = Field(default=500, ge=1)
     max_connections_per_ip: int = Field(default=20, ge=1)
+    # Every protocol: the whole time a client may take to log in (submission, POP3, IMAP),
+    # and the slowest it may send a message or literal once it has begun (octets a second,
+    # after the first 30 seconds), so that a drip cannot hold a connection for ever.
+    login_deadline: float = Field(default=60.0, gt=0)
+    min_data_rate: int = Field(default=1024, ge=1)
+    # SIGTERM: idle sessions are closed at once, busy ones get this long to finish.
+    shutdown_grace: float = Field(default=10.0, ge=0)
     # RFC 1939 §3: an autologout timer of at least 10 minutes.
     pop3_idle_timeout: float = Field(default=600.0, gt=0)
     # RFC 3501 §5.4: an IMAP autologout timer of at least 30 minutes (IDLE included).
@@ -230,6 +241,20 @@ class Settings(BaseSettings):
     def _dns_resolvers(cls, value: object) -> object:
         if isinstance(value, str):
             return parse_resolvers(value)
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return [
+                    ipaddress.ip_network(part.strip(), strict=False)
+                    for part in value.split(",")
+                    if part.strip()
+                ]
+            except ValueError as exc:
+                raise ValueError(f"not an address or network: {exc}") from None
         return value
 
     @field_validator("hostname")

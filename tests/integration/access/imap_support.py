@@ -127,15 +127,13 @@ async def running_imap(
     try:
         yield ImapEndpoint(
             "127.0.0.1",
-            plain.sockets[0].getsockname()[1],
-            implicit.sockets[0].getsockname()[1],
+            plain,
+            implicit,
             ca_file,
             server,
         )
     finally:
-        plain.close()
-        implicit.close()
-        await server.close_sessions()
+        await server.stop(grace=2)
         await hub.stop()
         await pool.close()
 

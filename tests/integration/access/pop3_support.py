@@ -62,15 +62,13 @@ async def running_pop3(database_url: str, folder: Path, **env: str) -> AsyncIter
     try:
         yield Pop3Endpoint(
             "127.0.0.1",
-            plain.sockets[0].getsockname()[1],
-            implicit.sockets[0].getsockname()[1],
+            plain,
+            implicit,
             ca_file,
             server,
         )
     finally:
-        plain.close()
-        implicit.close()
-        await server.close_sessions()
+        await server.stop(grace=2)
         await pool.close()
 
 

@@ -288,3 +288,56 @@ async def test_a_search_with_a_body_term_too_short_for_the_index_answers_no_limi
         "c NO [LIMIT] body and text search terms need at least 3 characters"
     ]
     assert await t.lines("d SEARCH BODY abc") == ["* SEARCH", "d OK SEARCH completed"]
+
+
+def starttls_injection_in_its_own_packet(endpoint: ImapEndpoint) -> list[bytes]:
+    conn = Line(endpoint)
+    try:
+        conn.read()
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.sock.sendall(b"a STARTTLS\r\n")
+        conn.sock.sendall(b"b CAPABILITY\r\n")
+        ok = conn.read()
+        context = ssl.create_default_context(cafile=str(endpoint.ca_file))
+        try:
+            tls = context.wrap_socket(conn.sock, server_hostname="localhost")
+        except (ssl.SSLError, ConnectionError):
+            return [ok, b"handshake refused"]
+        tls.sendall(b"c NOOP\r\n")
+        return [ok, tls.recv(1024)]
+    finally:
+        conn.close()
+
+
+async def test_a_command_injected_in_a_packet_of_its_own_after_starttls_is_never_run(
+    database_url: str, tmp_path: Path
+) -> None:
+    """CVE-2011-0411: whether the injection meets the reader, the connection's buffer or the
+    handshake, it never runs as if it had come over TLS."""
+    async with running_imap(database_url, tmp_path) as imap:
+        ok, after = await in_thread(starttls_injection_in_its_own_packet, imap)
+    assert ok == b"a OK Begin TLS negotiation now\r\n"
+    assert after in (b"c OK NOOP completed\r\n", b"handshake refused")
+
+
+def noop_until_bye(endpoint: ImapEndpoint) -> bytes:
+    conn = Line(endpoint)
+    try:
+        conn.read()
+        for _ in range(1000):
+            time.sleep(0.01)
+            line = conn.send("a NOOP")
+            if not line.startswith(b"a OK"):
+                return line
+        return b"never logged out"
+    finally:
+        conn.close()
+
+
+async def test_a_client_that_never_logs_in_is_out_at_the_login_deadline(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Per-read timeouts alone let a stranger stay for ever by sending NOOP; the deadline
+    counts the whole time before login."""
+    async with running_imap(database_url, tmp_path, POSTROOM_LOGIN_DEADLINE="0.5") as imap:
+        assert await in_thread(noop_until_bye, imap) == b"* BYE Autologout; no login in time\r\n"

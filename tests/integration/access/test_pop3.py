@@ -6,6 +6,8 @@ import asyncio
 import base64
 import hashlib
 import poplib
+import socket
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -384,3 +386,33 @@ async def test_idle_session_is_logged_out(
             assert await reader.readline() == b"-ERR Disconnected for inactivity\r\n"
             assert await reader.read() == b""
         writer.close()
+
+
+async def test_a_command_injected_after_stls_is_never_run(pop3: Pop3Endpoint) -> None:
+    """CVE-2011-0411: a command after STLS, in the same packet or its own, never runs."""
+
+    def inject(separate: bool) -> list[bytes]:
+        sock = socket.create_connection((pop3.host, pop3.port), timeout=10)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        file = sock.makefile("rb")
+        file.readline()
+        if separate:
+            sock.sendall(b"STLS\r\n")
+            sock.sendall(b"CAPA\r\n")
+        else:
+            sock.sendall(b"STLS\r\nCAPA\r\n")
+        ok = file.readline()
+        try:
+            tls = pop3.client_context().wrap_socket(sock, server_hostname="localhost")
+        except (ssl.SSLError, ConnectionError):
+            return [ok, b"handshake refused"]
+        tls.sendall(b"USER someone\r\n")
+        reply = tls.makefile("rb").readline()
+        tls.close()
+        return [ok, reply]
+
+    for separate in (False, True):
+        ok, after = await in_thread(inject, separate)
+        assert ok == b"+OK Begin TLS negotiation\r\n"
+        # Had CAPA run, its "+OK Capability list follows" would come first.
+        assert after in (b"+OK Send PASS\r\n", b"handshake refused")

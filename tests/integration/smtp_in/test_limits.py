@@ -14,7 +14,7 @@ import redis
 from postroom.config import Settings
 from postroom.db import Conn, create_pool
 from postroom.queue import DELIVERY_QUEUE, TASK_DELIVER
-from postroom.smtp_in import handler
+from postroom.smtp_in import session
 from postroom.store.queue import get_queue_entry
 from postroom.store.types import QueueId
 from tests.integration.smtp_in.test_inbound import queued
@@ -88,7 +88,7 @@ async def test_database_failure_at_data_gives_451_never_250(
     async def broken_spool(*args: object, **kwargs: object) -> None:
         raise psycopg.OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(handler, "spool", broken_spool)
+    monkeypatch.setattr(session, "spool", broken_spool)
     t = Transcript(smtp.inbound).greeting()
     assert send_one(t, tenant.address("alice")) == "451 4.3.0 Temporary failure, try again later"
     t.send("NOOP").expect_exactly("250 2.0.0 OK")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import smtplib
+import socket
 import ssl
 from collections.abc import Callable
 
@@ -12,7 +13,7 @@ import structlog
 
 from postroom import store
 from postroom.db import Conn
-from postroom.smtp_in import handler
+from postroom.smtp_in import server
 from postroom.throttle import AuthThrottle
 from tests.integration.smtp_in.conftest import HOSTNAME
 from tests.integration.smtp_in.test_inbound import queued
@@ -49,7 +50,7 @@ def test_ehlo_on_submission_offers_starttls_then_auth(
     smtp: ServerThread, client_tls: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As seen by a client that is not on loopback: no AUTH before TLS.
-    monkeypatch.setattr(handler, "plaintext_auth_allowed", lambda *, tls, **kw: tls)
+    monkeypatch.setattr(server, "plaintext_auth_allowed", lambda *, tls, **kw: tls)
     t = Transcript(smtp.submission).greeting()
     t.send("EHLO client.example").expect_exactly(
         f"250-{HOSTNAME}", "250-PIPELINING", "250-SIZE 65536", "250-8BITMIME",
@@ -220,3 +221,24 @@ async def test_passwords_never_reach_the_logs(
     assert "smtp.auth.succeeded" in text
     assert "secret-wrong-1" not in text
     assert PASSWORD not in text
+
+
+def test_a_command_injected_in_a_packet_of_its_own_after_starttls_is_never_run(
+    smtp: ServerThread, client_tls: ssl.SSLContext
+) -> None:
+    """CVE-2011-0411: the injection reaches the server after STARTTLS, in its own segment.
+    Whether it meets the reader, the connection's buffer or the handshake, it never runs."""
+    t = Transcript(smtp.submission).greeting()
+    t.send("EHLO client.example").expect("250 ")
+    t.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    t.sock.sendall(b"STARTTLS\r\n")
+    t.sock.sendall(b"EHLO injected.example\r\n")
+    t.expect_exactly("220 2.0.0 Ready to start TLS")
+    try:
+        t.sock = client_tls.wrap_socket(t.sock, server_hostname="localhost")
+    except (ssl.SSLError, ConnectionError):
+        return  # the plaintext met the handshake, which failed: nothing ran
+    t.file = t.sock.makefile("rb")
+    # Had the injected EHLO run, MAIL would not be refused for want of one.
+    t.send("MAIL FROM:<a@b.example>").expect_exactly("503 5.5.1 Send EHLO or HELO first")
+    t.close()

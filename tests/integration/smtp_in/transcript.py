@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from postroom.config import Settings
-from postroom.smtp_in.policy import Listener
+from postroom.smtp_in.policy import Port
 from postroom.smtp_in.server import ListenerSpec, SmtpServer, start_server
 
 TIMEOUT = 10.0
@@ -91,7 +91,7 @@ class ServerThread:
 
     def start(self) -> ServerThread:
         self._thread.start()
-        listeners = [ListenerSpec(kind, 0) for kind in Listener]
+        listeners = [ListenerSpec(kind, 0) for kind in Port]
         future = asyncio.run_coroutine_threadsafe(
             start_server(self.settings, listeners, **self.kwargs), self.loop
         )
@@ -106,21 +106,21 @@ class ServerThread:
 
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(TIMEOUT)
 
-    def port(self, kind: Listener) -> int:
+    def port(self, kind: Port) -> int:
         assert self.server is not None
         return self.server.ports[kind]
 
     @property
     def inbound(self) -> int:
-        return self.port(Listener.INBOUND)
+        return self.port(Port.INBOUND)
 
     @property
     def submission(self) -> int:
-        return self.port(Listener.SUBMISSION)
+        return self.port(Port.SUBMISSION)
 
     @property
     def submissions(self) -> int:
-        return self.port(Listener.SUBMISSIONS)
+        return self.port(Port.SUBMISSIONS)
 
     def stop(self) -> None:
         if self.server is not None:

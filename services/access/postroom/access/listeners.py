@@ -1,8 +1,9 @@
 """Every listener of the access process, started together and stopped together.
 
 A protocol joins by adding a ``ListenerFactory`` to ``FACTORIES``: given the shared context
-(settings, database pool, login throttle, TLS), it starts its servers and returns a handle
-that can stop them.
+(settings, database pool, login throttle, TLS, and the process's one set of connection
+limits), it starts its ports on the shared connection layer and returns a handle that can
+stop them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Protocol
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
+from postroom import listener as L
+from postroom.access.pop3.server import Pop3Server
 from postroom.config import Settings
 from postroom.db import Conn, create_pool, require_url
 from postroom.throttle import AuthThrottle
@@ -32,52 +35,57 @@ class AccessContext:
     pool: AsyncConnectionPool[Conn]
     throttle: AuthThrottle = field(default_factory=AuthThrottle)
     tls: ssl.SSLContext | None = None
+    limits: L.ConnectionLimits | None = None  # every protocol of the process counts here
+
+    def __post_init__(self) -> None:
+        if self.limits is None:
+            self.limits = L.ConnectionLimits.from_settings(self.settings)
 
 
-class Listener(Protocol):
-    """Started servers of one protocol."""
+class Started(Protocol):
+    """The started ports of one protocol."""
 
-    servers: Sequence[asyncio.Server]
+    @property
+    def listener(self) -> L.Listener:
+        """The connection layer's listener (its ports, its sessions)."""
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 10.0) -> None:
         """Stop listening and end the open sessions."""
 
 
-ListenerFactory = Callable[[AccessContext], Awaitable[Listener]]
+ListenerFactory = Callable[[AccessContext], Awaitable[Started]]
 
 
 @dataclass
 class Pop3Listener:
-    servers: Sequence[asyncio.Server]
-    close_sessions: Callable[[], Awaitable[None]]
+    pop3: Pop3Server
 
-    async def stop(self) -> None:
-        for server in self.servers:
-            server.close()
-        await self.close_sessions()
-        for server in self.servers:
-            await server.wait_closed()
+    @property
+    def listener(self) -> L.Listener:
+        return self.pop3.listener
+
+    async def stop(self, grace: float = 10.0) -> None:
+        await self.pop3.stop(grace)
 
 
-async def start_pop3(context: AccessContext) -> Listener:
+async def start_pop3(context: AccessContext) -> Started:
     """POP3 with STLS on pop3_port, POP3S (implicit TLS) on pop3s_port."""
-    from postroom.access.pop3.server import Pop3Server
-
     settings = context.settings
-    pop3 = Pop3Server(settings, context.pool, context.throttle, context.tls)
-    servers = [await pop3.start(settings.bind_address, settings.pop3_port, implicit_tls=False)]
+    pop3 = Pop3Server(settings, context.pool, context.throttle, context.tls, limits=context.limits)
+    await pop3.start(settings.bind_address, settings.pop3_port, implicit_tls=False)
     if context.tls is not None:
-        servers.append(
-            await pop3.start(settings.bind_address, settings.pop3s_port, implicit_tls=True)
-        )
-    return Pop3Listener(servers, pop3.close_sessions)
+        await pop3.start(settings.bind_address, settings.pop3s_port, implicit_tls=True)
+    return Pop3Listener(pop3)
 
 
-async def start_imap(context: AccessContext) -> Listener:
+async def start_imap(context: AccessContext) -> Started:
     """IMAP with STARTTLS on imap_port, IMAPS (implicit TLS) on imaps_port."""
     from postroom.access.imap.server import start_listener
 
-    return await start_listener(context.settings, context.pool, context.throttle, context.tls)
+    assert context.limits is not None
+    return await start_listener(
+        context.settings, context.pool, context.throttle, context.tls, context.limits
+    )
 
 
 FACTORIES: list[ListenerFactory] = [start_pop3, start_imap]
@@ -88,7 +96,7 @@ async def serve(
     stop: asyncio.Event,
     *,
     factories: Sequence[ListenerFactory] | None = None,
-    started: Callable[[list[Listener]], None] | None = None,
+    started: Callable[[list[Started]], None] | None = None,
     throttle: AuthThrottle | None = None,
 ) -> None:
     """Run every listener until ``stop`` is set, then shut them down cleanly."""
@@ -99,18 +107,17 @@ async def serve(
     )
     await pool.open()
     context = AccessContext(settings, pool, throttle or AuthThrottle(), server_context(settings))
-    listeners: list[Listener] = []
+    listeners: list[Started] = []
     try:
         for factory in factories if factories is not None else FACTORIES:
             listeners.append(await factory(context))
-        for listener in listeners:
-            for server in listener.servers:
-                for sock in server.sockets:
-                    log.info("access.listening", address=str(sock.getsockname()))
+        for started_ports in listeners:
+            log.info("access.listening", ports=started_ports.listener.ports)
         if started is not None:
             started(listeners)
         await stop.wait()
         log.info("access.stopping")
     finally:
-        await asyncio.gather(*(listener.stop() for listener in listeners))
+        grace = settings.shutdown_grace
+        await asyncio.gather(*(listener.stop(grace) for listener in listeners))
         await pool.close()

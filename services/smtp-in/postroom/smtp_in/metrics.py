@@ -1,11 +1,12 @@
-"""Prometheus metrics of smtp-in: sessions, messages accepted, rejections by reason, bytes."""
+"""Prometheus metrics of smtp-in: messages accepted, rejections by reason, bytes.
+
+Connections (opened, open now, refused, closed by a clock) are counted by the shared
+connection layer, `postroom.listener`, the same way for every protocol."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, start_http_server
+from prometheus_client import Counter, start_http_server
 
-SESSIONS = Counter("postroom_smtp_sessions", "SMTP sessions opened", ["listener"])
-ACTIVE_SESSIONS = Gauge("postroom_smtp_sessions_active", "SMTP sessions open now", ["listener"])
 ACCEPTED = Counter(
     "postroom_smtp_messages_accepted", "Messages spooled and acknowledged", ["listener"]
 )

@@ -18,7 +18,7 @@ MAX_ERRORS = 20
 MAX_TRANSACTIONS = 1000
 
 
-class Listener(enum.Enum):
+class Port(enum.Enum):
     """The three ports: inbound MX, submission with STARTTLS, submission over implicit TLS."""
 
     INBOUND = "inbound"
@@ -27,23 +27,23 @@ class Listener(enum.Enum):
 
     @property
     def is_submission(self) -> bool:
-        return self is not Listener.INBOUND
+        return self is not Port.INBOUND
 
     @property
     def source(self) -> str:
-        return "smtp" if self is Listener.INBOUND else "submission"
+        return "smtp" if self is Port.INBOUND else "submission"
 
 
-def require_auth(listener: Listener, authenticated: bool) -> None:
+def require_auth(port: Port, authenticated: bool) -> None:
     """RFC 6409 §4.3: submission accepts mail only from authenticated users."""
-    if listener.is_submission and not authenticated:
+    if port.is_submission and not authenticated:
         raise SmtpError(R.R530_AUTH_REQUIRED, "auth_required")
 
 
-def check_sender(listener: Listener, reverse_path: str, owned: Iterable[str]) -> None:
+def check_sender(port: Port, reverse_path: str, owned: Iterable[str]) -> None:
     """On submission the reverse-path must be one of the account's own addresses or aliases
     (plus-addressed forms included); on the inbound port anyone, the null path too."""
-    if not listener.is_submission:
+    if not port.is_submission:
         return
     try:
         wanted = canonical(reverse_path)
@@ -56,11 +56,11 @@ def check_sender(listener: Listener, reverse_path: str, owned: Iterable[str]) ->
         raise SmtpError(R.R553_NOT_OWNER, "sender_not_owned")
 
 
-def check_recipient(listener: Listener, resolution: Resolution | None) -> None:
+def check_recipient(port: Port, resolution: Resolution | None) -> None:
     """Where a recipient may go: local domains always (550 5.1.1 for nobody there); other
     domains only from authenticated submission: never an open relay (RFC 5321 §3.9)."""
     if resolution is None:
-        if not listener.is_submission:
+        if not port.is_submission:
             raise SmtpError(R.R554_RELAY_DENIED, "relay_denied")
         return
     if resolution.empty:

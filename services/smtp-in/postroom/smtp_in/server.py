@@ -1,11 +1,15 @@
-"""The listeners: accept connections within the limits, run a session for each, shut down."""
+"""smtp-in's listeners: the shared connection layer wired to the SMTP reader and session.
+
+Everything about connections (limits, PROXY, TLS, clocks, drain) is `postroom.listener`'s;
+everything about SMTP is the `reader`'s and the `session`'s. What is left here is the loop
+that feeds one to the other and carries out the session's `Next` step.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import ssl
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,31 +18,141 @@ import structlog
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from postroom import listener as L
+from postroom import store
+from postroom.auth import plaintext_auth_allowed
 from postroom.config import Settings
 from postroom.db import Conn, session_options
+from postroom.errors import AuthenticationFailed, StoreError
 from postroom.runtime import database_url
 from postroom.smtp_in import metrics
 from postroom.smtp_in import replies as R
-from postroom.smtp_in.handler import Context, Dispatcher, Session
-from postroom.smtp_in.policy import Listener
+from postroom.smtp_in.dispatch import Dispatcher
+from postroom.smtp_in.policy import Port
+from postroom.smtp_in.reader import Content, EndOfData, Reader
+from postroom.smtp_in.replies import SmtpError
+from postroom.smtp_in.session import Authenticator, Context, Next, Session
+from postroom.store.types import Account
 from postroom.throttle import AuthThrottle
 from postroom.tls import server_context
 
 log = structlog.get_logger("postroom.smtp_in")
 
+# What ends a session by the server's decision, per reason (RFC 5321 §4.5.3.2: a 421).
+_CLOSING = {
+    "idle": R.R421_TIMEOUT,
+    "deadline": R.R421_TIMEOUT,
+    "slow": R.R421_TIMEOUT,
+    "shutdown": R.R421_SHUTTING_DOWN,
+    "revoked": R.R421_SHUTTING_DOWN,
+}
+
 
 @dataclass(frozen=True)
 class ListenerSpec:
-    kind: Listener
+    kind: Port
     port: int  # 0: any free port (tests)
 
 
 def default_listeners(settings: Settings) -> list[ListenerSpec]:
     return [
-        ListenerSpec(Listener.INBOUND, settings.smtp_port),
-        ListenerSpec(Listener.SUBMISSION, settings.submission_port),
-        ListenerSpec(Listener.SUBMISSIONS, settings.submissions_port),
+        ListenerSpec(Port.INBOUND, settings.smtp_port),
+        ListenerSpec(Port.SUBMISSION, settings.submission_port),
+        ListenerSpec(Port.SUBMISSIONS, settings.submissions_port),
     ]
+
+
+def _refusal(refused: L.Refusal) -> bytes:
+    if refused == "total":
+        return bytes(R.R421_TOO_MANY_CONNECTIONS)
+    return bytes(R.R421_TOO_MANY_FROM_IP)
+
+
+async def serve_connection(ctx: Context, tls: ssl.SSLContext | None, conn: L.Connection) -> None:
+    """One SMTP session on an accepted connection."""
+    port = Port(conn.port_name)
+    settings = ctx.settings
+
+    def plaintext_auth(tls_active: bool) -> bool:
+        return plaintext_auth_allowed(
+            tls=tls_active, peer_ip=conn.client_ip, allow_plaintext=settings.allow_plaintext_auth
+        )
+
+    session = Session(
+        ctx, port, client_ip=conn.client_ip, tls=conn.tls, plaintext_auth=plaintext_auth
+    )
+    reader = Reader()
+    session.greeting()
+    step = Next.READ
+    try:
+        while step is not Next.CLOSE:
+            event = reader.next_event()
+            if event is None:
+                if out := session.output():
+                    await conn.send(out)
+                try:
+                    data = await conn.read(busy=reader.partial)
+                except L.Closing as closing:
+                    step = session.closing(_CLOSING[closing.reason])
+                    break
+                if not data:
+                    return
+                reader.feed(data)
+                continue
+            if isinstance(event, Content):
+                await session.content(event.data)
+                continue
+            if isinstance(event, EndOfData):
+                step = await session.end_of_data(event)
+            elif step is Next.AUTH_LINE:
+                step = await session.auth_response(event)
+            else:
+                step = await session.handle(event)
+            if step is Next.DATA:
+                reader.begin_data(settings.max_message_size)
+            elif step is Next.STARTTLS:
+                assert tls is not None
+                await conn.send(session.output())
+                if not await conn.start_tls(tls, discarded=reader.discard()):
+                    return
+                session.tls_started(conn.tls)
+                step = Next.READ
+            if session.account is not None and conn.account_id is None:
+                conn.logged_in(session.account.id)
+    except (ConnectionError, ssl.SSLError):
+        return
+    except Exception:
+        session.log.exception("smtp.session.failed")
+        session.closing(R.R421_SHUTTING_DOWN)
+    if out := session.output():
+        with contextlib.suppress(ConnectionError, ssl.SSLError, RuntimeError):
+            conn.write(out)
+
+
+def _login(
+    pool: AsyncConnectionPool[Conn], throttle: AuthThrottle, db_timeout: float
+) -> Authenticator:
+    async def authenticate(username: str, password: str, ip: str) -> Account:
+        await throttle.refresh(ip, username)
+        if throttle.locked(ip, username):
+            raise SmtpError(R.R454_AUTH_LOCKED, "auth_locked")
+        delay = throttle.delay(ip, username)
+        if delay:
+            await asyncio.sleep(delay)
+        try:
+            async with pool.connection(timeout=db_timeout) as conn:
+                account = await store.authenticate(conn, username, password)
+        except AuthenticationFailed:
+            throttle.failure(ip, username)
+            metrics.AUTH_FAILURES.labels("submission").inc()
+            log.info("smtp.auth.failed", client=ip)
+            raise SmtpError(R.R535_AUTH_FAILED, "auth_failed") from None
+        except (psycopg.Error, StoreError):
+            raise SmtpError(R.R451_DATABASE, "database") from None
+        throttle.success(ip, username)
+        return account
+
+    return authenticate
 
 
 @dataclass
@@ -47,83 +161,23 @@ class SmtpServer:
 
     settings: Settings
     ctx: Context
-    ports: dict[Listener, int] = field(default_factory=dict)
-    _servers: list[asyncio.Server] = field(default_factory=list)
-    _sessions: dict[asyncio.Task[None], Session] = field(default_factory=dict)
-    _per_ip: Counter[str] = field(default_factory=Counter)
+    listener: L.Listener
+    ports: dict[Port, int] = field(default_factory=dict)
     _own_pool: bool = False
-
-    async def _accept(
-        self, kind: Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        peer = writer.get_extra_info("peername")
-        ip = peer[0] if isinstance(peer, tuple) else "unknown"
-        refusal = None
-        if len(self._sessions) >= self.settings.max_connections:
-            refusal = R.R421_TOO_MANY_CONNECTIONS
-        elif self._per_ip[ip] >= self.settings.max_connections_per_ip:
-            refusal = R.R421_TOO_MANY_FROM_IP
-        if refusal is not None:
-            metrics.REJECTED.labels(kind.value, "connection_limit").inc()
-            log.info("smtp.connection.refused", client=ip, reason=refusal.text)
-            with contextlib.suppress(Exception):
-                writer.write(bytes(refusal))
-                writer.close()
-            return
-        session = Session(self.ctx, kind, reader, writer)
-        task = asyncio.current_task()
-        assert task is not None
-        self._sessions[task] = session
-        self._per_ip[ip] += 1
-        try:
-            await session.run()
-        finally:
-            del self._sessions[task]
-            self._per_ip[ip] -= 1
-            if self._per_ip[ip] <= 0:
-                del self._per_ip[ip]
 
     async def start(self, listeners: list[ListenerSpec]) -> None:
         host = self.settings.bind_address
         for spec in listeners:
-            implicit_tls = spec.kind is Listener.SUBMISSIONS
-            if implicit_tls and self.ctx.tls_context is None:
-                raise RuntimeError("implicit TLS needs a TLS context")
-
-            async def accept(
-                r: asyncio.StreamReader, w: asyncio.StreamWriter, kind: Listener = spec.kind
-            ) -> None:
-                await self._accept(kind, r, w)
-
-            server = await asyncio.start_server(
-                accept,
-                host,
-                spec.port,
-                ssl=self.ctx.tls_context if implicit_tls else None,
-                ssl_handshake_timeout=30 if implicit_tls else None,
-                backlog=1024,
-                reuse_address=True,
+            implicit_tls = spec.kind is Port.SUBMISSIONS
+            bound = await self.listener.listen(
+                host, L.Port(spec.kind.value, spec.port, implicit_tls=implicit_tls)
             )
-            self._servers.append(server)
-            self.ports[spec.kind] = server.sockets[0].getsockname()[1]
-            log.info("smtp.listening", listener=spec.kind.value, port=self.ports[spec.kind])
+            self.ports[spec.kind] = bound
+            log.info("smtp.listening", listener=spec.kind.value, port=bound)
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop accepting; close idle sessions at once, let busy ones finish within ``grace``."""
-        for server in self._servers:
-            server.close()
-        for task, session in list(self._sessions.items()):
-            if session.idle:
-                task.cancel()
-        if self._sessions:
-            _done, pending = await asyncio.wait(list(self._sessions), timeout=grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=5)
-        for server in self._servers:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 5)
+        await self.listener.stop(grace)
         await self.ctx.dispatcher.close()
         if self._own_pool:
             await self.ctx.pool.close()
@@ -156,20 +210,39 @@ async def start_server(
     throttle: AuthThrottle | None = None,
     dispatcher: Dispatcher | None = None,
     db_timeout: float = 10.0,
+    limits: L.ConnectionLimits | None = None,
 ) -> SmtpServer:
     """Open the pool and the listeners; the returned server's ``ports`` says where."""
     own_pool = pool is None
     if pool is None:
         pool = _pool(database_url(settings), settings)
         await pool.open(wait=False)
+    tls = tls_context if tls_context is not None else server_context(settings)
     ctx = Context(
         settings=settings,
         pool=pool,
-        throttle=throttle or AuthThrottle(),
-        tls_context=tls_context if tls_context is not None else server_context(settings),
         dispatcher=dispatcher or Dispatcher(settings),
+        authenticate=_login(pool, throttle or AuthThrottle(), db_timeout),
+        tls_available=tls is not None,
         db_timeout=db_timeout,
     )
-    server = SmtpServer(settings, ctx, _own_pool=own_pool)
+
+    async def handler(conn: L.Connection) -> None:
+        await serve_connection(ctx, tls, conn)
+
+    def clocks(port: L.Port) -> L.Clocks:
+        login = Port(port.name).is_submission
+        return L.Clocks.from_settings(settings, idle=settings.smtp_timeout, login=login)
+
+    listener = L.Listener.from_settings(
+        "smtp",
+        handler,
+        settings,
+        limits=limits or L.ConnectionLimits.from_settings(settings),
+        clocks=clocks,
+        refusal=_refusal,
+        tls=tls,
+    )
+    server = SmtpServer(settings, ctx, listener, _own_pool=own_pool)
     await server.start(listeners if listeners is not None else default_listeners(settings))
     return server

@@ -1,19 +1,18 @@
-"""The IMAP listeners: asyncio connections wired to the command reader, session and store.
+"""The IMAP listeners: the shared connection layer wired to the command reader and session.
 
-Accept (with limits per process and per client IP), read with an autologout timeout, feed
-the `CommandReader`, hand commands to the `Session`, and carry out what it asks: the
-STARTTLS handshake, the line after an AUTHENTICATE challenge, and IDLE, which waits on the
-account's change notifications or the client's DONE, whichever comes first.
+Connections, limits, clocks and TLS are `postroom.listener`'s. Here: feed the
+`CommandReader`, hand commands to the `Session`, and carry out what it asks: the STARTTLS
+handshake, the line after an AUTHENTICATE challenge, and IDLE, which waits on the account's
+change notifications or the client's DONE, whichever comes first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import ssl
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from postroom import listener as L
 from postroom import store
 from postroom.access.imap import parser as p
 from postroom.access.imap.protocol import LoginRefused, Next, Session, State
@@ -35,11 +35,20 @@ from postroom.throttle import AuthThrottle
 log = structlog.get_logger("postroom.access.imap")
 
 READ_SIZE = 64 * 1024
-TLS_HANDSHAKE_TIMEOUT = 30.0
 POOL_TIMEOUT = 10.0
 # IDLE looks at the mailbox this often even when no notification came.
 IDLE_CHECK_INTERVAL = 60.0
 _DB_ERRORS = (psycopg.Error, PoolTimeout, StoreError, OSError)
+
+
+# What ends a session by the server's decision (RFC 3501 §5.4: the autologout timer).
+_CLOSING: dict[L.CloseReason, bytes] = {
+    "idle": b"* BYE Autologout; idle for too long\r\n",
+    "deadline": b"* BYE Autologout; no login in time\r\n",
+    "slow": b"* BYE Autologout; sending too slowly\r\n",
+    "shutdown": b"* BYE [UNAVAILABLE] Server shutting down\r\n",
+    "revoked": b"* BYE [UNAVAILABLE] Credentials changed, log in again\r\n",
+}
 
 
 class ImapServer:
@@ -53,6 +62,7 @@ class ImapServer:
         *,
         throttle: AuthThrottle | None = None,
         tls: ssl.SSLContext | None = None,
+        limits: L.ConnectionLimits | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -61,61 +71,32 @@ class ImapServer:
         self.tls = tls
         # RFC 3501 §5.4: an autologout timer of at least 30 minutes.
         self.idle_timeout = settings.imap_idle_timeout
-        self._per_ip: Counter[str] = Counter()
         self._per_account: Counter[AccountId] = Counter()
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self, host: str, port: int, *, implicit_tls: bool) -> asyncio.Server:
-        """Listen on host:port (port 0 picks a free one); implicit TLS for IMAPS."""
-        if implicit_tls and self.tls is None:
-            raise ValueError("IMAPS needs a TLS context")
+        def clocks(port: L.Port) -> L.Clocks:
+            return L.Clocks.from_settings(settings, idle=self.idle_timeout, login=True)
 
-        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            self._tasks.add(task)
-            try:
-                await self.handle(reader, writer, implicit_tls=implicit_tls)
-            finally:
-                self._tasks.discard(task)
-
-        return await asyncio.start_server(
-            on_connect,
-            host,
-            port,
-            ssl=self.tls if implicit_tls else None,
-            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if implicit_tls else None,
+        self.listener = L.Listener.from_settings(
+            "imap",
+            self.handle,
+            settings,
+            limits=limits or L.ConnectionLimits.from_settings(settings),
+            clocks=clocks,
+            refusal=lambda _why: b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+            tls=tls,
         )
 
-    async def close_sessions(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    async def start(self, host: str, port: int, *, implicit_tls: bool) -> int:
+        """Listen on host:port (port 0 picks a free one); implicit TLS for IMAPS. The port."""
+        name = "imaps" if implicit_tls else "imap"
+        return await self.listener.listen(host, L.Port(name, port, implicit_tls=implicit_tls))
 
-    async def handle(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, implicit_tls: bool
-    ) -> None:
-        peer = writer.get_extra_info("peername")
-        ip = str(peer[0]) if peer else None
-        key = ip or "?"
-        if sum(self._per_ip.values()) >= self.settings.max_connections or (
-            self._per_ip[key] >= self.settings.max_connections_per_ip
-        ):
-            log.warning("imap.connection.refused", client=ip, reason="too many connections")
-            with contextlib.suppress(OSError, ssl.SSLError, ConnectionError):
-                writer.write(b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n")
-                await writer.drain()
-                writer.close()
-            return
-        self._per_ip[key] += 1
-        connection = _Connection(self, reader, writer, ip, implicit_tls)
-        try:
-            await connection.run()
-        finally:
-            self._per_ip[key] -= 1
-            if self._per_ip[key] <= 0:
-                del self._per_ip[key]
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop listening; end idle sessions at once (``* BYE``), busy ones after ``grace``."""
+        await self.listener.stop(grace)
+
+    async def handle(self, conn: L.Connection) -> None:
+        await _Connection(self, conn).run()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Conn]:
@@ -127,19 +108,12 @@ class ImapServer:
 
 
 class _Connection:
-    def __init__(
-        self,
-        server: ImapServer,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        ip: str | None,
-        tls: bool,
-    ) -> None:
+    def __init__(self, server: ImapServer, client: L.Connection) -> None:
         self.server = server
-        self.reader = reader
-        self.writer = writer
-        self.ip = ip
-        self.log = log.bind(session_id=secrets.token_hex(4), client=ip)
+        self.client = client
+        self.ip = client.client_ip
+        tls = client.tls is not None
+        self.log = log.bind(session_id=client.id, client=self.ip)
         self.account: Account | None = None
         self.commands = self._command_reader()
         self.subscription: Subscription | None = None
@@ -151,7 +125,7 @@ class _Connection:
             tls=tls,
             tls_available=server.tls is not None,
             plaintext_allowed=plaintext_auth_allowed(
-                tls=tls, peer_ip=ip, allow_plaintext=settings.allow_plaintext_auth
+                tls=tls, peer_ip=self.ip, allow_plaintext=settings.allow_plaintext_auth
             ),
             hostname=settings.hostname,
         )
@@ -167,8 +141,7 @@ class _Connection:
         return p.CommandReader(max_append_size=self._append_limit())
 
     async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
+        await self.client.send(data)
 
     async def authenticate(self, username: str, password: str) -> Account:
         server, ip = self.server, self.ip
@@ -194,6 +167,7 @@ class _Connection:
             self.log.warning("imap.login.too_many_sessions", account=account.address)
             raise LoginRefused("[LIMIT] Too many sessions for this account")
         server._per_account[account.id] += 1
+        self.client.logged_in(account.id)
         self.account = account
         self.commands.max_append_size = self._append_limit()
         self.log = self.log.bind(account=account.address)
@@ -204,6 +178,9 @@ class _Connection:
         try:
             await self.send(self.session.greeting())
             await self._loop()
+        except L.Closing as closing:
+            with contextlib.suppress(Exception):
+                await self.send(_CLOSING[closing.reason])
         except (ConnectionError, ssl.SSLError, OSError) as exc:
             self.log.info("imap.connection.lost", error=str(exc))
         except _DB_ERRORS as exc:
@@ -225,11 +202,8 @@ class _Connection:
             event = self.commands.next_event()
             if event is not None:
                 return event
-            try:
-                data = await asyncio.wait_for(self.reader.read(READ_SIZE), self.server.idle_timeout)
-            except TimeoutError:
-                await self.send(b"* BYE Autologout; idle for too long\r\n")
-                return None
+            # A command begun (a literal on its way) must keep coming at the minimum rate.
+            data = await self.client.read(READ_SIZE, busy=self.commands.buffered > 0)
             if not data:
                 return None
             self.commands.feed(data)
@@ -274,15 +248,12 @@ class _Connection:
 
     async def _start_tls(self) -> bool:
         assert self.server.tls is not None
-        try:
-            await self.writer.start_tls(
-                self.server.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT
-            )
-        except (ssl.SSLError, ConnectionError, TimeoutError) as exc:
-            self.log.info("imap.starttls.failed", error=str(exc))
-            return False
-        # RFC 3501 §6.2.1: anything the client sent before the handshake is discarded.
+        # RFC 3501 §6.2.1: anything the client sent after STARTTLS is discarded, in this
+        # reader and in the connection's buffer alike.
+        discarded = self.commands.buffered
         self.commands = self._command_reader()
+        if not await self.client.start_tls(self.server.tls, discarded=discarded):
+            return False
         self.session.tls_started()
         return True
 
@@ -304,13 +275,21 @@ class _Connection:
                     data = event.data if isinstance(event, p.Line) else b""
                     return await self.session.idle_done(data)
                 if read is None:
-                    read = asyncio.ensure_future(self.reader.read(READ_SIZE))
+                    read = asyncio.ensure_future(self.client.reader.read(READ_SIZE))
                 # A missed notification (the hub reconnecting) costs at most one interval.
                 wake = asyncio.ensure_future(subscription.wait(IDLE_CHECK_INTERVAL))
                 timeout = deadline - loop.time()
-                done, _ = await asyncio.wait(
-                    {read, wake}, timeout=max(timeout, 0), return_when=asyncio.FIRST_COMPLETED
-                )
+                self.client.waiting = True  # shutdown may end an IDLE at once
+                try:
+                    done, _ = await asyncio.wait(
+                        {read, wake}, timeout=max(timeout, 0), return_when=asyncio.FIRST_COMPLETED
+                    )
+                except asyncio.CancelledError:
+                    wake.cancel()
+                    self.client.interrupted()
+                    raise
+                finally:
+                    self.client.waiting = False
                 if wake in done:
                     notified = wake.result()
                     mailboxes, everything = subscription.take()
@@ -344,9 +323,6 @@ class _Connection:
             if counts[self.account.id] <= 0:
                 del counts[self.account.id]
             self.account = None
-        with contextlib.suppress(OSError, ssl.SSLError, ConnectionError):
-            self.writer.close()
-            await asyncio.wait_for(self.writer.wait_closed(), 5)
 
 
 async def start(
@@ -356,39 +332,35 @@ async def start(
     *,
     throttle: AuthThrottle | None = None,
     tls: ssl.SSLContext | None = None,
+    limits: L.ConnectionLimits | None = None,
     host: str | None = None,
     port: int | None = None,
     tls_port: int | None = None,
-) -> tuple[ImapServer, list[asyncio.Server]]:
+) -> ImapServer:
     """IMAP with STARTTLS on imap_port and IMAPS on imaps_port (when there is TLS)."""
-    imap = ImapServer(settings, pool, hub, throttle=throttle, tls=tls)
+    imap = ImapServer(settings, pool, hub, throttle=throttle, tls=tls, limits=limits)
     address = host or settings.bind_address
-    servers = [
-        await imap.start(address, settings.imap_port if port is None else port, implicit_tls=False)
-    ]
+    await imap.start(address, settings.imap_port if port is None else port, implicit_tls=False)
     if tls is not None:
-        servers.append(
-            await imap.start(
-                address, settings.imaps_port if tls_port is None else tls_port, implicit_tls=True
-            )
+        await imap.start(
+            address, settings.imaps_port if tls_port is None else tls_port, implicit_tls=True
         )
-    return imap, servers
+    return imap
 
 
 @dataclass
 class ImapListener:
-    """The started IMAP servers of a process with their change hub."""
+    """The started IMAP ports of a process with their change hub."""
 
-    servers: Sequence[asyncio.Server]
     imap: ImapServer
     hub: ChangeHub
 
-    async def stop(self) -> None:
-        for server in self.servers:
-            server.close()
-        await self.imap.close_sessions()
-        for server in self.servers:
-            await server.wait_closed()
+    @property
+    def listener(self) -> L.Listener:
+        return self.imap.listener
+
+    async def stop(self, grace: float = 10.0) -> None:
+        await self.imap.stop(grace)
         await self.hub.stop()
 
 
@@ -397,9 +369,10 @@ async def start_listener(
     pool: AsyncConnectionPool[Conn],
     throttle: AuthThrottle,
     tls: ssl.SSLContext | None,
+    limits: L.ConnectionLimits,
 ) -> ImapListener:
-    """The access process's IMAP listeners, with one LISTEN connection for IDLE."""
+    """The access process's IMAP ports, with one LISTEN connection for IDLE."""
     hub = ChangeHub(require_url(settings.database_url))
     await hub.start()
-    imap, servers = await start(settings, pool, hub, throttle=throttle, tls=tls)
-    return ImapListener(servers, imap, hub)
+    imap = await start(settings, pool, hub, throttle=throttle, tls=tls, limits=limits)
+    return ImapListener(imap, hub)

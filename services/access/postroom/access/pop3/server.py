@@ -1,18 +1,16 @@
-"""The POP3 listeners: asyncio connections wired to the sans-I/O session and the mail store."""
+"""The POP3 listeners: the shared connection layer wired to the sans-I/O session and the store."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import secrets
 import ssl
-from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 
 import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from postroom import listener as L
 from postroom import store
 from postroom.access.pop3.protocol import (
     MAX_LINE,
@@ -44,15 +42,25 @@ CHUNK_SIZE = 256 * 1024
 # asked for, in one query, up to this many and this many bytes held per session.
 READ_AHEAD_COUNT = 16
 READ_AHEAD_BYTES = 1024 * 1024
-TLS_HANDSHAKE_TIMEOUT = 30.0
 # How long a login waits for a free database connection before answering [SYS/TEMP].
 POOL_TIMEOUT = 10.0
 # Errors of the database that make a login or an update fail for now, not for ever.
 _DB_ERRORS = (psycopg.Error, PoolTimeout, StoreError, OSError)
 
 
+R_TOO_MANY = b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"
+# What ends a session by the server's decision (RFC 1939 §3: the autologout timer).
+_CLOSING: dict[L.CloseReason, bytes] = {
+    "idle": b"-ERR Disconnected for inactivity\r\n",
+    "deadline": b"-ERR Disconnected for inactivity\r\n",
+    "slow": b"-ERR Disconnected for inactivity\r\n",
+    "shutdown": b"-ERR [SYS/TEMP] Server shutting down\r\n",
+    "revoked": b"-ERR [AUTH] Credentials changed, log in again\r\n",
+}
+
+
 class Pop3Server:
-    """Serves POP3 for one process: the plain (STLS) and implicit-TLS listeners share it."""
+    """Serves POP3 for one process: the plain (STLS) and implicit-TLS ports share it."""
 
     def __init__(
         self,
@@ -60,99 +68,57 @@ class Pop3Server:
         pool: AsyncConnectionPool[Conn],
         throttle: AuthThrottle,
         tls: ssl.SSLContext | None,
+        *,
+        limits: L.ConnectionLimits | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.throttle = throttle
         self.tls = tls
-        self.idle_timeout = settings.pop3_idle_timeout
-        self._per_ip: Counter[str] = Counter()
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self, host: str, port: int, *, implicit_tls: bool) -> asyncio.Server:
-        """Listen on host:port (port 0 picks a free one); implicit TLS for POP3S."""
-        if implicit_tls and self.tls is None:
-            raise ValueError("POP3S needs a TLS context")
+        def clocks(port: L.Port) -> L.Clocks:
+            return L.Clocks.from_settings(settings, idle=settings.pop3_idle_timeout, login=True)
 
-        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            self._tasks.add(task)
-            try:
-                await self.handle(reader, writer, implicit_tls=implicit_tls)
-            except asyncio.CancelledError:
-                # Shutdown ends the session without UPDATE; asyncio's stream callback would
-                # log a cancelled connection task as an error.
-                pass
-            finally:
-                self._tasks.discard(task)
-
-        return await asyncio.start_server(
-            on_connect,
-            host,
-            port,
-            ssl=self.tls if implicit_tls else None,
-            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if implicit_tls else None,
-            limit=MAX_LINE,
+        self.listener = L.Listener.from_settings(
+            "pop3",
+            self.handle,
+            settings,
+            limits=limits or L.ConnectionLimits.from_settings(settings),
+            clocks=clocks,
+            refusal=lambda _why: R_TOO_MANY,
+            tls=tls,
         )
 
-    async def close_sessions(self) -> None:
-        """End every open session (no UPDATE: nothing marked deleted is removed)."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    async def start(self, host: str, port: int, *, implicit_tls: bool) -> int:
+        """Listen on host:port (port 0 picks a free one); implicit TLS for POP3S. The port."""
+        name = "pop3s" if implicit_tls else "pop3"
+        return await self.listener.listen(host, L.Port(name, port, implicit_tls=implicit_tls))
 
-    async def handle(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, implicit_tls: bool
-    ) -> None:
-        peer = writer.get_extra_info("peername")
-        ip = str(peer[0]) if peer else None
-        connection = _Connection(self, reader, writer, ip, implicit_tls)
-        key = ip or "?"
-        total = sum(self._per_ip.values())
-        if total >= self.settings.max_connections or (
-            self._per_ip[key] >= self.settings.max_connections_per_ip
-        ):
-            log.warning("pop3.connection.refused", client=ip, reason="too many connections")
-            with contextlib.suppress(OSError):
-                writer.write(b"-ERR [SYS/TEMP] Too many connections, try again later\r\n")
-                await writer.drain()
-            await connection.close()
-            return
-        self._per_ip[key] += 1
-        try:
-            await connection.run()
-        finally:
-            self._per_ip[key] -= 1
-            if self._per_ip[key] <= 0:
-                del self._per_ip[key]
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop listening; end every session (no UPDATE: nothing marked deleted is removed)."""
+        await self.listener.stop(grace)
+
+    async def handle(self, conn: L.Connection) -> None:
+        await _Connection(self, conn).run()
 
 
 class _Connection:
     """One client connection: reads lines, feeds the session, carries out its requests."""
 
-    def __init__(
-        self,
-        server: Pop3Server,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        ip: str | None,
-        implicit_tls: bool,
-    ) -> None:
+    def __init__(self, server: Pop3Server, conn: L.Connection) -> None:
         self.server = server
-        self.reader = reader
-        self.writer = writer
-        self.ip = ip
+        self.client = conn
+        self.ip = conn.client_ip
+        implicit_tls = conn.tls is not None
         self.session = Pop3Session(
             hostname=server.settings.hostname,
             tls_available=server.tls is not None,
             tls_active=implicit_tls,
             plaintext_allowed_without_tls=plaintext_auth_allowed(
-                tls=False, peer_ip=ip, allow_plaintext=server.settings.allow_plaintext_auth
+                tls=False, peer_ip=self.ip, allow_plaintext=server.settings.allow_plaintext_auth
             ),
         )
-        self.log = log.bind(session_id=secrets.token_hex(6), client=ip, tls=implicit_tls)
+        self.log = log.bind(session_id=conn.id, client=self.ip, tls=implicit_tls)
         # Held from login to the end: the maildrop lock lives on this connection.
         self.conn: Conn | None = None
         self.account_id: AccountId | None = None
@@ -160,18 +126,22 @@ class _Connection:
         self.entries: list[Entry] = []  # the session's messages, by number - 1
         self.read_ahead: dict[int, bytes] = {}  # UID -> content fetched before it was asked
         self.closing = False
+        self._buf = bytearray()
+        self._skipping = False  # discarding an overlong line up to its LF
 
     async def run(self) -> None:
         self.log.info("pop3.connected")
         try:
-            self.writer.write(self.session.greeting())
+            self.client.write(self.session.greeting())
             while not self.closing:
                 try:
-                    async with asyncio.timeout(self.server.idle_timeout):
-                        line = await self._read_line()
-                except TimeoutError:
-                    self.log.info("pop3.timeout")
-                    await self._carry_out(self.session.idle_timeout())
+                    line = await self._read_line()
+                except L.Closing as closing:
+                    self.log.info("pop3.closing", reason=closing.reason)
+                    if closing.reason == "idle":
+                        await self._carry_out(self.session.idle_timeout())
+                    else:
+                        await self.client.send(_CLOSING[closing.reason])
                     break
                 if line is None:
                     await self._carry_out(self.session.line_too_long())
@@ -179,36 +149,41 @@ class _Connection:
                 if not line:
                     break  # the client went away
                 await self._carry_out(self.session.receive_line(line))
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
+        except (ConnectionError, ssl.SSLError) as exc:
             self.log.info("pop3.connection.lost", error=type(exc).__name__)
         except _DB_ERRORS as exc:
             # Mid-response (a RETR): the reply cannot be finished, so the connection ends.
             self.log.error("pop3.store_error", error=str(exc))
         finally:
             await self._release()
-            await self.close()
             self.log.info("pop3.disconnected")
 
     async def _read_line(self) -> bytes | None:
         """The next line with its LF; b"" at EOF; None when it was longer than MAX_LINE."""
-        try:
-            return await self.reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError as exc:
-            return b"" if not exc.partial else exc.partial
-        except asyncio.LimitOverrunError as exc:
-            await self.reader.readexactly(exc.consumed)
-            # Throw away the rest of the overlong line, however long.
-            while True:
-                try:
-                    await self.reader.readuntil(b"\n")
+        buf = self._buf
+        while True:
+            end = buf.find(b"\n")
+            if end >= 0:
+                line = bytes(buf[: end + 1])
+                del buf[: end + 1]
+                if self._skipping:
+                    self._skipping = False
                     return None
-                except asyncio.LimitOverrunError as more:
-                    await self.reader.readexactly(more.consumed)
+                return line
+            if len(buf) > MAX_LINE:
+                # Throw away the rest of the overlong line, however long.
+                buf.clear()
+                self._skipping = True
+            await self.client.drain()
+            data = await self.client.read(busy=bool(buf) or self._skipping)
+            if not data:
+                return b"" if not buf else bytes(buf)
+            buf += data
 
     async def _carry_out(self, events: list[Event]) -> None:
         for event in events:
             if isinstance(event, Send):
-                self.writer.write(event.data)
+                self.client.write(event.data)
             elif isinstance(event, SendMessage):
                 await self._send_message(event)
             elif isinstance(event, Login):
@@ -220,22 +195,15 @@ class _Connection:
             elif isinstance(event, Close):
                 self.closing = True
                 break
-        await self.writer.drain()
+        await self.client.drain()
 
     async def _start_tls(self) -> None:
         assert self.server.tls is not None
+        await self.client.drain()
         # RFC 2595 §4 / CVE-2011-0411: nothing the client sent before TLS may be read after.
-        if getattr(self.reader, "_buffer", b""):
-            self.log.warning("pop3.stls.pipelined")
-            await self._carry_out(self.session.tls_failed())
-            return
-        await self.writer.drain()
-        try:
-            await self.writer.start_tls(
-                self.server.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT
-            )
-        except (ssl.SSLError, ConnectionError, TimeoutError) as exc:
-            self.log.info("pop3.stls.failed", error=type(exc).__name__)
+        discarded = len(self._buf)
+        self._buf.clear()
+        if not await self.client.start_tls(self.server.tls, discarded=discarded):
             await self._carry_out(self.session.tls_failed())
             return
         self.session.tls_started()
@@ -279,6 +247,7 @@ class _Connection:
             self.conn = self.account_id = None
             await self._give_back(conn, locked_by_us)
             return self.session.login_failed(outcome)
+        self.client.logged_in(self.account_id)
         self.log = self.log.bind(account_id=self.account_id)
         self.log.info("pop3.login", user=login.user, messages=len(messages))
         self.entries = [Entry(m.uid, m.size) for m in messages]
@@ -299,13 +268,13 @@ class _Connection:
             first = await anext(chunks, b"")
         except NotFound:
             # Removed meanwhile by another client (IMAP EXPUNGE, the web UI).
-            self.writer.write(f"-ERR Message {event.number} is gone\r\n".encode())
+            self.client.write(f"-ERR Message {event.number} is gone\r\n".encode())
             return
         stuffer = DotStuffer()
         top = TopFilter(event.body_lines) if event.body_lines is not None else None
-        self.writer.write(event.header)
+        self.client.write(event.header)
         await self._write_chunks(_prepend(first, chunks), stuffer, top)
-        self.writer.write(stuffer.end())
+        self.client.write(stuffer.end())
 
     async def _small_message(self, event: SendMessage) -> bytes:
         """A message of at most CHUNK_SIZE, with the next small ones read ahead."""
@@ -332,8 +301,8 @@ class _Connection:
     ) -> None:
         async for chunk in chunks:
             data = top.feed(chunk) if top is not None else chunk
-            self.writer.write(stuffer.feed(data))
-            await self.writer.drain()
+            self.client.write(stuffer.feed(data))
+            await self.client.drain()
             if top is not None and top.done:
                 # Stop the store's reader early (its remaining chunks are not needed).
                 aclose = getattr(chunks, "aclose", None)
@@ -379,12 +348,6 @@ class _Connection:
                 return
             raise
         await self.server.pool.putconn(conn)
-
-    async def close(self) -> None:
-        with contextlib.suppress(OSError, ssl.SSLError, ConnectionError):
-            self.writer.close()
-            async with asyncio.timeout(5):
-                await self.writer.wait_closed()
 
 
 async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:

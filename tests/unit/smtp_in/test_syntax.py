@@ -1,4 +1,4 @@
-"""The sans-I/O SMTP core: command lines, paths, parameters, sequence, AUTH and DATA framing."""
+"""SMTP syntax and sequence without I/O: command lines, paths, parameters, AUTH, the 503s."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from postroom.smtp_in import protocol as P
 from postroom.smtp_in import replies as R
+from postroom.smtp_in import session as SN
+from postroom.smtp_in import syntax as P
 from postroom.smtp_in.replies import SmtpError
 
 
@@ -21,29 +22,29 @@ def reply_of(fn: object, *args: object, **kwargs: object) -> str:
 
 
 @pytest.mark.parametrize(
-    ("verb", "phase", "reply"),
+    ("verb", "state", "reply"),
     [
-        ("MAIL", P.Phase.CONNECTED, "503 5.5.1 Send EHLO or HELO first"),
-        ("MAIL", P.Phase.MAIL, "503 5.5.1 Nested MAIL command"),
-        ("RCPT", P.Phase.GREETED, "503 5.5.1 Need MAIL command"),
-        ("DATA", P.Phase.MAIL, "503 5.5.1 Need RCPT before DATA"),
-        ("AUTH", P.Phase.RCPT, "503 5.5.1 AUTH not allowed during a mail transaction"),
+        ("MAIL", SN.State.CONNECTED, "503 5.5.1 Send EHLO or HELO first"),
+        ("MAIL", SN.State.MAIL, "503 5.5.1 Nested MAIL command"),
+        ("RCPT", SN.State.GREETED, "503 5.5.1 Need MAIL command"),
+        ("DATA", SN.State.MAIL, "503 5.5.1 Need RCPT before DATA"),
+        ("AUTH", SN.State.RCPT, "503 5.5.1 AUTH not allowed during a mail transaction"),
     ],
     ids=lambda v: (
-        v.value if isinstance(v, P.Phase) else v if isinstance(v, str) and v[0].isalpha() else None
+        v.value if isinstance(v, SN.State) else v if isinstance(v, str) and v[0].isalpha() else None
     ),
 )
-def test_sequence_errors(verb: str, phase: P.Phase, reply: str) -> None:
-    assert reply_of(P.check_sequence, verb, phase) == reply
+def test_sequence_errors(verb: str, state: SN.State, reply: str) -> None:
+    assert reply_of(SN.check_sequence, verb, state) == reply
 
 
 @pytest.mark.parametrize(
-    ("verb", "phase"),
-    [("MAIL", P.Phase.GREETED), ("RCPT", P.Phase.MAIL), ("DATA", P.Phase.RCPT),
-     ("NOOP", P.Phase.CONNECTED)],
+    ("verb", "state"),
+    [("MAIL", SN.State.GREETED), ("RCPT", SN.State.MAIL), ("DATA", SN.State.RCPT),
+     ("NOOP", SN.State.CONNECTED)],
 )  # fmt: skip
-def test_sequence_allows(verb: str, phase: P.Phase) -> None:
-    P.check_sequence(verb, phase)
+def test_sequence_allows(verb: str, state: SN.State) -> None:
+    SN.check_sequence(verb, state)
 
 
 def test_split_line_uppercases_the_verb_and_keeps_the_argument() -> None:
@@ -74,15 +75,6 @@ def test_plain_credentials_do_not_show_the_password() -> None:
     assert "hunter2" not in repr(creds)
 
 
-def frame(wire: bytes, chunk: int, max_size: int = 1 << 20) -> tuple[bytes, bytes]:
-    """Feed ``wire`` in chunks: (content, what followed the terminator)."""
-    reader = P.DataReader(max_size)
-    for i in range(0, len(wire), chunk):
-        if reader.feed(wire[i : i + chunk]):
-            return reader.content(max_size), reader.rest + wire[i + chunk :]
-    raise AssertionError("DATA never ended")
-
-
 def outcome(call: Callable[[], object]) -> R.Reply | None:
     """The error reply a call raises, or None."""
     try:
@@ -90,47 +82,6 @@ def outcome(call: Callable[[], object]) -> R.Reply | None:
     except SmtpError as exc:
         return exc.reply
     return None
-
-
-@given(
-    lines=st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))),
-    chunk=st.integers(min_value=1, max_value=64),
-    tail=st.binary(max_size=20),
-)
-def test_dot_stuffing_round_trips_byte_for_byte(
-    lines: list[bytes], chunk: int, tail: bytes
-) -> None:
-    content = b"".join(line + b"\r\n" for line in lines)
-    stuffed = (b"\r\n" + content).replace(b"\r\n.", b"\r\n..")[2:]
-    got, rest = frame(stuffed + b".\r\n" + tail, chunk)
-    assert got == content
-    assert rest == tail
-
-
-@given(st.binary(max_size=200), st.integers(min_value=1, max_value=50))
-def test_data_framing_never_accepts_a_bare_cr_or_lf(data: bytes, chunk: int) -> None:
-    wire = data + b"\r\n.\r\n"
-    reader = P.DataReader(1 << 20)
-    for i in range(0, len(wire), chunk):
-        if reader.feed(wire[i : i + chunk]):
-            break
-    assert reader.done
-    error = outcome(lambda: reader.content(1 << 20))
-    if error is not None:
-        assert error == R.R554_BARE_LINE_ENDING
-        return
-    stripped = reader.content(1 << 20).replace(b"\r\n", b"")
-    assert b"\r" not in stripped
-    assert b"\n" not in stripped
-
-
-def test_data_over_the_limit_is_discarded_but_framed() -> None:
-    reader = P.DataReader(1024)
-    for _ in range(100):
-        assert not reader.feed(b"x" * 998 + b"\r\n")
-    assert reader.feed(b".\r\nQUIT\r\n")
-    assert reply_of(reader.content, 1024) == str(R.R552_TOO_BIG)
-    assert reader.rest == b"QUIT\r\n"
 
 
 @pytest.mark.parametrize(
@@ -215,3 +166,18 @@ def test_auth_responses_decode_strictly() -> None:
     assert P.decode_response("=") == b""
     assert reply_of(P.decode_response, "YW*J") == str(R.R501_AUTH_BASE64)
     assert reply_of(P.decode_response, "*") == str(R.R501_AUTH_CANCELLED)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["0@\x80", "a\x9f@b.example", "a@b\u2028.example", "a\u200e@b.example", "a@b.exa\x85mple"],
+    ids=["c1-in-domain", "c1-in-local-part", "line-separator", "format-char", "nel"],
+)
+def test_c1_controls_and_other_non_printables_are_refused_in_paths(address: str) -> None:
+    arg = f"FROM:<{address}> SMTPUTF8"
+    assert reply_of(P.parse_path_argument, arg, "FROM", null_ok=True) == str(R.R501_BAD_SENDER)
+
+
+def test_non_ascii_letters_stay_allowed_in_paths() -> None:
+    path = P.parse_path_argument("FROM:<jörg@bücher.example> SMTPUTF8", "FROM", null_ok=True)
+    assert path.address == "jörg@bücher.example"

@@ -1,24 +1,21 @@
-"""The SMTP protocol without I/O: command lines, paths, parameters, sequence, AUTH and DATA.
+"""SMTP syntax without I/O: command lines, paths, parameters and AUTH responses.
 
-Everything that decides whether a line is well-formed or allowed at this point of the
-dialogue lives here; the server feeds it bytes and writes out the replies it returns.
+Everything that decides whether a command line is well-formed lives here, as pure functions
+that return values or raise `SmtpError` with the reply; the session decides what is allowed
+when (`session.SEQUENCE_REFUSALS`) and the reader frames lines and DATA.
 """
 
 from __future__ import annotations
 
 import binascii
-import enum
 import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 from postroom.smtp_in import replies as R
-from postroom.smtp_in.replies import Reply, SmtpError
+from postroom.smtp_in.replies import SmtpError
 
-# RFC 5321 §4.5.3.1.4 allows 512 octets per command line; extensions (SIZE, SMTPUTF8, AUTH
-# initial responses of RFC 4954 §4) need more, so a command line may have this many octets.
-MAX_LINE = 4096
 # RFC 5321 §4.5.3.1.3: a reverse-path or forward-path is at most 256 octets.
 MAX_PATH = 256
 
@@ -27,47 +24,6 @@ KNOWN_COMMANDS = frozenset(
      "STARTTLS", "AUTH", "BDAT", "ETRN", "TURN", "SEND", "SOML", "SAML"}
 )  # fmt: skip
 _VERB = re.compile(r"[A-Za-z]{1,16}")
-
-
-class Phase(enum.Enum):
-    """Where a session is in RFC 5321 §4.1.4's command sequence."""
-
-    CONNECTED = "connected"  # no EHLO/HELO yet
-    GREETED = "greeted"  # no transaction
-    MAIL = "mail"  # MAIL accepted, no recipient yet
-    RCPT = "rcpt"  # at least one recipient accepted
-
-
-# The sequence rules: for each command, the phases in which it is refused and with what.
-# A command absent from the table is allowed in every phase.
-COMMANDS_BY_STATE: dict[str, dict[Phase, Reply]] = {
-    "MAIL": {
-        Phase.CONNECTED: R.R503_HELO_FIRST,
-        Phase.MAIL: R.R503_NESTED_MAIL,
-        Phase.RCPT: R.R503_NESTED_MAIL,
-    },
-    "RCPT": {Phase.CONNECTED: R.R503_HELO_FIRST, Phase.GREETED: R.R503_MAIL_FIRST},
-    "DATA": {
-        Phase.CONNECTED: R.R503_HELO_FIRST,
-        Phase.GREETED: R.R503_MAIL_FIRST,
-        Phase.MAIL: R.R503_RCPT_FIRST,
-    },
-    "AUTH": {
-        Phase.CONNECTED: R.R503_HELO_FIRST,
-        Phase.MAIL: R.R503_AUTH_IN_TRANSACTION,
-        Phase.RCPT: R.R503_AUTH_IN_TRANSACTION,
-    },
-    "STARTTLS": {Phase.MAIL: R.R503_NESTED_MAIL, Phase.RCPT: R.R503_NESTED_MAIL},
-}
-
-
-def check_sequence(verb: str, phase: Phase) -> None:
-    """Raise the 503 that RFC 5321 §4.3.2 prescribes for a command out of order."""
-    refused = COMMANDS_BY_STATE.get(verb)
-    if refused is not None:
-        reply = refused.get(phase)
-        if reply is not None:
-            raise SmtpError(reply)
 
 
 def split_line(line: bytes) -> tuple[str, str]:
@@ -86,8 +42,10 @@ def split_line(line: bytes) -> tuple[str, str]:
     return verb, arg_bytes.decode("utf-8", "surrogateescape").strip(" ")
 
 
-# RFC 5321 §4.1.2 with RFC 6531 §3.3's UTF-8 additions (non-ASCII allowed in atoms and labels).
-_U = r"[^\x00-\x7f\udc80-\udcff]"
+# RFC 5321 §4.1.2 with RFC 6531 §3.3's UTF-8 additions (non-ASCII allowed in atoms and labels):
+# any non-ASCII character but the C1 controls (U+0080-U+009F) and the surrogates that stand for
+# invalid UTF-8; other non-printables are refused after the match (`_printable`).
+_U = r"[^\x00-\x9f\udc80-\udcff]"
 _ATOM = rf"(?:[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~-]|{_U})+"
 _DOT_STRING = rf"{_ATOM}(?:\.{_ATOM})*"
 _QUOTED = rf'"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e]|{_U})*"'
@@ -101,6 +59,13 @@ _ADL = re.compile(rf"@{_DOMAIN}(?:,@{_DOMAIN})*:")
 _KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 # RFC 5321 §4.1.2 esmtp-value, widened to UTF-8 by RFC 6531 §3.3.
 _VALUE = re.compile(rf"(?:[\x21-\x3c\x3e-\x7e]|{_U})+")
+
+
+def _printable(text: str) -> bool:
+    """No control, format, separator (but the ASCII space) or unassigned character: RFC 6531
+    §3.3 widens atoms to UTF-8 characters, not to invisible ones (RFC 6532 §3.1 excludes
+    controls) that would let two different addresses look alike or break a header."""
+    return text.isprintable()
 
 
 def valid_domain(text: str) -> bool:
@@ -183,6 +148,8 @@ def parse_path_argument(arg: str, keyword: str, *, null_ok: bool) -> Path:
     else:
         match = _MAILBOX.fullmatch(inner)
         if not match or (match["domain"].startswith("[") and not _valid_literal(match["domain"])):
+            raise SmtpError(bad)
+        if not _printable(inner):
             raise SmtpError(bad)
         address = inner
     return Path(address, parse_params(tail))
@@ -393,66 +360,3 @@ def decode_plain(data: bytes) -> Credentials:
 def decode_text(data: bytes) -> str:
     """A LOGIN username or password."""
     return _utf8(data)
-
-
-# --------------------------------------------------------------------------------------------
-# DATA (RFC 5321 §4.1.1.4 and §4.5.2).
-
-TERMINATOR = b"\r\n.\r\n"
-
-
-class DataReader:
-    """Frames one DATA section from chunks of bytes, without copying more than it must.
-
-    Only CRLF.CRLF ends it (the CRLF of the DATA line counts as the first CRLF). Past
-    ``max_size`` the content is discarded while reading goes on to the end, so that the
-    client gets its 552 in sync.
-    """
-
-    __slots__ = ("_buf", "_discarded", "_limit", "_scan", "done", "rest")
-
-    def __init__(self, max_size: int) -> None:
-        # The leading CRLF makes "." on the first line and an empty message ("." at once)
-        # look like every other line; it is dropped with the framing.
-        self._buf = bytearray(b"\r\n")
-        self._scan = 0
-        # Dot-stuffing can make the wire form longer than the content; allow for that before
-        # giving up on keeping it, and decide exactly on the unstuffed size at the end.
-        self._limit = max_size + max_size // 2 + 1024
-        self._discarded = 0
-        self.done = False
-        self.rest = b""  # what followed the terminator (pipelined commands)
-
-    def feed(self, chunk: bytes) -> bool:
-        """Add bytes from the wire; True once the terminator has been seen."""
-        buf = self._buf
-        buf += chunk
-        end = buf.find(TERMINATOR, self._scan)
-        if end < 0:
-            self._scan = max(0, len(buf) - 4)
-            if len(buf) > self._limit:
-                self._discarded += len(buf) - 4
-                del buf[:-4]
-                self._scan = 0
-            return False
-        self.rest = bytes(buf[end + 5 :])
-        del buf[end + 2 :]
-        self.done = True
-        return True
-
-    def content(self, max_size: int) -> bytes:
-        """The message as sent, dot-stuffing undone; raises 552 or the bare-line-ending 554."""
-        assert self.done
-        if self._discarded:
-            raise SmtpError(R.R552_TOO_BIG, "size")
-        buf = self._buf
-        # RFC 5321 §2.3.8: CR and LF appear only as CRLF. Refusing anything else makes the
-        # smuggling of a second message past a lenient next hop impossible ("\n.\n" etc.).
-        crlf = buf.count(b"\r\n")
-        if buf.count(b"\n") != crlf or buf.count(b"\r") != crlf:
-            raise SmtpError(R.R554_BARE_LINE_ENDING, "bare_line_ending")
-        # RFC 5321 §4.5.2: remove the first character of every line that starts with a dot.
-        data = bytes(buf).replace(b"\r\n.", b"\r\n")[2:]
-        if len(data) > max_size:
-            raise SmtpError(R.R552_TOO_BIG, "size")
-        return data
