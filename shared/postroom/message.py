@@ -76,16 +76,16 @@ class Address:
     """
 
     name: str | None
-    adl: None
+    adl: str | None  # a source route ("@a,@b") of obsolete syntax, RFC 5322 §4.4
     mailbox: str | None
     host: str | None
 
     def to_json(self) -> list[str | None]:
-        return [self.name, None, self.mailbox, self.host]
+        return [self.name, self.adl, self.mailbox, self.host]
 
     @classmethod
     def from_json(cls, data: Sequence[Any]) -> Address:
-        return cls(data[0], None, data[2], data[3])
+        return cls(data[0], data[1], data[2], data[3])
 
 
 @dataclass(frozen=True, slots=True)
@@ -754,9 +754,12 @@ def _parse_addresses(value: str) -> tuple[Address, ...]:
                 while close < n and not _is_special(tokens[close], ",;"):
                     close += 1
             inner = tokens[j + 1 : close]
-            # RFC 5322 §4.4 obs-route "<@a,@b:user@host>": the route is dropped (adl is NIL).
+            # RFC 5322 §4.4 obs-route "<@a,@b:user@host>": the route is the address's adl
+            # (RFC 3501 §7.4.2 "at-domain-list (source route)").
+            route = None
             if inner and _is_special(inner[0], "@"):
                 colon = next((k for k, t in enumerate(inner) if _is_special(t, ":")), -1)
+                route = "".join(t.raw for t in inner[:colon]) or None if colon > 0 else None
                 inner = inner[colon + 1 :]
             mailbox, host = _addr_spec(inner)
             i = close + 1 if close < n and _is_special(tokens[close], ">") else close
@@ -764,7 +767,7 @@ def _parse_addresses(value: str) -> tuple[Address, ...]:
                 if name is None and tokens[i].kind == "comment" and tokens[i].text:
                     name = tokens[i].text
                 i += 1
-            out.append(Address(name, None, mailbox, host))
+            out.append(Address(name, route, mailbox, host))
             continue
         item = tokens[i:j]
         mailbox, host = _addr_spec(item)
@@ -1414,6 +1417,13 @@ def _collect_text(raw: bytes, node: BodyPart, sink: _TextSink) -> None:
             _collect_text(raw, child, sink)
     elif node.type == "text" and node.subtype in ("plain", "html"):
         sink.add(_leaf_text(raw, node, sink).strip())
+
+
+def search_body_start(parsed: ParsedMessage) -> int:
+    """Where the body text begins in ``parsed.text``, after the header lines it starts with
+    (IMAP SEARCH BODY looks only from there)."""
+    lines = "\n".join(_header_lines(parsed.envelope))
+    return len(lines) + 2 if lines else 0
 
 
 def _header_lines(envelope: Envelope) -> list[str]:

@@ -718,11 +718,13 @@ def test_comment_after_bare_address_is_the_display_name() -> None:
     )
 
 
-def test_source_route_is_dropped() -> None:
-    # RFC 5322 §4.4 obs-route; RFC 3501 adl is always NIL here.
+def test_source_route_is_the_adl() -> None:
+    # RFC 5322 §4.4 obs-route; RFC 3501 §7.4.2: the at-domain-list of the address.
     raw = crlf("From: Old <@relay.example,@gw.example:old@example.org>\n\n")
 
-    assert parse_message(raw).envelope.from_ == (Address("Old", None, "old", "example.org"),)
+    assert parse_message(raw).envelope.from_ == (
+        Address("Old", "@relay.example,@gw.example", "old", "example.org"),
+    )
 
 
 def test_quoted_local_part_keeps_its_quotes() -> None:

@@ -121,10 +121,11 @@ async def create_mailbox(
         if existing is not None and existing.selectable:
             raise AlreadyExists(f"mailbox {key} already exists")
         for parent in parents_of(key):
+            # Parents made on the way are subscribed as the new mailbox is.
             await conn.execute(
-                """INSERT INTO mailboxes (account_id, name) VALUES (%s, %s)
+                """INSERT INTO mailboxes (account_id, name, subscribed) VALUES (%s, %s, %s)
                    ON CONFLICT (account_id, name) DO NOTHING""",
-                (account_id, parent),
+                (account_id, parent, subscribed),
             )
         if existing is not None:
             # Re-creating a name that DELETE left as \Noselect: a new incarnation, so a new

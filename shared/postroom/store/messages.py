@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 
 from postroom.db import Conn
 from postroom.errors import InvalidInput, NotFound
-from postroom.message import ParsedMessage, decode_header_value, parse_message
+from postroom.message import ParsedMessage, decode_header_value, parse_message, search_body_start
 from postroom.store.notify import CHANNEL, notify
 from postroom.store.types import (
     SYSTEM_FLAGS,
@@ -91,7 +91,7 @@ _PARSED_FIELDS = (
     ("parsed", "parsed"), ("header_size", "header_size"), ("subject", "subject"),
     ("from_text", "from"), ("to_text", "to"), ("cc_text", "cc"), ("message_id", "message_id"),
     ("sent_date", "date"), ("has_attachments", "att"), ("search_text", "text"),
-    ("header_text", "header_text"),
+    ("header_text", "header_text"), ("sent_day", "sent_day"), ("search_body_at", "body_at"),
 )  # fmt: skip
 _PARSED_COLUMNS = ", ".join(f"{column} = %({param})s" for column, param in _PARSED_FIELDS)
 
@@ -138,6 +138,9 @@ def _parsed_params(raw: bytes, parsed: ParsedMessage) -> dict[str, Any]:
         "cc": _clean(_addresses_text(parsed.cc)),
         "message_id": _clean(parsed.message_id),
         "date": parsed.date,
+        # RFC 3501 §6.4.4 SENT*: the day as written, in the Date: header's own zone.
+        "sent_day": None if parsed.date is None else parsed.date.date(),
+        "body_at": search_body_start(parsed),
         "att": parsed.has_attachments,
         "text": _clean(parsed.text) or "",
         "header_text": _clean(header_text(raw, parsed.header_size)) or "",

@@ -133,7 +133,7 @@ Criterion = (
     | ModSeq
 )
 
-# Header fields that have a decoded column of their own.
+# Header fields whose parsed addresses have a decoded column of their own.
 _ADDRESS_COLUMNS = {"from": "b.from_text", "to": "b.to_text", "cc": "b.cc_text"}
 _DATE_SQL = {"before": "<", "on": "=", "since": ">="}
 
@@ -201,15 +201,18 @@ class _Compiler:
                 if not field or any(ch in field for ch in ": \t\r\n"):
                     raise InvalidInput(f"{name!r} is not a header field name")
                 self._text_term()
-                column = _ADDRESS_COLUMNS.get(field)
-                if field == "subject":
-                    column = "b.subject"
-                if column is not None and value:
-                    return f"coalesce({column}, '') ILIKE {self.bind(_like(value))}"
+                if field == "subject" and value:
+                    return f"coalesce(b.subject, '') ILIKE {self.bind(_like(value))}"
                 # Other fields: the decoded header block, "Name: value" one field a line.
                 pattern = f"(^|\\n){_regex_escape(field)}:[^\\n]*{_regex_escape(value)}"
                 # The bare column (no coalesce) so that the trigram index serves the regex.
-                return f"b.header_text ~* {self.bind(pattern)}"
+                written = f"b.header_text ~* {self.bind(pattern)}"
+                column = _ADDRESS_COLUMNS.get(field)
+                if column is None or not value:
+                    return written
+                # Addresses: as parsed ("name <local@domain>", comments and folding gone)
+                # or as written (group names, comments, source routes).
+                return f"(coalesce({column}, '') ILIKE {self.bind(_like(value))} OR {written})"
             case Text(value, where):
                 self._text_term()
                 if len(value) < MIN_TEXT:
@@ -221,16 +224,22 @@ class _Compiler:
                 # around them forces a sequential scan of every blob.
                 body = f"b.search_text ILIKE {like}"
                 if where == "body":
-                    return body
+                    # search_text begins with From/To/Cc/Subject lines: the indexed ILIKE
+                    # finds candidates, the one after it keeps those matching in the body.
+                    return (
+                        f"({body} AND substr(b.search_text, coalesce(b.search_body_at, 0) + 1)"
+                        f" ILIKE {like})"
+                    )
                 return f"({body} OR b.header_text ILIKE {like})"
             case InternalDate(op, day):
                 return (
                     f"(m.internal_date AT TIME ZONE 'UTC')::date {_DATE_SQL[op]} {self.bind(day)}"
                 )
             case SentDate(op, day):
+                # RFC 3501 §6.4.4: the Date: header's day, "disregarding time and timezone".
                 return (
-                    f"(coalesce(b.sent_date, m.internal_date) AT TIME ZONE 'UTC')::date "
-                    f"{_DATE_SQL[op]} {self.bind(day)}"
+                    "coalesce(b.sent_day, (coalesce(b.sent_date, m.internal_date)"
+                    f" AT TIME ZONE 'UTC')::date) {_DATE_SQL[op]} {self.bind(day)}"
                 )
             case Size(op, octets):
                 return f"m.size {'>' if op == 'larger' else '<'} {self.bind(octets)}"

@@ -537,10 +537,9 @@ async def test_parse_errors_are_bad_and_the_session_goes_on(selected: Transcript
     [
         ("STORE 2 +FLAGS (\\Answered)", "* 2 FETCH (FLAGS (\\Answered \\Recent))"),
         ("STORE 1 -FLAGS (\\Seen)", "* 1 FETCH (FLAGS (\\Recent))"),
-        ("STORE 3 FLAGS ($Work)", "* 3 FETCH (FLAGS (\\Recent $Work))"),
         ("UID STORE 3 +FLAGS \\Draft", "* 3 FETCH (UID 3 FLAGS (\\Flagged \\Draft \\Recent))"),
     ],
-    ids=["add", "remove", "replace", "uid"],
+    ids=["add", "remove", "uid"],
 )
 async def test_store_answers_the_new_flags(
     selected: Transcript, command: str, response: str

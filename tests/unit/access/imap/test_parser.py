@@ -659,9 +659,18 @@ def test_mailbox_name_is_decoded(wire_name: str, mailbox: str) -> None:
     ["&Jjo", "&AGE-", '"Entw\xc3\xbcrfe"', "Tab&AAk"],
     ids=["unterminated", "encoded-ascii", "raw-utf-8", "no-shift-back"],
 )
-def test_mailbox_name_not_in_modified_utf7_is_refused(wire_name: str) -> None:
+def test_mailbox_name_not_in_modified_utf7_is_refused_with_no(wire_name: str) -> None:
     line = b"A1 SELECT " + wire_name.encode("latin-1")
-    assert refuse(line) == ParseError("A1", "Invalid mailbox name")
+    error = refuse(line)
+    assert error == ParseError(
+        "A1", "Mailbox name is not valid modified UTF-7", ErrorKind.MAILBOX_NAME
+    )
+    # A name no mailbox can have is a NO, like a missing mailbox, not a BAD.
+    assert error.response() == b"A1 NO [CANNOT] Mailbox name is not valid modified UTF-7\r\n"
+
+
+def test_list_pattern_not_in_modified_utf7_matches_nothing() -> None:
+    assert args('A1 LIST "" a&b%') == ListMailboxes("", "a&b%", valid=False)
 
 
 @pytest.mark.parametrize(

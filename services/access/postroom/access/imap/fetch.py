@@ -85,7 +85,7 @@ def _addresses(value: Sequence[Sequence[str | None]] | None) -> wire.WireValue:
     # address-list = "(" 1*address ")" / nil: addresses side by side, no SP between them.
     if not value:
         return None
-    return [wire.Run([[a[0], None, a[2], a[3]] for a in value])]
+    return [wire.Run([[a[0], a[1], a[2], a[3]] for a in value])]
 
 
 def envelope_value(envelope: Mapping[str, Any]) -> wire.WireValue:
@@ -174,7 +174,7 @@ def _address_bytes(value: Sequence[Sequence[str | None]] | None) -> bytes:
         return b"NIL"
     return (
         b"("
-        + b"".join(b"(" + _q(a[0]) + b" NIL " + _q(a[2]) + b" " + _q(a[3]) + b")" for a in value)
+        + b"".join(b"(%s %s %s %s)" % (_q(a[0]), _q(a[1]), _q(a[2]), _q(a[3])) for a in value)
         + b")"
     )
 

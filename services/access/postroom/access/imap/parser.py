@@ -289,6 +289,8 @@ class ListMailboxes:
 
     reference: str
     pattern: str
+    # False when the pattern is not valid modified UTF-7: it can match no mailbox name.
+    valid: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -610,6 +612,7 @@ class ErrorKind(enum.Enum):
     SYNTAX = "syntax"
     UNKNOWN_COMMAND = "unknown-command"
     BAD_CHARSET = "bad-charset"
+    MAILBOX_NAME = "mailbox-name"
 
 
 @dataclass(frozen=True, slots=True)
@@ -628,6 +631,10 @@ class ParseError:
             # RFC 3501 §6.4.4: an unsupported charset is a tagged NO (not a BAD) that
             # SHOULD carry BADCHARSET with the supported charsets.
             return _status_line(self.tag, "NO", f"[BADCHARSET (UTF-8 US-ASCII)] {self.message}")
+        if self.kind is ErrorKind.MAILBOX_NAME:
+            # A well-formed astring that names no mailbox this server can have: the command
+            # is understood, so it fails with NO (RFC 3501 §6.3.1), as for a missing mailbox.
+            return _status_line(self.tag, "NO", f"[CANNOT] {self.message}")
         return _status_line(self.tag, "BAD", self.message)
 
 
@@ -859,7 +866,9 @@ def _mailbox_name(data: bytes) -> str:
     try:
         name = mutf7.decode(data.decode("ascii"))
     except ValueError as exc:  # UnicodeDecodeError included
-        raise ImapSyntaxError("Invalid mailbox name") from exc
+        raise ImapSyntaxError(
+            "Mailbox name is not valid modified UTF-7", ErrorKind.MAILBOX_NAME
+        ) from exc
     # RFC 3501 §5.1: "The case-insensitive mailbox name INBOX is a special name reserved
     # to mean the primary mailbox"; only that exact name, not its children.
     return "INBOX" if name.upper() == "INBOX" else name
@@ -975,15 +984,14 @@ def _list(cursor: _Cursor) -> Arguments:
     cursor.sp()
     reference = cursor.mailbox()
     cursor.sp()
-    pattern = _mailbox_pattern(cursor.astring(_LIST_CHARS))
-    return ListMailboxes(reference, pattern)
-
-
-def _mailbox_pattern(data: bytes) -> str:
+    raw = cursor.astring(_LIST_CHARS)
     try:
-        return mutf7.decode(data.decode("ascii"))
-    except ValueError as exc:
-        raise ImapSyntaxError("Invalid mailbox name") from exc
+        pattern = mutf7.decode(raw.decode("ascii"))
+    except ValueError:
+        # Every mailbox name is valid modified UTF-7, so this pattern matches none: the
+        # answer is an empty list, not an error (as Dovecot answers).
+        return ListMailboxes(reference, raw.decode("ascii", "replace"), valid=False)
+    return ListMailboxes(reference, pattern)
 
 
 _STATUS_ITEMS: Final = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN"})

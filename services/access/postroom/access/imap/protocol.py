@@ -60,8 +60,7 @@ STREAM_CHUNK = 256 * 1024
 CAPABILITIES = (
     "IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE NAMESPACE ID ENABLE UNSELECT CHILDREN SPECIAL-USE"
 )
-SYSTEM_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft)"
-PERMANENT_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)"
+SYSTEM_FLAGS = b"\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 
 
 class State(enum.Enum):
@@ -125,6 +124,8 @@ class View:
     modseq: int
     recent: list[tuple[int, int]]
     pending_expunge: set[int] = field(default_factory=set)
+    # Keywords announced in FLAGS and PERMANENTFLAGS (RFC 3501 §7.2.6), in that order.
+    keywords: dict[str, None] = field(default_factory=dict)
     # Flag changes this session already announced, uid → modseq, not to repeat them.
     announced: dict[int, int] = field(default_factory=dict)
 
@@ -391,20 +392,17 @@ class Session:
             first_unseen = await store.first_unseen_uid(conn, mailbox.id)
             view = View(mailbox, read_only, uids, mailbox.highest_modseq, [])
             if read_only:
-                now = await store.get_mailbox_by_id(conn, mailbox.id)
-                uid_next = mailbox.uid_next if now is None else now.uid_next
+                # RFC 3501 §6.3.2: EXAMINE reports \Recent as SELECT would, claiming nothing.
+                now = await store.get_mailbox_by_id(conn, mailbox.id) or mailbox
+                uid_next = now.uid_next
+                view.add_recent(now.first_recent_uid, max(uid_next, uids[-1] + 1 if uids else 1))
             else:
                 low, uid_next = await store.claim_recent(conn, mailbox.id)
                 view.add_recent(low, uid_next)
         recent_count = view.recent_count()
         # Messages may have arrived since the UIDs were read: UIDNEXT is read after them.
         uid_next = max(uid_next, uids[-1] + 1 if uids else 1)
-        self._emit(b"* FLAGS " + SYSTEM_FLAGS + b"\r\n")
-        self._emit(
-            b"* OK [PERMANENTFLAGS "
-            + (b"()" if read_only else PERMANENT_FLAGS)
-            + b"] Flags permitted\r\n"
-        )
+        self._emit_flag_lists(view)
         self._emit(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(uids), recent_count))
         if first_unseen is not None:
             first = view.seq(first_unseen)
@@ -426,7 +424,8 @@ class Session:
             self._tagged(command.tag, "NO", "[ALREADYEXISTS] INBOX always exists")
             return Next.READ
         async with self._connection() as conn:
-            await store.create_mailbox(conn, self._account().id, name)
+            # RFC 3501 §6.3.3 subscribes nothing: that is SUBSCRIBE's job (§6.3.6).
+            await store.create_mailbox(conn, self._account().id, name, subscribed=False)
         return await self._done(command)
 
     async def _cmd_delete(self, command: p.Command) -> Next:
@@ -465,6 +464,8 @@ class Session:
         assert isinstance(command.args, p.ListMailboxes)
         reference, pattern = command.args.reference, command.args.pattern
         name = command.name.encode()
+        if not command.args.valid:
+            return await self._done(command)  # a pattern no mailbox name can match
         if not pattern:
             # RFC 3501 §6.3.8: an empty pattern asks for the delimiter and the root.
             self._emit(b"* " + name + b' (\\Noselect) "/" ""\r\n')
@@ -474,13 +475,26 @@ class Session:
         matcher = list_matcher(reference + pattern)
         names = {m.name for m in mailboxes}
         parents = {parent for n in names for parent in store.mailboxes.parents_of(n)}
+        # RFC 3501 §6.3.9: with "%", an unsubscribed mailbox whose children are subscribed
+        # is listed as \Noselect, so that the client can find them.
+        holders: set[str] = set()
+        if subscribed_only and "%" in pattern:
+            holders = {
+                parent
+                for m in mailboxes
+                if m.subscribed
+                for parent in store.mailboxes.parents_of(m.name)
+            }
         for mailbox in mailboxes:
             if not matcher(mailbox.name):
                 continue
+            holder = False
             if subscribed_only and not mailbox.subscribed:
-                continue
+                if mailbox.name not in holders:
+                    continue
+                holder = True
             attributes = []
-            if not mailbox.selectable:
+            if not mailbox.selectable or holder:
                 attributes.append("\\Noselect")
             # RFC 3348 CHILDREN.
             attributes.append("\\HasChildren" if mailbox.name in parents else "\\HasNoChildren")
@@ -536,9 +550,11 @@ class Session:
     async def _cmd_idle(self, command: p.Command) -> Next:
         # RFC 2177 §3: the continuation, then updates as they happen until DONE.
         self._idle_tag = command.tag
+        # The continuation comes first: a client reads untagged updates only once it knows
+        # the command is in progress (imapclient stops at any other response).
+        self._emit(b"+ idling\r\n")
         if self.state is State.SELECTED:
             await self.poll(allow_expunge=True)
-        self._emit(b"+ idling\r\n")
         return Next.IDLE
 
     async def idle_changed(self) -> None:
@@ -664,6 +680,7 @@ class Session:
                     seq = view.seq(message.uid)
                     if seq is None:
                         continue
+                    self._announce_keywords(message.flags)
                     pieces = await f.render(
                         seq,
                         message,
@@ -712,6 +729,7 @@ class Session:
                     # The common case, a run of the view with nothing recent: the rows are
                     # the view's messages in order, so the sequence numbers count up.
                     for text in {text for _, text in rows} - plain.keys():
+                        self._announce_keywords(text.split())
                         plain[text] = b"FLAGS " + f.flag_list(text.split())
                     if not with_uid:
                         out = [template % (base + i, plain[t]) for i, (_, t) in enumerate(rows, 1)]
@@ -741,6 +759,7 @@ class Session:
                     key = (text, bool(view.recent) and view.is_recent(uid))
                     flags = formatted.get(key)
                     if flags is None:
+                        self._announce_keywords(text.split())
                         flags = b"FLAGS " + f.flag_list(text.split(), recent=key[1])
                         formatted[key] = flags
                     if not with_uid:
@@ -803,6 +822,7 @@ class Session:
         if seq is None:
             return
         uid = b"UID %d " % message.uid if with_uid else b""
+        self._announce_keywords(message.flags)
         flags = f.flag_list(message.flags, recent=view.is_recent(message.uid))
         self._emit(b"* %d FETCH (%sFLAGS %s)\r\n" % (seq, uid, flags))
 
@@ -844,6 +864,22 @@ class Session:
 
     # --- announcing changes (§7.4.1) --------------------------------------------------------
 
+    def _emit_flag_lists(self, view: View) -> None:
+        """FLAGS and PERMANENTFLAGS with the keywords announced so far (RFC 3501 §7.2.6)."""
+        keywords = "".join(" " + k for k in view.keywords).encode()
+        self._emit(b"* FLAGS (" + SYSTEM_FLAGS + keywords + b")\r\n")
+        permanent = b"()" if view.read_only else b"(" + SYSTEM_FLAGS + keywords + b" \\*)"
+        self._emit(b"* OK [PERMANENTFLAGS " + permanent + b"] Flags permitted\r\n")
+
+    def _announce_keywords(self, flags: Iterable[str]) -> None:
+        """RFC 3501 §7.2.6: a keyword the client has not seen in FLAGS is announced there
+        (and in PERMANENTFLAGS) before a FETCH response shows it."""
+        view = self._view()
+        new = [f for f in flags if f[:1] != "\\" and f not in view.keywords]
+        if new:
+            view.keywords.update(dict.fromkeys(new))
+            self._emit_flag_lists(view)
+
     async def poll(self, *, allow_expunge: bool) -> None:
         """Send what changed in the selected mailbox since this session last looked."""
         view = self._view()
@@ -872,6 +908,9 @@ class Session:
                 self._emit(b"* %d EXISTS\r\n" % len(view.uids))
                 if not view.read_only:
                     view.add_recent(*await store.claim_recent(conn, view.mailbox.id))
+                else:
+                    # Recent for whoever selects the mailbox; shown, not claimed, here.
+                    view.add_recent(max(current.first_recent_uid, last + 1), new[-1] + 1)
                 self._emit(b"* %d RECENT\r\n" % view.recent_count())
             for message in changes.changed:
                 if message.uid > last or message.uid in view.pending_expunge:
