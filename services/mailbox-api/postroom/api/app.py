@@ -12,6 +12,7 @@ from postroom.api.metrics import MetricsMiddleware
 from postroom.api.routes import (
     admin,
     auth,
+    autoconfig,
     domain_setup,
     events,
     health,
@@ -71,6 +72,7 @@ def create_app(
         events,
         admin,
         domain_setup,
+        autoconfig,
         trace,
         health,
         web,
