@@ -26,6 +26,7 @@ from hypothesis import settings as hypothesis_settings
 from postroom import store
 from postroom.db import Conn, connect, migrate
 from tests.dns_server import DnsServer, Record, start_dns_server
+from tests.rspamd_server import Rspamd, start_rspamd
 from tests.support import Tenant
 
 # Property tests: CI runs with a seed that .ci/run prints (``--hypothesis-seed``), no example
@@ -183,3 +184,15 @@ def dns_server(tmp_path: Path) -> Iterator[Callable[..., DnsServer]]:
             return stack.enter_context(start_dns_server(records, tmp_path / "dns", **kw))
 
         yield start
+
+
+@pytest.fixture(scope="session")
+def rspamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rspamd]:
+    """A real rspamd (Debian's) with its own configuration, resolving through a dnsmasq of
+    its own that serves the test zones; the milter proxy too, for Postfix."""
+    directory = tmp_path_factory.mktemp("rspamd")
+    with (
+        start_dns_server([], directory / "dns") as dns,
+        start_rspamd(directory / "rspamd", dns=dns.resolvers, proxy=True) as server,
+    ):
+        yield server

@@ -76,6 +76,27 @@ def _rr_line(record: Record) -> str:
     return f"dns-rr={record.name.rstrip('.')},{int(rdtype)},{rdata.to_wire().hex()}"
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` different ports free for UDP and TCP on 127.0.0.1 (held until all are found)."""
+    held: list[socket.socket] = []
+    try:
+        while len(held) < count:
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                    udp.bind(("127.0.0.1", port))
+            except OSError:
+                tcp.close()
+                continue
+            held.append(tcp)
+        return [int(s.getsockname()[1]) for s in held]
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def free_port() -> int:
     """A port free for both UDP and TCP on 127.0.0.1 (dnsmasq listens on both)."""
     for _ in range(50):

@@ -206,6 +206,16 @@ class Settings(BaseSettings):
     sieve_max_redirects: int = Field(default=4, ge=0, le=32)
     sieve_global_script: Path | None = None
 
+    # Checks of received mail (smtp-in): sender authentication and the spam filter.
+    sender_checks: bool = True
+    dmarc_enforce: bool = True
+    dkim_max_signatures: int = Field(default=5, ge=1, le=50)
+    rspamd_url: str | None = None
+    rspamd_controller_url: str | None = None
+    rspamd_password: str | None = None
+    rspamd_timeout: float = Field(default=10.0, gt=0, le=300)
+    rspamd_on_failure: str = Field(default="accept", pattern="^(accept|defer)$")
+
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from postroom.db import Conn
 from postroom.errors import InvalidInput, NotFound, StoreError
 from postroom.store.messages import blob_params
@@ -36,7 +38,7 @@ from postroom.store.types import (
 _QM_COLUMNS = (
     "q.id, q.blob_id, q.reverse_path, q.received_at, q.source, q.client_address, q.client_name, "
     "q.helo_name, q.protocol, q.tls, q.auth_account_id, q.message_id, q.size, q.env_id, "
-    "q.dsn_ret, q.bounce_of"
+    "q.dsn_ret, q.bounce_of, q.target_special_use, q.checks"
 )
 _D_COLUMNS = (
     "d.id, d.queue_message_id, d.recipient, d.original_recipient, d.notify, d.state, "
@@ -71,6 +73,8 @@ def _queued(row: dict[str, Any], prefix: str = "") -> QueuedMessage:
         env_id=g("env_id"),
         dsn_ret=g("dsn_ret"),
         bounce_of=QueueId(g("bounce_of")) if g("bounce_of") else None,
+        target_special_use=g("target_special_use"),
+        checks=g("checks"),
     )
 
 
@@ -145,6 +149,8 @@ async def spool(
         "envid": arrival.env_id,
         "ret": arrival.dsn_ret,
         "bounce_of": arrival.bounce_of,
+        "target": arrival.target_special_use,
+        "checks": Jsonb(arrival.checks) if arrival.checks is not None else None,
         "recipients": [s.address for s in specs],
         "originals": [s.original for s in specs],
         "notify": [s.notify for s in specs],
@@ -173,9 +179,10 @@ _SPOOL = f"""
     ), q AS (
         INSERT INTO queue_messages AS q (blob_id, reverse_path, received_at, source,
             client_address, client_name, helo_name, protocol, tls, auth_account_id, message_id,
-            size, env_id, dsn_ret, bounce_of)
+            size, env_id, dsn_ret, bounce_of, target_special_use, checks)
         SELECT b.id, %(rp)s, %(now)s, %(source)s, %(addr)s, %(name)s, %(helo)s, %(proto)s,
-               %(tls)s, %(auth)s, %(message_id)s, b.size, %(envid)s, %(ret)s, %(bounce_of)s
+               %(tls)s, %(auth)s, %(message_id)s, b.size, %(envid)s, %(ret)s, %(bounce_of)s,
+               %(target)s, %(checks)s
         FROM b
         RETURNING {_QM_COLUMNS}
     ), d AS (

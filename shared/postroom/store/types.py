@@ -162,6 +162,10 @@ class Arrival:
     env_id: str | None = None
     dsn_ret: Literal["FULL", "HDRS"] | None = None
     bounce_of: QueueId | None = None
+    # Where local delivery files it (an RFC 6154 special use such as "\\Junk"; None: INBOX)
+    # and what smtp-in's checks found (sender authentication, spam filter), for the trace.
+    target_special_use: str | None = None
+    checks: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +193,8 @@ class QueuedMessage:
     env_id: str | None
     dsn_ret: str | None
     bounce_of: QueueId | None
+    target_special_use: str | None = None
+    checks: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,11 @@ from postroom.delivery import filters
 from postroom.delivery.retry import Result, delivered, permanent, transient
 from postroom.store import queue as queue_store
 from postroom.store.types import (
+    AccountId,
     Arrival,
     ClaimedDelivery,
     DeliveryId,
+    Mailbox,
     RecipientSpec,
     Resolution,
 )
@@ -32,6 +34,17 @@ LOCAL_HOST = "local"
 class LocalOutcome:
     result: Result
     forwarded: tuple[DeliveryId, ...] = ()  # new deliveries to dispatch once committed
+
+
+async def _target_mailbox(
+    conn: Conn, account_id: AccountId, special_use: str | None
+) -> Mailbox | None:
+    """The folder smtp-in's checks chose (Junk for quarantined mail), else INBOX."""
+    if special_use is not None:
+        mailbox = await store.get_special_use(conn, account_id, special_use)
+        if mailbox is not None:
+            return mailbox
+    return await store.get_mailbox(conn, account_id, "INBOX")
 
 
 async def deliver(
@@ -54,7 +67,7 @@ async def deliver(
     notes: list[str] = []
     rejected: list[str] = []
     for account in resolution.accounts:
-        inbox = await store.get_mailbox(conn, account.id, "INBOX")
+        inbox = await _target_mailbox(conn, account.id, message.target_special_use)
         if inbox is None:
             return LocalOutcome(transient(f"4.2.1 {account.address} has no INBOX", 451, LOCAL_HOST))
         filed = await filters.deliver_to_account(

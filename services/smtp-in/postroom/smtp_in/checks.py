@@ -1,0 +1,193 @@
+"""Checks of a complete received message before the final reply to DATA.
+
+Sender authentication (SPF, DKIM, DMARC, ARC; ``postroom.mailauth``) and, when an rspamd is
+named, spam filtering. The result is a ``Verdict``: refuse with a reply (so a forgery is
+refused in the session and never bounced to a forged sender), or accept with the fields to
+add (Authentication-Results, X-Spam-*), the folder to file into, and what was found, for the
+trace. Mail from authenticated submission is not checked; it is signed on its way out.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from prometheus_client import Counter, Histogram
+
+from postroom.config import Settings
+from postroom.dns import Resolver, get_resolver
+from postroom.mailauth import (
+    AuthResults,
+    authenticate,
+    authentication_results,
+    disposition,
+    remove_our_authentication_results,
+)
+from postroom.rspamd import Rspamd, RspamdError, SpamResult
+from postroom.smtp_in.replies import Reply
+
+log = structlog.get_logger("postroom.smtp_in.checks")
+
+JUNK = "\\Junk"  # RFC 6154 special use of the folder quarantined mail goes to
+
+R550_DMARC_REJECT = Reply(550, "5.7.1", "Message refused: the sender's DMARC policy rejects it")
+R451_DMARC_TEMPORARY = Reply(
+    451, "4.7.1", "Sender authentication could not complete (DNS); try again later"
+)
+R550_SPAM = Reply(550, "5.7.1", "Message refused as spam")
+R451_SPAM_LATER = Reply(451, "4.7.1", "Message deferred by the spam filter; try again later")
+R451_SPAM_UNAVAILABLE = Reply(451, "4.7.1", "Spam filter unavailable; try again later")
+
+AUTH_RESULTS = Counter(
+    "postroom_smtp_auth_results",
+    "Sender authentication results of received messages, by method and result",
+    ["method", "result"],
+)
+SPAM_ACTIONS = Counter(
+    "postroom_smtp_spam_actions", "rspamd's action for received messages", ["action"]
+)
+RSPAMD_FAILURES = Counter(
+    "postroom_smtp_rspamd_failures",
+    "Scans that rspamd could not give (down, timeout), by what followed",
+    ["outcome"],
+)
+CHECK_SECONDS = Histogram(
+    "postroom_smtp_check_seconds",
+    "Time of the checks of one message before the final reply to DATA",
+    ["stage"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What to do with one message."""
+
+    reply: Reply | None
+    """Refuse with this reply instead of accepting; None: accept."""
+    message: bytes
+    """The message to spool: our fields on top, forged ones claiming our authserv-id gone."""
+    target_special_use: str | None = None
+    checks: dict[str, Any] | None = None
+    reason: str | None = None
+    """A short machine name of a refusal, for logs and metrics."""
+
+
+class InboundChecks:
+    """The checks of one smtp-in process (its resolver and rspamd client are shared)."""
+
+    def __init__(
+        self, settings: Settings, *, resolver: Resolver | None = None, rspamd: Rspamd | None = None
+    ) -> None:
+        self.settings = settings
+        self.resolver = resolver or get_resolver(settings)
+        if rspamd is None and settings.rspamd_url:
+            rspamd = Rspamd(
+                settings.rspamd_url,
+                controller_url=settings.rspamd_controller_url,
+                password=settings.rspamd_password,
+                timeout=settings.rspamd_timeout,
+            )
+        self.rspamd = rspamd
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.sender_checks or self.rspamd is not None
+
+    async def close(self) -> None:
+        if self.rspamd is not None:
+            await self.rspamd.close()
+
+    async def check(
+        self,
+        raw: bytes,
+        *,
+        client_ip: str,
+        helo: str | None,
+        mail_from: str,
+        recipients: list[str],
+    ) -> Verdict:
+        """Check ``raw`` (the message as received, before our Received field)."""
+        hostname = self.settings.hostname
+        # RFC 8601 §5: fields claiming our authserv-id were not written by us; drop them.
+        message = remove_our_authentication_results(raw, hostname)
+        checks: dict[str, Any] = {}
+        target: str | None = None
+        top = b""
+        if self.settings.sender_checks:
+            started = time.perf_counter()
+            results = await authenticate(
+                message,
+                client_ip=client_ip,
+                helo=helo or "",
+                mail_from=mail_from,
+                resolver=self.resolver,
+                max_signatures=self.settings.dkim_max_signatures,
+            )
+            CHECK_SECONDS.labels("auth").observe(time.perf_counter() - started)
+            _count(results)
+            checks["auth"] = results.as_dict()
+            checks["auth_summary"] = results.summary()
+            top = authentication_results(hostname, results)
+            action = disposition(results, enforce=self.settings.dmarc_enforce)
+            domain = results.dmarc.from_domain
+            if action == "reject":
+                log.info("smtp.dmarc.rejected", from_domain=domain)
+                return Verdict(R550_DMARC_REJECT, message, checks=checks, reason="dmarc_reject")
+            if action == "tempfail":
+                log.info("smtp.dmarc.deferred", from_domain=domain, why=results.dmarc.reason)
+                return Verdict(R451_DMARC_TEMPORARY, message, checks=checks, reason="dmarc_dns")
+            if action == "junk":
+                target = JUNK
+                checks["quarantined_by"] = "dmarc"
+        if self.rspamd is not None:
+            started = time.perf_counter()
+            try:
+                spam = await self.rspamd.check(
+                    top + message,
+                    client_ip=client_ip,
+                    helo=helo,
+                    mail_from=mail_from,
+                    recipients=recipients,
+                )
+            except RspamdError as exc:
+                CHECK_SECONDS.labels("rspamd").observe(time.perf_counter() - started)
+                outcome = self.settings.rspamd_on_failure
+                RSPAMD_FAILURES.labels(outcome).inc()
+                log.warning("smtp.rspamd.failed", error=str(exc)[:200], outcome=outcome)
+                checks["spam"] = {"error": str(exc)[:200]}
+                if outcome == "defer":
+                    return Verdict(
+                        R451_SPAM_UNAVAILABLE, message, checks=checks, reason="rspamd_down"
+                    )
+            else:
+                CHECK_SECONDS.labels("rspamd").observe(time.perf_counter() - started)
+                SPAM_ACTIONS.labels(spam.action).inc()
+                checks["spam"] = spam.as_dict()
+                if spam.action == "reject":
+                    return Verdict(R550_SPAM, message, checks=checks, reason="spam")
+                if spam.action in ("soft reject", "greylist"):
+                    return Verdict(R451_SPAM_LATER, message, checks=checks, reason="spam_later")
+                if spam.action in ("add header", "rewrite subject"):
+                    target = JUNK
+                    checks.setdefault("quarantined_by", "rspamd")
+                    top += spam_headers(spam)
+        return Verdict(None, top + message, target, checks or None)
+
+
+def spam_headers(spam: SpamResult) -> bytes:
+    """The fields that tell mail programs the filter's opinion (as rspamd's milter writes)."""
+    symbols = ", ".join(spam.symbols)
+    return (
+        "X-Spam: Yes\r\n"
+        f"X-Spam-Score: {spam.score:.2f} / {spam.required_score:.2f}\r\n"
+        f"X-Spam-Action: {spam.action}\r\n"
+        + (f"X-Spam-Symbols: {symbols[:900]}\r\n" if symbols else "")
+    ).encode("ascii", "replace")
+
+
+def _count(results: AuthResults) -> None:
+    for method, result in results.summary().items():
+        AUTH_RESULTS.labels(method, result).inc()
