@@ -237,6 +237,7 @@ def test_the_mail_page_has_no_serious_accessibility_violation(site: Site, login:
     page = login(alice)
     page.click("#messages li[data-uid] .open")
     page.wait_for_selector("#reader-text:text-is('Readable.')")
+    assert not page.is_visible("#images-note")  # a plain text message has no images
     assert axe_violations(page) == []
     page.click("#compose-button")
     assert axe_violations(page) == []

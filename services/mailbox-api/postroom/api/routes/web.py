@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from postroom import store
 from postroom.api.deps import pool_of
 from postroom.api.security import SESSION_COOKIE, csrf_token
 from postroom.store.sessions import WebSession, get_session
@@ -33,24 +34,32 @@ async def _session(request: Request) -> tuple[WebSession, str] | None:
     return (session, token) if session is not None and session.kind == "cookie" else None
 
 
-async def _page(request: Request, template: str, *, section: str, admin: bool = False) -> Response:
+async def _page(
+    request: Request, template: str, *, section: str, admin: bool = False, mail: bool = False
+) -> Response:
     found = await _session(request)
     if found is None:
         return RedirectResponse("/login", status_code=303)
     session, token = found
     if admin and not session.account.is_admin:
         return RedirectResponse("/", status_code=303)
+    context = {"account": session.account, "csrf_token": csrf_token(token), "section": section}
+    if mail:
+        # In the page, so that its script asks for the folders and the first page of the
+        # INBOX at once instead of one after the other.
+        async with pool_of(request).connection() as conn:
+            await conn.set_autocommit(True)
+            inbox = await store.get_mailbox(conn, session.account.id, "INBOX")
+            context["inbox_id"] = inbox.id if inbox is not None else ""
+            context["addresses"] = ",".join(await store.addresses_of(conn, session.account.id))
     return templates.TemplateResponse(
-        request,
-        template,
-        {"account": session.account, "csrf_token": csrf_token(token), "section": section},
-        headers={"Cache-Control": "no-store"},
+        request, template, context, headers={"Cache-Control": "no-store"}
     )
 
 
 @router.get("/", response_class=HTMLResponse)
 async def mail_page(request: Request) -> Response:
-    return await _page(request, "mail.html", section="mail")
+    return await _page(request, "mail.html", section="mail", mail=True)
 
 
 @router.get("/admin", response_class=HTMLResponse)
