@@ -554,6 +554,9 @@ class Session:
         # the command is in progress (imapclient stops at any other response).
         self._emit(b"+ idling\r\n")
         if self.state is State.SELECTED:
+            # Written on its own, so that a client that reads the continuation line by line
+            # and then waits on the socket finds the updates still to come on it.
+            await self.flush()
             await self.poll(allow_expunge=True)
         return Next.IDLE
 
