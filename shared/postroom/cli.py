@@ -16,7 +16,8 @@ from postroom.db import Conn, connect, migrate
 from postroom.errors import PostroomError
 from postroom.runtime import database_url
 from postroom.store import queue as queue_store
-from postroom.store.types import DeliveryState, QueueId
+from postroom.store.accounts import KEEP
+from postroom.store.types import Account, DeliveryState, QueueId
 
 T = TypeVar("T")
 
@@ -135,20 +136,68 @@ def user_add(
     password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin.")] = False,
     admin: Annotated[bool, typer.Option(help="May use the admin API.")] = False,
     quota: Annotated[int | None, typer.Option(help="Quota in bytes.")] = None,
+    quota_messages: Annotated[int | None, typer.Option(help="Most messages it may hold.")] = None,
 ) -> None:
     """Create an account with INBOX, Sent, Drafts, Trash, Junk and Archive."""
     secret = read_password(password, password_stdin)
     account = run(
-        lambda c: store.create_account(c, address, secret, is_admin=admin, quota_bytes=quota)
+        lambda c: store.create_account(
+            c, address, secret, is_admin=admin, quota_bytes=quota, quota_messages=quota_messages
+        )
     )
     typer.echo(f"added user {account.address}")
 
 
+def _octets(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def usage_text(account: Account) -> str:
+    """``1.2 MiB of 10.0 MiB, 12 messages``: what the account holds against its quotas."""
+    octets = _octets(account.used_bytes)
+    if account.quota_bytes is not None:
+        octets += f" of {_octets(account.quota_bytes)}"
+    messages = f"{account.used_messages} message{'s' if account.used_messages != 1 else ''}"
+    if account.quota_messages is not None:
+        messages += f" of {account.quota_messages}"
+    return f"{octets}, {messages}"
+
+
 @user_app.command("list")
 def user_list(domain: Annotated[str | None, typer.Argument()] = None) -> None:
+    """Each account with its flags and what it holds against its quotas."""
     for account in run(lambda c: store.list_accounts(c, domain)):
         notes = [n for n, on in (("admin", account.is_admin), ("disabled", account.disabled)) if on]
-        typer.echo(account.address + (f" ({', '.join(notes)})" if notes else ""))
+        flags = f" ({', '.join(notes)})" if notes else ""
+        typer.echo(f"{account.address}{flags}  {usage_text(account)}")
+
+
+@user_app.command("quota")
+def user_quota(
+    address: str,
+    bytes_: Annotated[int | None, typer.Option("--bytes", help="Quota in bytes.")] = None,
+    messages: Annotated[int | None, typer.Option(help="Most messages it may hold.")] = None,
+    unlimited: Annotated[bool, typer.Option(help="Remove both limits.")] = False,
+) -> None:
+    """Set or remove an account's quotas; prints what it holds against them."""
+    if unlimited and (bytes_ is not None or messages is not None):
+        fail("give either --unlimited or limits, not both")
+    if not unlimited and bytes_ is None and messages is None:
+        fail("give --bytes, --messages or --unlimited")
+    account = run(
+        lambda c: store.update_account(
+            c,
+            address,
+            quota_bytes=None if unlimited else KEEP if bytes_ is None else bytes_,
+            quota_messages=None if unlimited else KEEP if messages is None else messages,
+        )
+    )
+    typer.echo(f"{account.address}  {usage_text(account)}")
 
 
 @user_app.command("passwd")

@@ -205,6 +205,9 @@ class Settings(BaseSettings):
     sieve_max_scripts: int = Field(default=16, ge=1, le=1000)
     sieve_max_redirects: int = Field(default=4, ge=0, le=32)
     sieve_global_script: Path | None = None
+    # A local mailbox over its quota: defer (4.2.2) until the queue lifetime ends, then
+    # bounce (5.2.2); true bounces at once.
+    over_quota_bounce: bool = False
 
     # Checks of received mail (smtp-in): sender authentication and the spam filter.
     sender_checks: bool = True

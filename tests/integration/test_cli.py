@@ -70,7 +70,32 @@ def test_user_add_with_password_from_stdin(database_url: str, domain: str) -> No
     )
     assert (result.returncode, result.stdout) == (0, f"added user alice@{domain}\n")
     listed = cli("user", "list", domain, database_url=database_url)
-    assert listed.stdout == f"alice@{domain}\n"
+    assert listed.stdout == f"alice@{domain}  0 B, 0 messages\n"
+
+
+def test_user_quota_sets_limits_and_user_list_shows_usage(database_url: str, domain: str) -> None:
+    cli("domain", "add", domain, database_url=database_url)
+    cli("user", "add", f"alice@{domain}", "--password", "pw", "--admin", database_url=database_url)
+    result = cli(
+        "user", "quota", f"alice@{domain}", "--bytes", str(10 * 1024 * 1024), "--messages", "500",
+        database_url=database_url,
+    )  # fmt: skip
+    assert (result.returncode, result.stdout) == (
+        0,
+        f"alice@{domain}  0 B of 10.0 MiB, 0 messages of 500\n",
+    )
+    listed = cli("user", "list", domain, database_url=database_url)
+    assert listed.stdout == f"alice@{domain} (admin)  0 B of 10.0 MiB, 0 messages of 500\n"
+    cleared = cli("user", "quota", f"alice@{domain}", "--unlimited", database_url=database_url)
+    assert cleared.stdout == f"alice@{domain}  0 B, 0 messages\n"
+
+
+def test_user_quota_without_a_limit_is_refused(database_url: str, domain: str) -> None:
+    result = cli("user", "quota", f"alice@{domain}", database_url=database_url)
+    assert (result.returncode, result.stderr) == (
+        1,
+        "postroom: error: give --bytes, --messages or --unlimited\n",
+    )
 
 
 def test_user_in_unknown_domain_is_refused(database_url: str, domain: str) -> None:

@@ -32,8 +32,13 @@ class _Unset:
 
 
 _UNSET = _Unset()
+# For callers: leave this setting as it is (`update_account`).
+KEEP = _UNSET
 
-_ACCOUNT_COLUMNS = "id, domain_id, address, is_admin, disabled, quota_bytes, created_at"
+_ACCOUNT_COLUMNS = (
+    "id, domain_id, address, is_admin, disabled, quota_bytes, created_at, used_bytes, "
+    "used_messages, quota_messages"
+)
 
 
 def _account(row: dict[str, Any]) -> Account:
@@ -45,6 +50,9 @@ def _account(row: dict[str, Any]) -> Account:
         disabled=row["disabled"],
         quota_bytes=row["quota_bytes"],
         created_at=row["created_at"],
+        used_bytes=row["used_bytes"],
+        used_messages=row["used_messages"],
+        quota_messages=row["quota_messages"],
     )
 
 
@@ -106,11 +114,14 @@ async def create_account(
     *,
     is_admin: bool = False,
     quota_bytes: int | None = None,
+    quota_messages: int | None = None,
 ) -> Account:
     """Create an account with its standard folders (INBOX, Sent, Drafts, Trash, Junk, Archive)."""
     key = canonical(address)
     domain_name = key.rpartition("@")[2]
-    if quota_bytes is not None and quota_bytes < 0:
+    if (quota_bytes is not None and quota_bytes < 0) or (
+        quota_messages is not None and quota_messages < 0
+    ):
         raise InvalidInput("the quota must not be negative")
     try:
         password_hash = await asyncio.to_thread(auth.hash_password, password)
@@ -125,9 +136,10 @@ async def create_account(
                     f"domain {domain_name} is not a local domain (add it with: postroom domain add)"
                 )
             cur = await conn.execute(
-                f"""INSERT INTO accounts (domain_id, address, password_hash, is_admin, quota_bytes)
-                    VALUES (%s, %s, %s, %s, %s) RETURNING {_ACCOUNT_COLUMNS}""",
-                (domain["id"], key, password_hash, is_admin, quota_bytes),
+                f"""INSERT INTO accounts (domain_id, address, password_hash, is_admin, quota_bytes,
+                                          quota_messages)
+                    VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_ACCOUNT_COLUMNS}""",
+                (domain["id"], key, password_hash, is_admin, quota_bytes, quota_messages),
             )
             row = await cur.fetchone()
             assert row is not None
@@ -218,8 +230,9 @@ async def update_account(
     disabled: bool | None = None,
     is_admin: bool | None = None,
     quota_bytes: int | _Unset | None = _UNSET,
+    quota_messages: int | _Unset | None = _UNSET,
 ) -> Account:
-    """Change an account's flags or quota (``quota_bytes=None`` removes the quota)."""
+    """Change an account's flags or quotas (``quota_bytes=None`` removes that quota)."""
     sets: list[str] = []
     params: dict[str, Any] = {"address": canonical(address)}
     if disabled is not None:
@@ -233,6 +246,11 @@ async def update_account(
             raise InvalidInput("the quota must not be negative")
         sets.append("quota_bytes = %(quota)s")
         params["quota"] = quota_bytes
+    if not isinstance(quota_messages, _Unset):
+        if quota_messages is not None and quota_messages < 0:
+            raise InvalidInput("the quota must not be negative")
+        sets.append("quota_messages = %(quota_messages)s")
+        params["quota_messages"] = quota_messages
     if not sets:
         account = await get_account(conn, address)
     else:
@@ -257,10 +275,9 @@ async def delete_account(conn: Conn, address: str) -> None:
 
 
 async def mailbox_usage(conn: Conn, account_id: AccountId) -> int:
-    """Octets stored in all the account's mailboxes (what the quota limits)."""
+    """Octets stored in all the account's mailboxes (what the quota limits), as counted."""
     cur = await conn.execute(
-        """SELECT coalesce(sum(m.size), 0) AS used FROM messages m
-           JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.account_id = %s""",
+        "SELECT used_bytes AS used FROM accounts WHERE id = %s",
         (account_id,),
     )
     row = await cur.fetchone()

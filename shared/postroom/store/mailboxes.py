@@ -250,7 +250,9 @@ async def mailbox_status(conn: Conn, mailbox_id: MailboxId) -> MailboxStatus:
                   count(m.id) FILTER (WHERE m.uid >= b.first_recent_uid) AS recent,
                   count(m.id) FILTER (WHERE NOT m.seen) AS unseen,
                   coalesce(sum(m.size), 0) AS size,
-                  min(m.uid) FILTER (WHERE NOT m.seen) AS first_unseen_uid
+                  min(m.uid) FILTER (WHERE NOT m.seen) AS first_unseen_uid,
+                  count(m.id) FILTER (WHERE m.deleted) AS deleted,
+                  coalesce(sum(m.size) FILTER (WHERE m.deleted), 0) AS deleted_size
            FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id
            WHERE b.id = %s
            GROUP BY b.id""",
@@ -268,6 +270,8 @@ async def mailbox_status(conn: Conn, mailbox_id: MailboxId) -> MailboxStatus:
         highest_modseq=row["highest_modseq"],
         size=int(row["size"]),
         first_unseen_uid=row["first_unseen_uid"],
+        deleted=row["deleted"],
+        deleted_size=int(row["deleted_size"]),
     )
 
 

@@ -17,6 +17,7 @@ from postroom.db import Conn
 from postroom.errors import InvalidInput, NotFound
 from postroom.message import ParsedMessage, decode_header_value, parse_message, search_body_start
 from postroom.store.notify import CHANNEL, notify
+from postroom.store.quota import enforced
 from postroom.store.types import (
     SYSTEM_FLAGS,
     AccountId,
@@ -282,7 +283,8 @@ async def append_message(
     Give the content as ``raw``, or as ``blob_id`` when it is already stored (a queued
     message). UIDs are strictly ascending and never reused, also with appends from several
     processes at once. With ``delivery_key`` the append is idempotent: a second call with the
-    same key stores nothing and returns the message the first one stored.
+    same key stores nothing and returns the message the first one stored. Raises
+    `QuotaExceeded` when the account has no room for it.
     """
     system, keywords = split_flags(flags)
     params: dict[str, Any] = {
@@ -302,16 +304,8 @@ async def append_message(
     else:
         await ensure_parsed(conn, blob_id)
     try:
-        if conn.autocommit:
-            # One statement, so one round trip and its own transaction.
-            cur = await conn.execute(_APPEND if blob_id is not None else _APPEND_WITH_BLOB, params)
-            row = await cur.fetchone()
-        else:  # inside the caller's transaction: a savepoint keeps a failure to this append
-            async with conn.pipeline(), conn.transaction():
-                if blob_id is None:
-                    await conn.execute(_INSERT_PARSED_BLOB, params)
-                cur = await conn.execute(_APPEND, params)
-                row = await cur.fetchone()
+        with enforced():
+            row = await _append(conn, params, raw_blob=blob_id is None)
     except psycopg.errors.UniqueViolation:
         row = None  # the same delivery, stored meanwhile by a concurrent retry
     if row is not None:
@@ -321,6 +315,19 @@ async def append_message(
         if existing is not None:
             return existing
     raise NotFound("mailbox does not exist")
+
+
+async def _append(conn: Conn, params: dict[str, Any], *, raw_blob: bool) -> dict[str, Any] | None:
+    if conn.autocommit:
+        # One statement, so one round trip and its own transaction.
+        cur = await conn.execute(_APPEND_WITH_BLOB if raw_blob else _APPEND, params)
+        return await cur.fetchone()
+    # Inside the caller's transaction: a savepoint keeps a failure to this append.
+    async with conn.pipeline(), conn.transaction():
+        if raw_blob:
+            await conn.execute(_INSERT_PARSED_BLOB, params)
+        cur = await conn.execute(_APPEND, params)
+        return await cur.fetchone()
 
 
 async def _by_delivery_key(conn: Conn, key: str) -> Message | None:
@@ -334,19 +341,40 @@ async def _by_delivery_key(conn: Conn, key: str) -> Message | None:
 async def copy_messages(
     conn: Conn, source: MailboxId, uids: Sequence[int], target: MailboxId
 ) -> list[tuple[int, int]]:
-    """Copy messages (flags and internal date kept); returns (source UID, new UID) pairs."""
-    async with conn.transaction():
-        return await _copy(conn, source, uids, target)
+    """Copy messages (flags and internal date kept); returns (source UID, new UID) pairs.
+
+    Raises `QuotaExceeded`, having copied nothing, when the account has no room for them all.
+    """
+    with enforced():
+        async with conn.transaction():
+            return await _copy(conn, source, uids, target)
 
 
 async def move_messages(
     conn: Conn, source: MailboxId, uids: Sequence[int], target: MailboxId
 ) -> list[tuple[int, int]]:
-    """RFC 6851 MOVE: copy, then expunge from the source, atomically."""
-    async with conn.transaction():
-        pairs = await _copy(conn, source, uids, target)
-        if pairs:
-            await _expunge(conn, source, [old for old, _ in pairs], only_deleted=False)
+    """RFC 6851 MOVE: copy, then expunge from the source, atomically.
+
+    Within one account a move leaves its usage as it was, so it is never refused for the
+    quota: an account over its quota can still move mail to Trash to delete it.
+    """
+    with enforced():
+        async with conn.transaction():
+            return await _move(conn, source, uids, target)
+
+
+async def _move(
+    conn: Conn, source: MailboxId, uids: Sequence[int], target: MailboxId
+) -> list[tuple[int, int]]:
+    # Exempt from the quota for this transaction only (set_config's is_local).
+    await conn.execute(
+        """SELECT set_config('postroom.quota_exempt', 'on', true)
+           WHERE (SELECT count(DISTINCT account_id) FROM mailboxes WHERE id = ANY(%s)) = 1""",
+        ([source, target],),
+    )
+    pairs = await _copy(conn, source, uids, target)
+    if pairs:
+        await _expunge(conn, source, [old for old, _ in pairs], only_deleted=False)
     return pairs
 
 

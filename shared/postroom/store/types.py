@@ -56,6 +56,10 @@ class Account:
     disabled: bool
     quota_bytes: int | None
     created_at: datetime
+    # What the account's mailboxes hold now, and the optional limit on their message count.
+    used_bytes: int = 0
+    used_messages: int = 0
+    quota_messages: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,9 @@ class MailboxStatus:
     highest_modseq: int
     size: int
     first_unseen_uid: int | None
+    # Messages flagged \Deleted and their octets (RFC 9208 §4.1.4 DELETED, DELETED-STORAGE).
+    deleted: int = 0
+    deleted_size: int = 0
 
 
 @dataclass(frozen=True, slots=True)

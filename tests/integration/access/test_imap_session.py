@@ -12,6 +12,7 @@ from tests.support import Tenant
 
 CAPS = (
     "IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE NAMESPACE ID ENABLE UNSELECT CHILDREN SPECIAL-USE"
+    " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE"
 )
 MULTIPART = (
     b"From: a@example.test\r\nSubject: parts\r\nMIME-Version: 1.0\r\n"

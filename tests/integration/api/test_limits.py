@@ -1,4 +1,5 @@
-"""The API within the store's limits: costly searches refused, slow statements cancelled."""
+"""The API within the store's limits: costly searches refused, slow statements cancelled,
+quotas enforced (507) and shown."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import httpx
 import pytest_asyncio
 from fastapi import FastAPI
 
+from postroom import store
 from postroom.api.app import create_app
 from postroom.config import Settings
 from postroom.db import connect
-from tests.integration.api.conftest import User, client_for
+from tests.integration.api.conftest import MakeUser, User, client_for, mail
 from tests.support import Tenant
 
 
@@ -83,3 +85,58 @@ async def test_a_search_term_too_short_for_the_index_is_a_422_problem(alice: Use
     reply = await alice.client.get(f"/api/v1/mailboxes/{inbox.id}/messages", params={"q": "ab"})
     assert reply.status_code == 422
     assert reply.json()["detail"] == "body and text search terms need at least 3 characters"
+
+
+async def test_a_copy_past_the_quota_is_a_507_problem(alice: User) -> None:
+    uid = await alice.deliver(mail("copying", "x" * 2000))
+    await store.update_account(alice.conn, alice.account.address, quota_bytes=3000)
+    inbox, archive = await alice.mailbox(), await alice.mailbox("Archive")
+    reply = await alice.client.post(
+        f"/api/v1/mailboxes/{inbox.id}/messages/copy",
+        json={"uids": [uid], "target_mailbox_id": archive.id},
+    )
+    assert reply.status_code == 507
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert reply.json()["detail"] == "the mailbox is full (over its quota)"
+    assert await store.list_uids(alice.conn, archive.id) == []
+
+
+async def test_moving_to_trash_works_over_the_quota(alice: User) -> None:
+    uid = await alice.deliver(mail("doomed", "x" * 2000))
+    await store.update_account(alice.conn, alice.account.address, quota_bytes=100)
+    inbox = await alice.mailbox()
+    reply = await alice.client.post(
+        f"/api/v1/mailboxes/{inbox.id}/messages/delete", json={"uids": [uid]}
+    )
+    assert reply.status_code == 200, reply.text
+
+
+async def test_sending_when_the_sent_copy_cannot_fit_is_a_507_and_sends_nothing(
+    alice: User, bob: User
+) -> None:
+    await store.update_account(alice.conn, alice.account.address, quota_bytes=100)
+    reply = await alice.client.post(
+        "/api/v1/send",
+        data={"from": alice.account.address, "to": bob.account.address, "text": "hello"},
+    )
+    assert reply.status_code == 507
+    assert reply.json()["detail"] == "the Sent copy would take the account past its quota"
+    cur = await alice.conn.execute(
+        "SELECT count(*) AS n FROM queue_messages WHERE auth_account_id = %s", (alice.account.id,)
+    )
+    assert (await cur.fetchone())["n"] == 0
+
+
+async def test_the_admin_api_shows_usage_and_sets_a_message_limit(
+    make_user: MakeUser, alice: User
+) -> None:
+    await alice.deliver(mail("one", "x" * 500))
+    admin = await make_user(is_admin=True)
+    url = f"/api/v1/admin/accounts/{alice.account.address}"
+    shown = (await admin.client.patch(url, json={"quota_messages": 10})).json()
+    assert (shown["used_messages"], shown["quota_messages"]) == (1, 10)
+    assert shown["used_bytes"] == len(mail("one", "x" * 500))
+    cleared = (await admin.client.patch(url, json={"clear_quota_messages": True})).json()
+    assert cleared["quota_messages"] is None
+    listed = (await admin.client.get("/api/v1/admin/accounts")).json()
+    assert [a["used_messages"] for a in listed if a["address"] == alice.account.address] == [1]

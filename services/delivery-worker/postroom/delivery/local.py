@@ -8,7 +8,7 @@ as the outcome, so they get their own retries and bounces like any remote recipi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, cast
 
 from postroom import store
@@ -16,6 +16,7 @@ from postroom.config import Settings, get_settings
 from postroom.db import Conn
 from postroom.delivery import filters
 from postroom.delivery.retry import Result, delivered, permanent, transient
+from postroom.errors import QuotaExceeded
 from postroom.store import queue as queue_store
 from postroom.store.types import (
     AccountId,
@@ -47,6 +48,20 @@ async def _target_mailbox(
     return await store.get_mailbox(conn, account_id, "INBOX")
 
 
+def over_quota(
+    address: str, claimed: ClaimedDelivery, *, now: datetime, settings: Settings | None
+) -> Result:
+    """A full mailbox is a temporary failure (RFC 3463 4.2.2) until the message's last
+    attempt, at the end of its queue lifetime, which bounces it with 5.2.2; at once with
+    ``over_quota_bounce``."""
+    expiry = claimed.message.received_at + (
+        settings.max_queue_lifetime if settings else timedelta(0)
+    )
+    if settings is None or settings.over_quota_bounce or now >= expiry:
+        return permanent(f"5.2.2 <{address}>: mailbox full", 552, LOCAL_HOST)
+    return transient(f"4.2.2 <{address}>: mailbox full", 452, LOCAL_HOST)
+
+
 async def deliver(
     conn: Conn,
     claimed: ClaimedDelivery,
@@ -56,7 +71,9 @@ async def deliver(
     settings: Settings | None = None,
 ) -> LocalOutcome:
     """Deliver a copy to each resolved account as its Sieve script says (INBOX without one);
-    call inside the transaction that records the outcome."""
+    call inside the transaction that records the outcome. An account without room for it
+    defers (or bounces) the whole delivery; the accounts that got their copy before it keep
+    it, and their delivery keys spare them a second one on the retry."""
     delivery, message = claimed.delivery, claimed.message
     if resolution.empty:
         return LocalOutcome(
@@ -70,9 +87,14 @@ async def deliver(
         inbox = await _target_mailbox(conn, account.id, message.target_special_use)
         if inbox is None:
             return LocalOutcome(transient(f"4.2.1 {account.address} has no INBOX", 451, LOCAL_HOST))
-        filed = await filters.deliver_to_account(
-            conn, claimed, account, inbox.id, settings=settings, now=now
-        )
+        try:
+            # A savepoint, so that a refusal leaves the caller's transaction usable.
+            async with conn.transaction():
+                filed = await filters.deliver_to_account(
+                    conn, claimed, account, inbox.id, settings=settings, now=now
+                )
+        except QuotaExceeded:
+            return LocalOutcome(over_quota(account.address, claimed, now=now, settings=settings))
         forwarded += tuple(filed.forwarded)
         notes += filed.notes
         if filed.rejected is not None:

@@ -14,6 +14,9 @@ def account_public(account: Account) -> schemas.AccountPublic:
         disabled=account.disabled,
         quota_bytes=account.quota_bytes,
         created_at=account.created_at,
+        used_bytes=account.used_bytes,
+        used_messages=account.used_messages,
+        quota_messages=account.quota_messages,
     )
 
 

@@ -30,6 +30,10 @@ class AccountPublic(BaseModel):
     disabled: bool
     quota_bytes: int | None
     created_at: datetime
+    # What the account's mailboxes hold (what the quotas limit) and the message-count limit.
+    used_bytes: int
+    used_messages: int
+    quota_messages: int | None
 
 
 class SessionPublic(BaseModel):
@@ -216,6 +220,7 @@ class AccountCreate(Strict):
     password: str = Field(min_length=1, max_length=1024)
     is_admin: bool = False
     quota_bytes: int | None = Field(default=None, ge=0, le=2**62)
+    quota_messages: int | None = Field(default=None, ge=0, le=2**62)
 
 
 class AccountUpdate(Strict):
@@ -224,6 +229,8 @@ class AccountUpdate(Strict):
     is_admin: bool | None = None
     quota_bytes: int | None = Field(default=None, ge=0, le=2**62)
     clear_quota: bool = False
+    quota_messages: int | None = Field(default=None, ge=0, le=2**62)
+    clear_quota_messages: bool = False
 
 
 class AliasCreate(Strict):

@@ -59,6 +59,7 @@ __all__ = [
     "Or",
     "ParseError",
     "Partial",
+    "QuotaRoot",
     "Rename",
     "Search",
     "SearchKey",
@@ -273,6 +274,13 @@ class MailboxArgument:
     """SELECT, EXAMINE, CREATE, DELETE, SUBSCRIBE or UNSUBSCRIBE of one mailbox."""
 
     mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaRoot:
+    """GETQUOTA quota-root (RFC 9208 §4.1.1)."""
+
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -565,6 +573,7 @@ Arguments: TypeAlias = (
     | Login
     | Authenticate
     | MailboxArgument
+    | QuotaRoot
     | Rename
     | ListMailboxes
     | Status
@@ -972,6 +981,12 @@ def _mailbox_argument(cursor: _Cursor) -> Arguments:
     return MailboxArgument(cursor.mailbox())
 
 
+def _quota_root(cursor: _Cursor) -> Arguments:
+    # getquota = "GETQUOTA" SP quota-root-name; quota-root-name = astring (RFC 9208 §7)
+    cursor.sp()
+    return QuotaRoot(cursor.astring().decode("utf-8", "replace"))
+
+
 def _rename(cursor: _Cursor) -> Arguments:
     cursor.sp()
     mailbox = cursor.mailbox()
@@ -994,7 +1009,9 @@ def _list(cursor: _Cursor) -> Arguments:
     return ListMailboxes(reference, pattern)
 
 
-_STATUS_ITEMS: Final = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN"})
+_STATUS_ITEMS: Final = frozenset(
+    {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "DELETED-STORAGE"}
+)  # RFC 9208 §4.1.4: DELETED, DELETED-STORAGE
 
 
 def _status(cursor: _Cursor) -> Arguments:
@@ -1358,6 +1375,8 @@ _COMMANDS: Final[dict[str, _Grammar]] = {
     "ID": _id,  # RFC 2971 §3.1
     "ENABLE": _enable,  # RFC 5161 §3.1
     "UNSELECT": _no_arguments,  # RFC 3691 §2
+    "GETQUOTA": _quota_root,  # RFC 9208 §4.1.1
+    "GETQUOTAROOT": _mailbox_argument,  # RFC 9208 §4.1.2
 }
 # uid = "UID" SP (copy / fetch / search / store), RFC 6851 §4.3 "UID MOVE", RFC 4315 §2.1
 # "UID EXPUNGE" sequence-set.

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from postroom import store
 from postroom.access.imap import fetch as f
 from postroom.access.imap import parser as p
+from postroom.access.imap import quota, wire
 from postroom.access.imap import search as sr
-from postroom.access.imap import wire
 from postroom.db import Conn
 from postroom.errors import (
     AlreadyExists,
@@ -59,6 +59,7 @@ STREAM_CHUNK = 256 * 1024
 
 CAPABILITIES = (
     "IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE NAMESPACE ID ENABLE UNSELECT CHILDREN SPECIAL-USE"
+    f" {quota.CAPABILITIES}"
 )
 SYSTEM_FLAGS = b"\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 
@@ -73,7 +74,7 @@ class State(enum.Enum):
 _ANY = frozenset({"CAPABILITY", "NOOP", "LOGOUT", "ID"})
 _AUTHENTICATED = _ANY | {
     "ENABLE", "NAMESPACE", "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE",
-    "UNSUBSCRIBE", "LIST", "LSUB", "STATUS", "APPEND", "IDLE",
+    "UNSUBSCRIBE", "LIST", "LSUB", "STATUS", "APPEND", "IDLE", "GETQUOTA", "GETQUOTAROOT",
 }  # fmt: skip
 # RFC 3501 §3: which commands each state allows.
 COMMANDS_BY_STATE: dict[State, frozenset[str]] = {
@@ -526,6 +527,8 @@ class Session:
             "UIDNEXT": status.uid_next,
             "UIDVALIDITY": status.uid_validity,
             "UNSEEN": status.unseen,
+            "DELETED": status.deleted,
+            "DELETED-STORAGE": quota.kibibytes(status.deleted_size),
         }
         items = " ".join(f"{item} {values[item]}" for item in command.args.items)
         self._emit(b"* STATUS " + wire.encode_mailbox(mailbox.name) + f" ({items})\r\n".encode())
@@ -546,6 +549,31 @@ class Session:
         # RFC 4315 §3: APPENDUID uidvalidity uid.
         text = f"[APPENDUID {mailbox.uid_validity} {message.uid}] APPEND completed"
         return await self._done(command, text)
+
+    async def _cmd_getquota(self, command: p.Command) -> Next:
+        # RFC 9208 §4.1.1: the usage and limits of one quota root.
+        assert isinstance(command.args, p.QuotaRoot)
+        async with self._connection() as conn:
+            account = await store.get_account_by_id(conn, self._account().id)
+        if account is None or not quota.has_root(account, command.args.name):
+            self._tagged(command.tag, "NO", "[NONEXISTENT] No such quota root")
+            return Next.READ
+        self._emit(quota.quota_response(account))
+        return await self._done(command)
+
+    async def _cmd_getquotaroot(self, command: p.Command) -> Next:
+        # RFC 9208 §4.1.2: the quota roots of a mailbox, each with its QUOTA.
+        assert isinstance(command.args, p.MailboxArgument)
+        async with self._connection() as conn:
+            account = await store.get_account_by_id(conn, self._account().id)
+            mailbox = await store.get_mailbox(conn, self._account().id, command.args.mailbox)
+        if account is None or mailbox is None:
+            self._tagged(command.tag, "NO", "[NONEXISTENT] No such mailbox")
+            return Next.READ
+        self._emit(quota.quotaroot_response(account, mailbox.name))
+        if quota.resources(account):
+            self._emit(quota.quota_response(account))
+        return await self._done(command)
 
     async def _cmd_idle(self, command: p.Command) -> Next:
         # RFC 2177 §3: the continuation, then updates as they happen until DONE.

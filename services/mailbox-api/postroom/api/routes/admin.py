@@ -19,6 +19,7 @@ from postroom.api.deps import AdminDep, ConnDep, settings_of
 from postroom.api.problems import Problem
 from postroom.errors import NotFound
 from postroom.store import queue
+from postroom.store.accounts import KEEP
 from postroom.store.sessions import delete_sessions_of
 from postroom.store.types import DeliveryState, QueueId
 
@@ -77,7 +78,12 @@ async def create_account(
     body: schemas.AccountCreate, admin: AdminDep, conn: ConnDep
 ) -> schemas.AccountPublic:
     account = await store.create_account(
-        conn, body.address, body.password, is_admin=body.is_admin, quota_bytes=body.quota_bytes
+        conn,
+        body.address,
+        body.password,
+        is_admin=body.is_admin,
+        quota_bytes=body.quota_bytes,
+        quota_messages=body.quota_messages,
     )
     return account_public(account)
 
@@ -102,28 +108,20 @@ async def update_account(
         raise NotFound(f"account {address} does not exist")
     if body.clear_quota and body.quota_bytes is not None:
         raise Problem(422, "give quota_bytes or clear_quota, not both")
+    if body.clear_quota_messages and body.quota_messages is not None:
+        raise Problem(422, "give quota_messages or clear_quota_messages, not both")
     if body.password is not None:
         await store.set_password(conn, account.address, body.password)
-    if body.clear_quota:
-        account = await store.update_account(
-            conn,
-            account.address,
-            disabled=body.disabled,
-            is_admin=body.is_admin,
-            quota_bytes=None,
-        )
-    elif body.quota_bytes is not None:
-        account = await store.update_account(
-            conn,
-            account.address,
-            disabled=body.disabled,
-            is_admin=body.is_admin,
-            quota_bytes=body.quota_bytes,
-        )
-    else:
-        account = await store.update_account(
-            conn, account.address, disabled=body.disabled, is_admin=body.is_admin
-        )
+    given = body.clear_quota or body.quota_bytes is not None
+    given_messages = body.clear_quota_messages or body.quota_messages is not None
+    account = await store.update_account(
+        conn,
+        account.address,
+        disabled=body.disabled,
+        is_admin=body.is_admin,
+        quota_bytes=body.quota_bytes if given else KEEP,
+        quota_messages=body.quota_messages if given_messages else KEEP,
+    )
     if body.password is not None or body.disabled:
         await delete_sessions_of(conn, account.id)
     return account_public(account)

@@ -15,7 +15,8 @@ from postroom.api import compose, render, schemas
 from postroom.api.deps import AccountDep, ConnDep, client_ip, owned_mailbox, settings_of
 from postroom.api.metrics import SENT
 from postroom.api.problems import Problem
-from postroom.store import queue
+from postroom.errors import QuotaExceeded
+from postroom.store import queue, quota
 from postroom.store.types import Arrival
 
 router = APIRouter(prefix="/api/v1", tags=["send"])
@@ -106,6 +107,11 @@ async def send_message(
         raise Problem(
             413, f"the message is {len(raw)} octets; the limit is {settings.max_message_size}"
         )
+    sent_mailbox = await store.get_special_use(conn, account.id, "\\Sent")
+    current = await store.get_account_by_id(conn, account.id)
+    if sent_mailbox is not None and current is not None and not quota.fits(current, len(raw)):
+        # The Sent copy would not fit: say so before anything is sent (507, RFC 4918 §11.5).
+        raise QuotaExceeded("the Sent copy would take the account past its quota")
     spooled = await queue.spool(
         conn,
         raw,
@@ -127,15 +133,18 @@ async def send_message(
         "api.sent", queue_id=spooled.message.id, account=account.address, recipients=len(recipients)
     )
     # The Sent copy shows the Bcc recipients to their sender (RFC 5322 §3.6.3).
-    sent_mailbox = await store.get_special_use(conn, account.id, "\\Sent")
     sent_uid = None
     if sent_mailbox is not None:
         if bcc_list:
             message["Bcc"] = ", ".join(bcc_list)
-        copy = await store.append_message(
-            conn, sent_mailbox.id, message.as_bytes(), flags=["\\Seen"], internal_date=now
-        )
-        sent_uid = copy.uid
+        try:
+            copy = await store.append_message(
+                conn, sent_mailbox.id, message.as_bytes(), flags=["\\Seen"], internal_date=now
+            )
+            sent_uid = copy.uid
+        except QuotaExceeded:
+            # Filled meanwhile: the message is on its way, only the copy is not kept.
+            log.warning("api.sent_copy.over_quota", account=account.address)
     if original is not None and mode == "reply":
         await store.store_flags(
             conn, original.message.mailbox_id, [original.message.uid], ["\\Answered"], "add"
