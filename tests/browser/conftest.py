@@ -10,6 +10,7 @@ import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -88,10 +89,9 @@ class Site:
         return self.run(put())
 
 
-@pytest.fixture(scope="session")
-def site(database_url: str, redis_url: str) -> Iterator[Site]:
-    loop = Loop()
-    settings = Settings(database_url=database_url, redis_url=redis_url, hostname="mail.test")
+@contextmanager
+def serve(loop: Loop, settings: Settings) -> Iterator[Site]:
+    """The app for these settings on a free loopback port until the block ends."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -104,7 +104,7 @@ def site(database_url: str, redis_url: str) -> Iterator[Site]:
         )
     )
     task = asyncio.run_coroutine_threadsafe(server.serve(sockets=[sock]), loop.loop)
-    conn = loop.run(connect(database_url, autocommit=True))
+    conn = loop.run(connect(settings.database_url or "", autocommit=True))
     try:
         yield Site(f"http://127.0.0.1:{port}", loop, conn)
     finally:
@@ -112,7 +112,20 @@ def site(database_url: str, redis_url: str) -> Iterator[Site]:
         server.should_exit = True
         task.result(15)
         sock.close()
-        loop.stop()
+
+
+@pytest.fixture(scope="session")
+def loop() -> Iterator[Loop]:
+    running = Loop()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def site(database_url: str, redis_url: str, loop: Loop) -> Iterator[Site]:
+    settings = Settings(database_url=database_url, redis_url=redis_url, hostname="mail.test")
+    with serve(loop, settings) as running:
+        yield running
 
 
 # Per test: Playwright's sync API runs an event loop in this thread while it is open, which
@@ -137,24 +150,27 @@ def login(site: Site, browser: Browser) -> Iterator[Login]:
     contexts: list[Any] = []
     strays: list[str] = []
 
-    def log_in(account: Account, *, path: str = "/", **context: Any) -> Page:
+    def log_in(
+        account: Account, *, path: str = "/", on: Site | None = None, **context: Any
+    ) -> Page:
+        base = (on or site).base
         ctx = browser.new_context(**context)
         contexts.append(ctx)
         page = ctx.new_page()
         page.set_default_timeout(TIMEOUT_MS)
         page.on(
             "request",
-            lambda r: None if r.url.startswith((site.base, "data:")) else strays.append(r.url),
+            lambda r: None if r.url.startswith((base, "data:")) else strays.append(r.url),
         )
-        page.goto(f"{site.base}/login")
+        page.goto(f"{base}/login")
         page.fill("input[name=address]", account.address)
         page.fill("input[name=password]", PASSWORD)
         page.click("button[type=submit]")
-        page.wait_for_url(f"{site.base}/")
+        page.wait_for_url(f"{base}/")
         if path == "/":
             page.wait_for_selector("#list-scroll[aria-busy=false]", state="attached")
         else:
-            page.goto(site.base + path)
+            page.goto(base + path)
         return page
 
     yield log_in

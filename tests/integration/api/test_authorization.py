@@ -143,6 +143,8 @@ async def test_folder_list_shows_only_the_callers_folders(alice: User, bob: User
 
 
 ADMIN_ENDPOINTS = [
+    ("GET", "/api/v1/admin/dashboard", None),
+    ("GET", "/api/v1/admin/usage", None),
     ("GET", "/api/v1/admin/domains", None),
     ("POST", "/api/v1/admin/domains", {"name": "new.test"}),
     ("DELETE", "/api/v1/admin/domains/example.test", None),
