@@ -25,7 +25,7 @@ from postroom.config import Settings
 from postroom.db import Conn, session_options
 from postroom.errors import AuthenticationFailed, StoreError
 from postroom.runtime import database_url
-from postroom.smtp_in import metrics
+from postroom.smtp_in import metrics, quota
 from postroom.smtp_in import replies as R
 from postroom.smtp_in.dispatch import Dispatcher
 from postroom.smtp_in.policy import Port
@@ -226,6 +226,7 @@ async def start_server(
         tls_available=tls is not None,
         db_timeout=db_timeout,
     )
+    quota.install(ctx.hooks)
 
     async def handler(conn: L.Connection) -> None:
         await serve_connection(ctx, tls, conn)

@@ -117,6 +117,8 @@ class Envelope:
     recipients: list[str] = field(default_factory=list)
     dsn: dict[str, S.RecipientOptions] = field(default_factory=dict)
     attempted: int = 0  # RCPT commands, accepted or not
+    # Where each accepted local recipient goes, as looked up (or remembered) at RCPT.
+    resolutions: dict[str, Resolution] = field(default_factory=dict)
 
 
 class MessageSink(Protocol):
@@ -469,6 +471,8 @@ class Session:
         if address.lower() not in (r.lower() for r in txn.recipients):
             txn.recipients.append(address)
             txn.dsn[address] = dsn
+            if resolution is not None:
+                txn.resolutions[address] = resolution
         self.reply(R.R250_RECIPIENT_OK)
         return Next.READ
 
