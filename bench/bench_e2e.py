@@ -31,7 +31,17 @@ except ModuleNotFoundError:  # run as a script from bench/
     from common import fresh_database, table  # type: ignore[no-redef]
 
 POSTROOM = str(Path(sys.executable).with_name("postroom"))
-PORTS = ("SMTP", "SUBMISSION", "SUBMISSIONS", "POP3", "POP3S", "IMAP", "IMAPS", "HTTP")
+PORTS = (
+    "SMTP",
+    "SUBMISSION",
+    "SUBMISSIONS",
+    "POP3",
+    "POP3S",
+    "IMAP",
+    "IMAPS",
+    "MANAGESIEVE",
+    "HTTP",
+)
 RATE = 50  # messages per second, steady
 MESSAGES = 500
 PASSWORD = "bench-password"  # noqa: S105 - a test account's

@@ -212,6 +212,7 @@ def run_postroom(
         "POSTROOM_BIND_ADDRESS": "127.0.0.1",
         "POSTROOM_IMAP_PORT": str(port),
         "POSTROOM_IMAPS_PORT": str(free_port()),
+        "POSTROOM_MANAGESIEVE_PORT": str(free_port()),
         "POSTROOM_POP3_PORT": str(free_port()),
         "POSTROOM_POP3S_PORT": str(free_port()),
         "POSTROOM_DATA_DIR": str(tmp / "postroom"),

@@ -141,6 +141,7 @@ def run_postroom(url: str, messages: list[bytes], tmp: Path) -> tuple[float, int
         "POSTROOM_BIND_ADDRESS": "127.0.0.1",
         "POSTROOM_POP3_PORT": str(port),
         "POSTROOM_POP3S_PORT": str(free_port()),
+        "POSTROOM_MANAGESIEVE_PORT": str(free_port()),
         "POSTROOM_DATA_DIR": str(tmp / "postroom"),
         "POSTROOM_LOG_LEVEL": "WARNING",
         "POSTROOM_HOSTNAME": "bench.test",

@@ -199,6 +199,7 @@ def banner(settings: Settings, children: list[Child]) -> list[str]:
         ("smtp-in", "submissions (TLS)", settings.submissions_port),
         ("access", "POP3 / POP3S", settings.pop3_port),
         ("access", "IMAP / IMAPS", settings.imap_port),
+        ("access", "ManageSieve", settings.managesieve_port),
         ("api", "HTTP (web mail, API)", settings.http_port),
     ]
     for service, what, port in ports:

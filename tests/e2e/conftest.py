@@ -19,7 +19,17 @@ import pytest
 from tests.conftest import empty_redis, fresh_database
 
 POSTROOM = str(Path(sys.executable).with_name("postroom"))
-PORTS = ("SMTP", "SUBMISSION", "SUBMISSIONS", "POP3", "POP3S", "IMAP", "IMAPS", "HTTP")
+PORTS = (
+    "SMTP",
+    "SUBMISSION",
+    "SUBMISSIONS",
+    "POP3",
+    "POP3S",
+    "IMAP",
+    "IMAPS",
+    "MANAGESIEVE",
+    "HTTP",
+)
 
 
 def free_port() -> int:

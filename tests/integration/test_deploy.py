@@ -35,13 +35,13 @@ KNOWN_SETTINGS = {f"POSTROOM_{name.upper()}" for name in Settings.model_fields}
 CONTAINER_PORTS = {
     "POSTROOM_SMTP_PORT": 25, "POSTROOM_SUBMISSION_PORT": 587, "POSTROOM_SUBMISSIONS_PORT": 465,
     "POSTROOM_POP3_PORT": 110, "POSTROOM_POP3S_PORT": 995, "POSTROOM_IMAP_PORT": 143,
-    "POSTROOM_IMAPS_PORT": 993, "POSTROOM_HTTP_PORT": 8080,
+    "POSTROOM_IMAPS_PORT": 993, "POSTROOM_MANAGESIEVE_PORT": 4190, "POSTROOM_HTTP_PORT": 8080,
 }  # fmt: skip
 # What each service must be listening on once it has started.
 LISTENS = {
     "smtp-in": ["POSTROOM_SMTP_PORT", "POSTROOM_SUBMISSION_PORT", "POSTROOM_SUBMISSIONS_PORT"],
     "access": ["POSTROOM_POP3_PORT", "POSTROOM_POP3S_PORT", "POSTROOM_IMAP_PORT",
-               "POSTROOM_IMAPS_PORT"],
+               "POSTROOM_IMAPS_PORT", "POSTROOM_MANAGESIEVE_PORT"],
     "mailbox-api": ["POSTROOM_HTTP_PORT"],
 }  # fmt: skip
 
@@ -109,7 +109,7 @@ def test_published_ports_are_the_standard_ones() -> None:
     }
     assert published == {
         "smtp-in": [25, 465, 587],
-        "access": [110, 143, 993, 995],
+        "access": [110, 143, 993, 995, 4190],
         "mailbox-api": [8080],
     }
 

@@ -22,7 +22,8 @@ from postroom.db import connect
 
 POSTROOM = str(Path(sys.executable).with_name("postroom"))
 PORT_SETTINGS = (
-    "SMTP", "SUBMISSION", "SUBMISSIONS", "POP3", "POP3S", "IMAP", "IMAPS", "HTTP", "METRICS",
+    "SMTP", "SUBMISSION", "SUBMISSIONS", "POP3", "POP3S", "IMAP", "IMAPS", "MANAGESIEVE", "HTTP",
+    "METRICS",
 )  # fmt: skip
 
 

@@ -50,6 +50,7 @@ async def test_access_process_serves_pop3_and_stops_on_sigterm(
         "POSTROOM_POP3S_PORT": str(pop3s),
         "POSTROOM_IMAP_PORT": str(free_port()),
         "POSTROOM_IMAPS_PORT": str(free_port()),
+        "POSTROOM_MANAGESIEVE_PORT": str(free_port()),
         "POSTROOM_DATA_DIR": str(tmp_path),
         "POSTROOM_HOSTNAME": "pop.postroom.test",
     }

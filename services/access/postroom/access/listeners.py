@@ -88,7 +88,17 @@ async def start_imap(context: AccessContext) -> Started:
     )
 
 
-FACTORIES: list[ListenerFactory] = [start_pop3, start_imap]
+async def start_managesieve(context: AccessContext) -> Listener:
+    """ManageSieve (RFC 5804) with STARTTLS on managesieve_port."""
+    from postroom.access.managesieve.server import ManageSieveListener, ManageSieveServer
+
+    settings = context.settings
+    server = ManageSieveServer(settings, context.pool, context.throttle, context.tls)
+    started = await server.start(settings.bind_address, settings.managesieve_port)
+    return ManageSieveListener([started], server)
+
+
+FACTORIES: list[ListenerFactory] = [start_pop3, start_imap, start_managesieve]
 
 
 async def serve(
