@@ -88,14 +88,16 @@ async def start_imap(context: AccessContext) -> Started:
     )
 
 
-async def start_managesieve(context: AccessContext) -> Listener:
+async def start_managesieve(context: AccessContext) -> Started:
     """ManageSieve (RFC 5804) with STARTTLS on managesieve_port."""
     from postroom.access.managesieve.server import ManageSieveListener, ManageSieveServer
 
     settings = context.settings
-    server = ManageSieveServer(settings, context.pool, context.throttle, context.tls)
-    started = await server.start(settings.bind_address, settings.managesieve_port)
-    return ManageSieveListener([started], server)
+    server = ManageSieveServer(
+        settings, context.pool, context.throttle, context.tls, limits=context.limits
+    )
+    await server.start(settings.bind_address, settings.managesieve_port)
+    return ManageSieveListener(server)
 
 
 FACTORIES: list[ListenerFactory] = [start_pop3, start_imap, start_managesieve]

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import secrets
 import ssl
-from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -15,6 +11,7 @@ import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from postroom import listener as L
 from postroom import store
 from postroom.access.managesieve.protocol import (
     Close,
@@ -50,12 +47,19 @@ from postroom.throttle import AuthThrottle
 
 log = structlog.get_logger("postroom.access.managesieve")
 
-READ_SIZE = 64 * 1024
-TLS_HANDSHAKE_TIMEOUT = 30.0
 POOL_TIMEOUT = 10.0
-# RFC 5804 leaves the autologout to the server; as IMAP's, at least 30 minutes is kind.
+# RFC 5804 leaves the autologout to the server; as IMAP's (RFC 3501 §5.4), 30 minutes.
 IDLE_TIMEOUT = 1800.0
 _DB_ERRORS = (psycopg.Error, PoolTimeout, OSError)
+R_TOO_MANY = bye("Too many connections, try again later.", "TRYLATER").data
+# What ends a session by the server's decision (RFC 5804 §1.3: BYE, TRYLATER to come back).
+_CLOSING: dict[L.CloseReason, bytes] = {
+    "idle": bye("Disconnected for inactivity.").data,
+    "deadline": bye("Disconnected for inactivity.").data,
+    "slow": bye("Disconnected for inactivity.").data,
+    "shutdown": bye("Server shutting down.", "TRYLATER").data,
+    "revoked": bye("Credentials changed, log in again.").data,
+}
 
 
 class ManageSieveServer:
@@ -67,80 +71,56 @@ class ManageSieveServer:
         pool: AsyncConnectionPool[Conn],
         throttle: AuthThrottle,
         tls: ssl.SSLContext | None,
+        *,
+        limits: L.ConnectionLimits | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.throttle = throttle
         self.tls = tls
-        self._per_ip: Counter[str] = Counter()
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self, host: str, port: int) -> asyncio.Server:
-        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            self._tasks.add(task)
-            try:
-                await self.handle(reader, writer)
-            except asyncio.CancelledError:
-                pass
-            finally:
-                self._tasks.discard(task)
+        def clocks(port: L.Port) -> L.Clocks:
+            return L.Clocks.from_settings(settings, idle=IDLE_TIMEOUT, login=True)
 
-        return await asyncio.start_server(on_connect, host, port)
+        self.listener = L.Listener.from_settings(
+            "managesieve",
+            self.handle,
+            settings,
+            limits=limits or L.ConnectionLimits.from_settings(settings),
+            clocks=clocks,
+            refusal=lambda _why: R_TOO_MANY,
+            tls=tls,
+        )
 
-    async def close_sessions(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    async def start(self, host: str, port: int) -> int:
+        """Listen on host:port (port 0 picks a free one); the bound port."""
+        return await self.listener.listen(host, L.Port("managesieve", port))
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        ip = str(peer[0]) if peer else None
-        key = ip or "?"
-        if sum(self._per_ip.values()) >= self.settings.max_connections or (
-            self._per_ip[key] >= self.settings.max_connections_per_ip
-        ):
-            log.warning("managesieve.connection.refused", client=ip, reason="too many connections")
-            with contextlib.suppress(OSError):
-                writer.write(bye("Too many connections, try again later.", "TRYLATER").data)
-                await writer.drain()
-                writer.close()
-            return
-        self._per_ip[key] += 1
-        try:
-            await _Connection(self, reader, writer, ip).run()
-        finally:
-            self._per_ip[key] -= 1
-            if self._per_ip[key] <= 0:
-                del self._per_ip[key]
+    async def stop(self, grace: float = 10.0) -> None:
+        await self.listener.stop(grace)
+
+    async def handle(self, conn: L.Connection) -> None:
+        await _Connection(self, conn).run()
 
 
 class _Connection:
-    def __init__(
-        self,
-        server: ManageSieveServer,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        ip: str | None,
-    ) -> None:
+    def __init__(self, server: ManageSieveServer, conn: L.Connection) -> None:
         self.server = server
-        self.reader = reader
-        self.writer = writer
-        self.ip = ip
+        self.client = conn
+        self.ip = conn.client_ip
         settings = server.settings
         self.session = ManageSieveSession(
             tls_available=server.tls is not None,
+            tls_active=conn.tls is not None,
             plaintext_allowed_without_tls=plaintext_auth_allowed(
-                tls=False, peer_ip=ip, allow_plaintext=settings.allow_plaintext_auth
+                tls=False, peer_ip=self.ip, allow_plaintext=settings.allow_plaintext_auth
             ),
             max_script_size=settings.sieve_max_script_size,
             max_redirects=settings.sieve_max_redirects,
         )
         self.account_id: AccountId | None = None
         self.closing = False
-        self.log = log.bind(session_id=secrets.token_hex(6), client=ip)
+        self.log = log.bind(session_id=conn.id, client=self.ip)
 
     async def run(self) -> None:
         self.log.info("managesieve.connected")
@@ -148,10 +128,11 @@ class _Connection:
             await self._carry_out(self.session.greeting())
             while not self.closing:
                 try:
-                    async with asyncio.timeout(IDLE_TIMEOUT):
-                        data = await self.reader.read(READ_SIZE)
-                except TimeoutError:
-                    await self._carry_out(self.session.idle_timeout())
+                    # Busy while a command or literal is half read: the data rate applies.
+                    data = await self.client.read(busy=bool(self.session.reader.buffer))
+                except L.Closing as closing:
+                    self.log.info("managesieve.closing", reason=closing.reason)
+                    await self.client.send(_CLOSING[closing.reason])
                     break
                 if not data:
                     break
@@ -160,12 +141,7 @@ class _Connection:
             self.log.info("managesieve.connection.lost", error=type(exc).__name__)
         except _DB_ERRORS as exc:
             self.log.error("managesieve.store_error", error=str(exc))
-            with contextlib.suppress(OSError):
-                self.writer.write(bye("The service is unavailable.", "TRYLATER").data)
         finally:
-            with contextlib.suppress(OSError, ssl.SSLError):
-                self.writer.close()
-                await asyncio.wait_for(self.writer.wait_closed(), 5)
             self.log.info("managesieve.disconnected")
 
     async def _carry_out(self, events: list[Event]) -> None:
@@ -174,7 +150,7 @@ class _Connection:
             event = pending.pop(0)
             more: list[Event] = []
             if isinstance(event, Send):
-                self.writer.write(event.data)
+                self.client.write(event.data)
             elif isinstance(event, StartTls):
                 more = await self._start_tls()
             elif isinstance(event, Login):
@@ -189,21 +165,15 @@ class _Connection:
             if more:
                 # The session may have further commands buffered behind the one just done.
                 pending = [*more, *self.session.receive(b""), *pending]
-        await self.writer.drain()
+        await self.client.drain()
 
     async def _start_tls(self) -> list[Event]:
         assert self.server.tls is not None
-        if self.session.reader.buffer:
-            # RFC 5804 §2.2: nothing may follow STARTTLS before the handshake.
-            self.log.warning("managesieve.starttls.pipelined")
-            return self.session.tls_failed()
-        await self.writer.drain()
-        try:
-            await self.writer.start_tls(
-                self.server.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT
-            )
-        except (ssl.SSLError, ConnectionError, TimeoutError) as exc:
-            self.log.info("managesieve.starttls.failed", error=type(exc).__name__)
+        await self.client.drain()
+        # RFC 5804 §2.2 / CVE-2011-0411: nothing the client sent before TLS is read after it.
+        discarded = len(self.session.reader.buffer)
+        self.session.reader.buffer.clear()
+        if not await self.client.start_tls(self.server.tls, discarded=discarded):
             return self.session.tls_failed()
         self.log = self.log.bind(tls=True)
         return self.session.tls_started()
@@ -230,6 +200,7 @@ class _Connection:
         else:
             throttle.success(ip, login.user)
             self.account_id = account.id
+            self.client.logged_in(account.id)
             self.log = self.log.bind(account_id=account.id)
             self.log.info("managesieve.login", user=account.address)
             return self.session.login_succeeded(account.address)
@@ -305,12 +276,11 @@ async def _run(
 
 @dataclass
 class ManageSieveListener:
-    servers: Sequence[asyncio.Server]
     server: ManageSieveServer
 
-    async def stop(self) -> None:
-        for s in self.servers:
-            s.close()
-        await self.server.close_sessions()
-        for s in self.servers:
-            await s.wait_closed()
+    @property
+    def listener(self) -> L.Listener:
+        return self.server.listener
+
+    async def stop(self, grace: float = 10.0) -> None:
+        await self.server.stop(grace)
