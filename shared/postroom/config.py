@@ -197,6 +197,16 @@ class Settings(BaseSettings):
     # certificate is one that senders can verify (ACME or your own), then "enforce".
     mta_sts_mode: str = Field(default="testing", pattern="^(enforce|testing|none)$")
     mta_sts_max_age: int = Field(default=604800, ge=86400, le=31557600)
+    # Relay host (Postfix's relayhost): all mail for non-local domains goes there, except
+    # domains in the transport map; TLS is required and the certificate verified (against
+    # the system's CAs and POSTROOM_RELAYHOST_CA_FILE), then AUTH with these credentials.
+    relayhost: Annotated[NextHop | None, NoDecode] = None
+    relayhost_username: str | None = None
+    relayhost_password: SecretStr | None = None
+    relayhost_password_file: Path | None = None
+    relayhost_ca_file: Path | None = None
+    # Implicit TLS (RFC 8314) instead of STARTTLS; unset: on port 465.
+    relayhost_implicit_tls: bool | None = None
 
     # Sieve (RFC 5228) filters: the ManageSieve listener (RFC 5804), limits on each account's
     # scripts and on what one run may do, and a site-wide script run before each user's.
@@ -240,6 +250,20 @@ class Settings(BaseSettings):
     def _backoff(cls, value: object) -> object:
         if isinstance(value, str):
             return [_duration(part.strip()) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("relayhost", mode="before")
+    @classmethod
+    def _relayhost(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            try:
+                return parse_transport_map(f"relayhost={value}")["relayhost"]
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a next hop: [host]:port, or host:port for its MX"
+                ) from None
         return value
 
     @field_validator("transport_map", mode="before")

@@ -21,6 +21,8 @@ class Hop:
     name: str
     address: str
     port: int
+    # The relay host (POSTROOM_RELAYHOST): TLS and AUTH required (postroom.delivery.relay).
+    relay: bool = False
 
     def __str__(self) -> str:
         address = f"[{self.address}]" if self.name != self.address else ""
@@ -76,6 +78,8 @@ async def next_hops(domain: str, settings: Settings, resolver: Resolver | None =
                 return [Hop(hop.host, hop.host, port)]
             return (await _addresses(hop.host, port, resolver))[:MAX_ADDRESSES]
         target = hop.host
+    elif settings.relayhost is not None:
+        return await _relay_hops(settings, resolver)
     names = await _mx_names(target, resolver)
     hops: list[Hop] = []
     last_error: DestinationError | None = None
@@ -131,3 +135,19 @@ async def _addresses(name: str, port: int, resolver: Resolver) -> list[Hop]:
             raise DestinationError(f"5.1.2 host {name} does not exist", permanent=True)
         raise DestinationError(f"5.1.2 host {name} has no address", permanent=True)
     return found
+
+
+async def _relay_hops(settings: Settings, resolver: Resolver) -> list[Hop]:
+    """The relay host's addresses (its MX hosts' when given without brackets)."""
+    relay = settings.relayhost
+    assert relay is not None
+    if not relay.mx_lookup:
+        if _is_ip(relay.host):
+            hops = [Hop(relay.host, relay.host, relay.port)]
+        else:
+            hops = await _addresses(relay.host, relay.port, resolver)
+    else:
+        hops = []
+        for name in await _mx_names(relay.host, resolver):
+            hops += await _addresses(name, relay.port, resolver)
+    return [Hop(h.name, h.address, h.port, relay=True) for h in hops[:MAX_ADDRESSES]]

@@ -20,6 +20,7 @@ import structlog
 from aiosmtplib.errors import SMTPRecipientRefused
 
 from postroom.config import Settings
+from postroom.delivery import relay
 from postroom.delivery.mx import Hop
 from postroom.delivery.retry import Result, from_reply, permanent, transient
 
@@ -107,15 +108,29 @@ async def send(
 
 
 async def _connect(hop: Hop, settings: Settings) -> aiosmtplib.SMTP:
-    client = aiosmtplib.SMTP(
-        hostname=hop.address,
-        port=hop.port,
-        local_hostname=settings.hostname,
-        timeout=settings.smtp_timeout,
-        start_tls=False,
-        validate_certs=False,
-    )
+    wrapped = hop.relay and relay.implicit_tls(settings, hop.port)
     try:
+        if wrapped:
+            # Implicit TLS to the relay host: connected to the address we resolved, the
+            # certificate checked against its name.
+            sock = await relay.open_socket(hop.address, hop.port, settings.smtp_connect_timeout)
+            client = aiosmtplib.SMTP(
+                hostname=hop.name,
+                sock=sock,
+                local_hostname=settings.hostname,
+                timeout=settings.smtp_timeout,
+                use_tls=True,
+                tls_context=relay.tls_context(settings),
+            )
+        else:
+            client = aiosmtplib.SMTP(
+                hostname=hop.address,
+                port=hop.port,
+                local_hostname=settings.hostname,
+                timeout=settings.smtp_timeout,
+                start_tls=False,
+                validate_certs=False,
+            )
         await client.connect(timeout=settings.smtp_connect_timeout)
     except aiosmtplib.SMTPConnectResponseError as exc:
         # RFC 5321 §5.1 and §3.1: a 4xx (and, as Postfix does, a 5xx) greeting sends us on
@@ -146,7 +161,9 @@ async def _send_to(
     client = await _connect(hop, settings)
     tls_version: str | None = None
     try:
-        if tls and client.supports_extension("starttls"):
+        if hop.relay:
+            tls_version = await relay.prepare(client, hop.name, settings)
+        elif tls and client.supports_extension("starttls"):
             try:
                 await client.starttls(tls_context=opportunistic_tls(), validate_certs=False)
                 await client.ehlo()  # RFC 3207 §4.2: forget what was said before TLS
@@ -158,7 +175,10 @@ async def _send_to(
                 return await _send_to(hop, transaction, settings, tls=False)
             ssl_object = client.transport.get_extra_info("ssl_object") if client.transport else None
             tls_version = ssl_object.version() if ssl_object is not None else None
-        return await _transaction(client, host, tls_version, transaction)
+        results = await _transaction(client, host, tls_version, transaction)
+        return relay.soften(results) if hop.relay else results
+    except relay.RelayRefused as exc:
+        return dict.fromkeys(transaction.recipients, transient(exc.text, host=host))
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         text = f"4.4.2 lost the connection: {exc}"
         return dict.fromkeys(transaction.recipients, transient(text, host=host))
