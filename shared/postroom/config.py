@@ -175,10 +175,14 @@ class Settings(BaseSettings):
     transport_map: Annotated[dict[str, NextHop], NoDecode] = Field(default_factory=dict)
     destination_concurrency: int = Field(default=20, ge=1)
     # Delivery worker: tasks run at once per process, how long a claimed delivery stays
-    # leased (longer than any delivery attempt can take), how often beat sweeps the queue,
+    # leased without being renewed (a dead worker's deliveries are due again after it),
+    # how often beat sweeps the queue,
     # and the outbound connect timeout (Postfix's smtp_connect_timeout).
     delivery_concurrency: int = Field(default=8, ge=1, le=256)
-    delivery_lease: timedelta = Field(default=timedelta(minutes=15))
+    delivery_lease: timedelta = Field(default=timedelta(seconds=30))
+    # The longest one attempt at a destination may take, all commands together (a tarpit
+    # next hop cannot hold a worker longer); the lease is renewed while the attempt runs.
+    delivery_deadline: timedelta = Field(default=timedelta(minutes=10))
     sweep_interval: timedelta = Field(default=timedelta(seconds=5))
     smtp_connect_timeout: float = Field(default=30.0, gt=0)
     # Internal failures (exceptions, a worker lost while holding it) after which a delivery
@@ -237,6 +241,7 @@ class Settings(BaseSettings):
         "max_queue_lifetime",
         "delay_warning",
         "delivery_lease",
+        "delivery_deadline",
         "sweep_interval",
         "statement_timeout",
         mode="before",

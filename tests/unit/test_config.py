@@ -126,7 +126,8 @@ def test_imap_limits_come_from_the_environment() -> None:
 def test_delivery_worker_defaults() -> None:
     settings = load_settings({})
     assert settings.delivery_concurrency == 8
-    assert settings.delivery_lease == timedelta(minutes=15)
+    assert settings.delivery_lease == timedelta(seconds=30)
+    assert settings.delivery_deadline == timedelta(minutes=10)
     assert settings.sweep_interval == timedelta(seconds=5)
     assert settings.smtp_connect_timeout == 30.0
 

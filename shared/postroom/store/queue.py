@@ -285,6 +285,16 @@ async def due_ids(conn: Conn, *, now: datetime, limit: int = 1000) -> list[Deliv
     return [DeliveryId(r["id"]) for r in await cur.fetchall()]
 
 
+async def renew_lease(conn: Conn, ids: Sequence[DeliveryId], *, owner: str, until: datetime) -> int:
+    """Extend ``owner``'s leases while its attempt runs (a dead worker's run out soon)."""
+    cur = await conn.execute(
+        """UPDATE deliveries SET lease_until = %s
+           WHERE id = ANY(%s) AND lease_owner = %s AND state IN ('queued', 'deferred')""",
+        (until, list(ids), owner),
+    )
+    return cur.rowcount
+
+
 async def release(conn: Conn, ids: Sequence[DeliveryId], *, owner: str) -> None:
     """Give leases back without an attempt (e.g. the destination's connection limit is hit)."""
     await conn.execute(

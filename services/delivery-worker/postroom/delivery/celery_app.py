@@ -34,8 +34,9 @@ def create_app(settings: Settings) -> Celery:
         },
     )
     runtime = Runtime(settings)
-    # A run never takes longer than the lease (after that, another worker may start it).
-    limit = settings.delivery_lease.total_seconds()
+    # A run's attempts end at their deadline; past it and a margin, the task gives up and
+    # cancels the run (its leases are no longer renewed and run out).
+    limit = (settings.delivery_deadline + 2 * settings.delivery_lease).total_seconds()
 
     @app.task(name=TASK_DELIVER)  # type: ignore[untyped-decorator]
     def deliver(delivery_ids: list[int]) -> None:

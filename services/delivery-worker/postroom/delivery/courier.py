@@ -8,6 +8,7 @@ are recorded in one transaction, and a delivery that is no longer pending record
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,6 +24,7 @@ from postroom import store
 from postroom.config import Settings
 from postroom.db import Conn
 from postroom.delivery import bounce, local, mx, remote, signing
+from postroom.delivery.dsn import is_smtputf8
 from postroom.delivery.limits import DestinationSlots
 from postroom.delivery.metrics import FAILURES, HELD
 from postroom.delivery.retry import Result, decide, internal_failure, permanent, transient
@@ -89,8 +91,33 @@ class Courier:
                 limit=len(wanted),
                 max_failures=self.settings.max_internal_failures,
             )
-            if not claimed:
-                return 0
+        if not claimed:
+            return 0
+        renewal = asyncio.create_task(self._renew([c.delivery.id for c in claimed]))
+        try:
+            await self._run(claimed)
+        finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
+        return len(claimed)
+
+    async def _renew(self, ids: list[DeliveryId]) -> None:
+        """Renew the run's leases every third of a lease until cancelled, so they last while
+        this worker lives and run out soon after it dies."""
+        lease = self.settings.delivery_lease
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            try:
+                async with self.pool.connection() as conn:
+                    await queue_store.renew_lease(
+                        conn, ids, owner=self.owner, until=self.clock() + lease
+                    )
+            except Exception:  # the database away: the attempt goes on, the lease may run out
+                log.warning("delivery.lease.renew_failed", deliveries=len(ids), exc_info=True)
+
+    async def _run(self, claimed: list[ClaimedDelivery]) -> None:
+        async with self.pool.connection() as conn:
             to_dispatch: list[DeliveryId] = []
             remote_groups: dict[tuple[QueueId, str], list[ClaimedDelivery]] = {}
             for item in claimed:
@@ -124,7 +151,6 @@ class Courier:
             )
         if to_dispatch:
             await self.dispatch(to_dispatch)
-        return len(claimed)
 
     async def _deliver_local(
         self, conn: Conn, item: ClaimedDelivery, resolution: store.Resolution
@@ -148,8 +174,21 @@ class Courier:
     async def _deliver_remote(self, domain: str, group: list[ClaimedDelivery]) -> None:
         """One destination's attempt; whatever it raises becomes a deferral of its own
         recipients (counted as an internal failure), never an unrecorded claim."""
+        deadline = self.settings.delivery_deadline.total_seconds()
         try:
-            results = await self._attempt_remote(domain, group)
+            async with asyncio.timeout(deadline) as limit:
+                results = await self._attempt_remote(domain, group)
+        except TimeoutError:
+            if not limit.expired():
+                raise
+            # A tarpit (or a very slow link): the attempt stops here and counts as one.
+            log.warning(
+                "delivery.remote.deadline", queue_id=group[0].message.id, destination=domain
+            )
+            results = dict.fromkeys(
+                (c.delivery.recipient for c in group),
+                transient(f"4.4.2 the attempt at {domain} took longer than {deadline:g} s"),
+            )
         except Exception as exc:
             log.exception("delivery.remote.error", queue_id=group[0].message.id, destination=domain)
             FAILURES.labels("remote").inc()
@@ -200,6 +239,7 @@ class Courier:
                     envid=message.env_id,
                     notify={c.delivery.recipient: c.delivery.notify for c in group},
                     orcpt={c.delivery.recipient: c.delivery.original_recipient for c in group},
+                    smtputf8=is_smtputf8(message),
                 )
                 results = await remote.send(hops, transaction, self.settings)
         return results

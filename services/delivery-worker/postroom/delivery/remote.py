@@ -3,12 +3,14 @@
 The client side of RFC 5321: try the next hops in order until one greets with 220 (§5.1: a
 connection failure or a 4xx greeting moves on to the next MX), EHLO with our host name,
 opportunistic STARTTLS (RFC 3207) without certificate checks as Postfix's "may" level,
-SIZE (RFC 1870) and 8BITMIME (RFC 6152), DSN requests passed on where the server offers DSN
-(RFC 3461 §6.2), then MAIL, one RCPT per recipient and DATA, with a result for each recipient.
+SIZE (RFC 1870), 8BITMIME (RFC 6152) and SMTPUTF8 (RFC 6531, never downgraded), DSN
+requests passed on where the server offers DSN (RFC 3461 §6.2), then MAIL, one RCPT per
+recipient and DATA, with a result for each recipient.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import ssl
@@ -54,6 +56,22 @@ class Transaction:
     envid: str | None = None
     notify: Mapping[str, str | None] = field(default_factory=dict)
     orcpt: Mapping[str, str | None] = field(default_factory=dict)
+    # The message came with SMTPUTF8 (RFC 6531): its header may hold UTF-8.
+    smtputf8: bool = False
+
+
+def needs_smtputf8(transaction: Transaction) -> bool:
+    """RFC 6531 §3.4: a non-ASCII address in the envelope, or an internationalized header,
+    can only go to a server that offers SMTPUTF8."""
+    if not transaction.reverse_path.isascii():
+        return True
+    if any(not r.isascii() for r in transaction.recipients):
+        return True
+    if transaction.smtputf8:
+        content = transaction.content
+        end = content.find(b"\r\n\r\n")
+        return not content[: end if end >= 0 else len(content)].isascii()
+    return False
 
 
 def xtext(text: str) -> str:
@@ -151,6 +169,9 @@ async def _connect(hop: Hop, settings: Settings) -> aiosmtplib.SMTP:
         raise _NextHop(
             transient(f"4.4.2 lost the connection at EHLO: {exc}", host=str(hop))
         ) from None
+    except asyncio.CancelledError:  # the attempt's deadline
+        client.close()
+        raise
     return client
 
 
@@ -182,6 +203,10 @@ async def _send_to(
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         text = f"4.4.2 lost the connection: {exc}"
         return dict.fromkeys(transaction.recipients, transient(text, host=host))
+    except asyncio.CancelledError:
+        # The attempt's deadline: drop the connection, no QUIT (a tarpit would not answer).
+        client.close()
+        raise
     finally:
         if client.is_connected:
             try:
@@ -209,11 +234,19 @@ async def _transaction(
             text = f"5.6.3 the message has 8-bit content and {host} does not offer 8BITMIME"
             return dict.fromkeys(recipients, permanent(text, host=host))
         options.append("BODY=8BITMIME")
+    encoding = "ascii"
+    if needs_smtputf8(transaction):
+        if not client.supports_extension("smtputf8"):
+            # RFC 6531 §3.4: no downgrade; the message cannot go this way.
+            text = f"5.6.7 the message needs SMTPUTF8 (RFC 6531) and {host} does not offer it"
+            return dict.fromkeys(recipients, permanent(text, host=host))
+        options.append("SMTPUTF8")
+        encoding = "utf-8"
     dsn = client.supports_extension("dsn")
     if dsn:
         options += dsn_mail_options(transaction)
     try:
-        await client.mail(transaction.reverse_path, options=options)
+        await client.mail(transaction.reverse_path, options=options, encoding=encoding)
     except aiosmtplib.SMTPResponseException as exc:
         result = from_reply(exc.code, exc.message, host, tls)
         return dict.fromkeys(recipients, result)
@@ -222,7 +255,9 @@ async def _transaction(
     for recipient in recipients:
         try:
             await client.rcpt(
-                recipient, options=dsn_rcpt_options(transaction, recipient) if dsn else None
+                recipient,
+                options=dsn_rcpt_options(transaction, recipient) if dsn else None,
+                encoding=encoding,
             )
         except SMTPRecipientRefused as exc:
             results[recipient] = from_reply(exc.code, exc.message, host, tls)

@@ -43,7 +43,12 @@ class Runtime:
         """Run ``make(courier)`` (a coroutine) on the loop and wait for its result."""
         loop = self._start()
         future = asyncio.run_coroutine_threadsafe(self._call(make), loop)
-        return future.result(timeout)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            # The task gives up: so does its coroutine (its leases then run out).
+            future.cancel()
+            raise
 
     async def _call(self, make: Any) -> Any:
         courier = await self.courier()
@@ -63,7 +68,9 @@ class Runtime:
                 slots=DestinationSlots(
                     redis,
                     limit=settings.destination_concurrency,
-                    hold_seconds=settings.delivery_lease.total_seconds(),
+                    hold_seconds=(
+                        settings.delivery_deadline + settings.delivery_lease
+                    ).total_seconds(),
                 ),
             )
             self._redis = redis
