@@ -87,10 +87,11 @@ def utf8_addr_xtext(address: str) -> str:
     )
 
 
-def typed_address(value: str, *, utf8: bool) -> str:
-    """An address-type;address field value (RFC 3464 §2.3.1/§2.3.2, RFC 6533 §3)."""
+def typed_address(value: str, *, utf8: bool, typed: bool = True) -> str:
+    """An address-type;address field value (RFC 3464 §2.3.1/§2.3.2, RFC 6533 §3), from a
+    "type;address" value (an ORCPT) or, not ``typed``, from an envelope address."""
     addr_type, semicolon, address = value.partition(";")
-    if not semicolon or not _ADDRESS_TYPE.fullmatch(addr_type.strip()):
+    if not typed or not semicolon or not _ADDRESS_TYPE.fullmatch(addr_type.strip()):
         addr_type, address, bare = "rfc822", value, True
     else:
         addr_type, address, bare = addr_type.strip(), address.strip(), False
@@ -241,7 +242,7 @@ def build_dsn(
                     if r.original_recipient
                     else None,
                 ),
-                ("Final-Recipient", typed_address(r.final_recipient, utf8=utf8)),
+                ("Final-Recipient", typed_address(r.final_recipient, utf8=utf8, typed=False)),
                 ("Action", action),
                 ("Status", status),
                 ("Remote-MTA", f"dns; {remote}" if remote else None),
