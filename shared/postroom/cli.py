@@ -374,3 +374,7 @@ from postroom.cli_domains import dkim_app, dns_app  # noqa: E402 - its commands 
 
 app.add_typer(dkim_app, name="dkim")
 app.add_typer(dns_app, name="dns")
+
+from postroom.cli_sieve import sieve_app  # noqa: E402 - its commands use run and fail
+
+app.add_typer(sieve_app, name="sieve")

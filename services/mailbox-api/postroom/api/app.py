@@ -20,6 +20,7 @@ from postroom.api.routes import (
     mailboxes,
     messages,
     send,
+    sieve,
     trace,
     web,
 )
@@ -76,6 +77,7 @@ def create_app(
         domain_setup,
         autoconfig,
         trace,
+        sieve,
         health,
         web,
     ):
