@@ -146,10 +146,12 @@ def _like(value: str) -> str:
 
 
 class _Compiler:
-    def __init__(self) -> None:
+    def __init__(self, hits: dict[tuple[str, str], list[int]] | None = None) -> None:
         self.params: dict[str, Any] = {}
         self.nodes = 0
         self.text_terms = 0
+        # Blob ids already found on the trigram indexes, per (value, where) of a Text term.
+        self.hits = hits or {}
 
     def bind(self, value: Any) -> str:
         name = f"p{len(self.params)}"
@@ -219,6 +221,9 @@ class _Compiler:
                     raise LimitExceeded(
                         f"body and text search terms need at least {MIN_TEXT} characters"
                     )
+                found = self.hits.get((value, where))
+                if found is not None:
+                    return f"m.blob_id = ANY({self.bind(found)}::bigint[])"
                 like = self.bind(_like(value))
                 # Bare columns, so that the trigram indexes serve the ILIKE: a coalesce()
                 # around them forces a sequential scan of every blob.
@@ -254,13 +259,112 @@ def _regex_escape(text: str) -> str:
     return "".join("\\" + ch if ch in r".^$*+?()[]{}|\-/" else ch for ch in text)
 
 
-async def search_uids(conn: Conn, mailbox_id: MailboxId, criteria: Criterion) -> list[int]:
-    """UIDs of the messages in the mailbox that match, ascending."""
-    compiler = _Compiler()
-    where = compiler.compile(criteria)
-    try:
+# A TEXT or BODY term found in more blobs than this share of the mailbox's messages (and
+# this floor) is evaluated message by message instead: reading the index's candidates
+# would then cost more than reading the mailbox, and at most this share is spent on it.
+INDEX_HITS_SHARE = 20
+MIN_INDEX_HITS = 200
+# What the compiled conditions read of a blob (not its content).
+_BLOB_COLUMNS = (
+    "b.id, b.search_text, b.header_text, b.search_body_at, b.subject, b.from_text,"
+    " b.to_text, b.cc_text, b.sent_date, b.sent_day"
+)
+_trigram_indexes: bool | None = None
+
+
+def _text_terms(c: Criterion) -> set[tuple[str, str]]:
+    match c:
+        case Text(value, where) if len(value) >= MIN_TEXT and len(value) <= MAX_TEXT:
+            return {(value, where)}
+        case And(items) | Or(items):
+            return set().union(*(_text_terms(i) for i in items)) if items else set()
+        case Not(item):
+            return _text_terms(item)
+    return set()
+
+
+async def _has_trigram_indexes(conn: Conn) -> bool:
+    global _trigram_indexes
+    if _trigram_indexes is None:
         cur = await conn.execute(
-            f"""SELECT m.uid FROM messages m JOIN blobs b ON b.id = m.blob_id
+            "SELECT to_regclass('blobs_search_trgm') IS NOT NULL"
+            " AND to_regclass('blobs_header_trgm') IS NOT NULL AS found"
+        )
+        row = await cur.fetchone()
+        _trigram_indexes = bool(row and row["found"])
+    return _trigram_indexes
+
+
+async def _index_hits(conn: Conn, value: str, where: str, cap: int) -> list[int] | None:
+    """The blobs whose text contains ``value``, found on the trigram indexes; None when
+    there are more than ``cap`` (a common word: cheaper to read the mailbox's own).
+
+    The plan is forced, not left to statistics: fresh ones make the planner prefer reading
+    every blob (it underrates ILIKE), stale ones a loop over the mailbox. With sequential
+    scans disabled for this one statement the trigram index is the only way left.
+    """
+    like = _like(value)
+    sql = "SELECT id FROM blobs WHERE search_text ILIKE %(like)s"
+    if where == "text":
+        sql += " UNION SELECT id FROM blobs WHERE header_text ILIKE %(like)s"
+    async with conn.transaction():
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        cur = await conn.execute(
+            f"SELECT id FROM ({sql}) hits LIMIT %(cap)s", {"like": like, "cap": cap + 1}
+        )
+        rows = await cur.fetchall()
+        # Inside a caller's transaction SET LOCAL would outlive this block.
+        await conn.execute("SET LOCAL enable_seqscan = on")
+    if len(rows) > cap:
+        return None
+    found = [int(r["id"]) for r in rows]
+    if where == "body" and found:
+        # search_text starts with the header lines: BODY looks only past them.
+        cur = await conn.execute(
+            """SELECT id FROM blobs WHERE id = ANY(%(ids)s::bigint[])
+               AND substr(search_text, coalesce(search_body_at, 0) + 1) ILIKE %(like)s""",
+            {"ids": found, "like": like},
+        )
+        found = [int(r["id"]) for r in await cur.fetchall()]
+    return found
+
+
+async def search_uids(
+    conn: Conn, mailbox_id: MailboxId, criteria: Criterion, *, messages: int | None = None
+) -> list[int]:
+    """UIDs of the messages in the mailbox that match, ascending.
+
+    ``messages``: about how many the mailbox holds (decides when a TEXT or BODY term is
+    looked up on the trigram index first); counted when not given.
+    """
+    try:
+        hits: dict[tuple[str, str], list[int]] = {}
+        terms = _text_terms(criteria)
+        if terms and len(terms) <= MAX_TEXT_TERMS and await _has_trigram_indexes(conn):
+            if messages is None:
+                cur = await conn.execute(
+                    "SELECT count(*) AS n FROM messages WHERE mailbox_id = %s", (mailbox_id,)
+                )
+                row = await cur.fetchone()
+                messages = int(row["n"]) if row else 0
+            cap = max(MIN_INDEX_HITS, messages // INDEX_HITS_SHARE)
+            for value, where in terms:
+                found = await _index_hits(conn, value, where, cap)
+                if found is not None:
+                    hits[(value, where)] = found
+        compiler = _Compiler(hits)
+        where = compiler.compile(criteria)
+        if "b." not in where:
+            source = "messages m"
+        else:
+            # Message by message: each blob read by its key (OFFSET 0 keeps the planner
+            # from turning this into a scan of every blob).
+            source = (
+                f"messages m CROSS JOIN LATERAL (SELECT {_BLOB_COLUMNS} FROM blobs b"
+                " WHERE b.id = m.blob_id OFFSET 0) b"
+            )
+        cur = await conn.execute(
+            f"""SELECT m.uid FROM {source}
                 WHERE m.mailbox_id = %(mailbox)s AND {where} ORDER BY m.uid""",
             {**compiler.params, "mailbox": mailbox_id},
         )

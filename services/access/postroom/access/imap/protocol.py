@@ -665,7 +665,9 @@ class Session:
         view = self._view()
         criterion = sr.criteria(command.args.criteria, view.uids, view.recent)
         async with self._connection() as conn:
-            found = await store_search.search_uids(conn, view.mailbox.id, criterion)
+            found = await store_search.search_uids(
+                conn, view.mailbox.id, criterion, messages=len(view.uids)
+            )
         numbers: list[int] = []
         for uid in found:
             seq = view.seq(uid)
