@@ -196,3 +196,29 @@ def rspamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rspamd]:
         start_rspamd(directory / "rspamd", dns=dns.resolvers, proxy=True) as server,
     ):
         yield server
+
+
+# The zones the tests' DNS server answers for (RFC 2606 names); anything else, .invalid among
+# them, is REFUSED: a server failure for the checks (SPF temperror and the like).
+TEST_ZONES = ("test", "example", "example.org", "example.net", "example.com", "localhost")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_dns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DnsServer]:
+    """Every DNS question of the tests and the processes they start goes to a dnsmasq on
+    loopback serving the test zones (``POSTROOM_DNS_RESOLVERS``), never to the machine's
+    resolver: smtp-in checks the senders of every message it receives."""
+    from tests.mailauth_support import zone_records
+
+    with start_dns_server(
+        zone_records(), tmp_path_factory.mktemp("test-dns"), zones=TEST_ZONES
+    ) as server:
+        saved = os.environ.get("POSTROOM_DNS_RESOLVERS")
+        os.environ["POSTROOM_DNS_RESOLVERS"] = server.resolvers
+        try:
+            yield server
+        finally:
+            if saved is None:
+                os.environ.pop("POSTROOM_DNS_RESOLVERS", None)
+            else:
+                os.environ["POSTROOM_DNS_RESOLVERS"] = saved

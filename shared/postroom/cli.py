@@ -11,6 +11,7 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 
 from postroom import store
+from postroom.checks import describe as describe_checks
 from postroom.config import get_settings
 from postroom.db import Conn, connect, migrate
 from postroom.errors import PostroomError
@@ -295,6 +296,8 @@ def queue_show(queue_id: int) -> None:
     typer.echo(f"sender:      <{m.reverse_path}>")
     typer.echo(f"message-id:  {m.message_id or '-'}")
     typer.echo(f"size:        {m.size}")
+    for line in describe_checks(m.checks, m.target_special_use):
+        typer.echo(f"checks:      {line}")
     by_delivery: dict[int, list[str]] = {}
     for a in entry.attempts:
         reply = " ".join(str(p) for p in (a.reply_code, a.reply_text) if p)

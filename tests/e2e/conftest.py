@@ -141,6 +141,8 @@ def make_stack(e2e_database: str, e2e_redis: str, tmp_path: Path) -> Iterator[Ca
             POSTROOM_BIND_ADDRESS="127.0.0.1",
             POSTROOM_HOSTNAME="mx.e2e.test",
             POSTROOM_SWEEP_INTERVAL="1",
+            # Never the machine's resolver: the tests' own DNS server on loopback.
+            POSTROOM_DNS_RESOLVERS=os.environ["POSTROOM_DNS_RESOLVERS"],
         )
         for name in PORTS:
             env[f"POSTROOM_{name}_PORT"] = str(free_port())

@@ -217,6 +217,7 @@ def test_every_compose_command_exists_and_starts(
         POSTROOM_DATA_DIR=str(tmp_path),
         POSTROOM_BIND_ADDRESS="127.0.0.1",
         POSTROOM_HOSTNAME="mx.test",
+        POSTROOM_DNS_RESOLVERS=os.environ["POSTROOM_DNS_RESOLVERS"],
     )
     for key in CONTAINER_PORTS:
         env[key] = str(free_port())

@@ -93,6 +93,7 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
     env["POSTROOM_DATA_DIR"] = str(tmp_path / "data")
     env["POSTROOM_BIND_ADDRESS"] = "127.0.0.1"
     env["POSTROOM_HOSTNAME"] = "mx.test"
+    env["POSTROOM_DNS_RESOLVERS"] = os.environ["POSTROOM_DNS_RESOLVERS"]
     for name in PORT_SETTINGS:
         env[f"POSTROOM_{name}_PORT"] = str(free_port())
     env.update(extra)

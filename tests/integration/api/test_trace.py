@@ -104,3 +104,40 @@ async def test_find_by_time_window(alice: User) -> None:
     assert qid not in [
         e["id"] for e in (await alice.client.get("/api/v1/trace", params=later)).json()
     ]
+
+
+CHECKS = {
+    "auth_summary": {"spf": "fail", "dkim": "none", "dmarc": "fail", "arc": "none"},
+    "auth": {"dmarc": {"from_domain": "quarantine.test", "policy": "quarantine"}},
+    "spam": {
+        "action": "add header",
+        "score": 8.1,
+        "required_score": 15.0,
+        "symbols": {"POSTROOM_TEST_JUNK": 8.0, "MIME_GOOD": -0.1},
+    },
+    "quarantined_by": "dmarc",
+}
+
+
+async def test_timeline_shows_what_the_checks_found(alice: User) -> None:
+    spooled = await queue.spool(
+        alice.conn,
+        b"Subject: t\r\nMessage-ID: <trace-checks@a.test>\r\n\r\nbody\r\n",
+        reverse_path=alice.account.address,
+        recipients=["far@remote.test"],
+        arrival=Arrival(
+            source="submission",
+            auth_account_id=alice.account.id,
+            target_special_use="\\Junk",
+            checks=CHECKS,
+        ),
+        now=NOW,
+    )
+    trace = (await alice.client.get(f"/api/v1/trace/{spooled.message.id}")).json()
+    assert (trace["checks"], trace["target_special_use"]) == (CHECKS, "\\Junk")
+    assert [e["detail"] for e in trace["timeline"] if e["event"] == "checked"] == [
+        "authentication: spf=fail dkim=none dmarc=fail arc=none"
+        " (From quarantine.test p=quarantine)",
+        "spam filter: add header, score 8.1 of 15; POSTROOM_TEST_JUNK(8), MIME_GOOD(-0.1)",
+        "filed into Junk (by dmarc)",
+    ]

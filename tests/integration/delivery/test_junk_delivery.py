@@ -57,3 +57,25 @@ async def test_account_without_junk_gets_it_in_inbox(tenant: Tenant, make_harnes
     inbox = await store.get_mailbox(h.conn, account.id, "INBOX")
     assert inbox is not None
     assert len(await store.list_messages(h.conn, inbox.id)) == 1
+
+
+async def test_queue_show_prints_the_checks(
+    database_url: str, tenant: Tenant, make_harness: Any
+) -> None:
+    from tests.integration.test_cli import cli
+
+    await tenant.account("bob")
+    h = await make_harness(settings_for())
+    checks = {
+        "auth_summary": {"spf": "pass", "dkim": "pass", "dmarc": "pass", "arc": "none"},
+        "auth": {"dmarc": {"from_domain": "signed.test", "policy": "reject"}},
+        "spam": {"action": "no action", "score": -0.5, "required_score": 15, "symbols": {}},
+    }
+    spooled = await h.spool(message(), "a@example.test", [tenant.address("bob")], checks=checks)
+    result = cli("queue", "show", str(spooled.message.id), database_url=database_url)
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stdout.splitlines() if line.startswith("checks:")] == [
+        "checks:      authentication: spf=pass dkim=pass dmarc=pass arc=none"
+        " (From signed.test p=reject)",
+        "checks:      spam filter: no action, score -0.5 of 15",
+    ]

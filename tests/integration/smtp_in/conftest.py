@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -56,6 +57,8 @@ def make_settings(
             "POSTROOM_MAX_MESSAGE_SIZE": "65536",
             "POSTROOM_MAX_RECIPIENTS": "5",
             "POSTROOM_LOG_LEVEL": "WARNING",
+            # The tests' DNS server on loopback (tests/conftest.py), never the machine's.
+            "POSTROOM_DNS_RESOLVERS": os.environ["POSTROOM_DNS_RESOLVERS"],
         }
         env.update({f"POSTROOM_{k.upper()}": v for k, v in overrides.items()})
         return load_settings(env)

@@ -65,7 +65,7 @@ async def test_accepted_message_carries_one_authentication_results(
     )
     assert verdict.reply is None
     assert verdict.target_special_use is None
-    head = verdict.message.split(b"\r\n\r\n")[0]
+    head = verdict.headers + (verdict.content or raw).split(b"\r\n\r\n")[0]
     assert head.count(b"Authentication-Results:") == 1
     assert head.startswith(b"Authentication-Results: mx.postroom.test;\r\n\tspf=none smtp.helo")
     assert b"\tdmarc=pass (p=reject dis=none) header.from=signed.test;\r\n" in head
@@ -85,8 +85,8 @@ async def test_forged_field_with_our_authserv_id_is_removed(
         from_="ceo@monitor.test"
     )
     verdict = await run(make_checks(), forged)
-    assert verdict.message.count(b"Authentication-Results:") == 1
-    assert b"dmarc=fail (p=none dis=none) header.from=monitor.test" in verdict.message
+    assert verdict.content == forged.split(b"\r\n", 1)[1]
+    assert b"dmarc=fail (p=none dis=none) header.from=monitor.test" in verdict.headers
 
 
 async def test_dmarc_reject_is_refused_with_550(make_checks: Callable[..., InboundChecks]) -> None:
@@ -111,15 +111,20 @@ async def test_dmarc_dns_failure_under_reject_is_451(
 async def test_enforcement_off_only_records(make_checks: Callable[..., InboundChecks]) -> None:
     verdict = await run(make_checks(dmarc_enforce="false"), message(from_="ceo@reject.test"))
     assert (verdict.reply, verdict.target_special_use) == (None, None)
-    assert b"dmarc=fail (p=reject dis=reject) header.from=reject.test" in verdict.message
+    assert b"dmarc=fail (p=reject dis=reject) header.from=reject.test" in verdict.headers
 
 
-async def test_checks_off_leave_the_message_alone_but_drop_forged_fields(
+async def test_checks_off_leave_the_message_alone(
     make_checks: Callable[..., InboundChecks],
 ) -> None:
     raw = message(from_="ceo@reject.test")
     verdict = await run(make_checks(sender_checks="false"), raw)
-    assert (verdict.reply, verdict.message, verdict.checks) == (None, raw, None)
+    assert (verdict.reply, verdict.headers, verdict.content, verdict.checks) == (
+        None,
+        b"",
+        None,
+        None,
+    )
 
 
 # rspamd.
@@ -150,7 +155,7 @@ async def test_clean_message_goes_to_inbox_with_its_score_kept(
     assert (verdict.reply, verdict.target_special_use) == (None, None)
     assert verdict.checks is not None
     assert verdict.checks["spam"]["action"] == "no action"
-    assert b"X-Spam" not in verdict.message
+    assert b"X-Spam" not in verdict.headers
 
 
 async def test_add_header_goes_to_junk_with_x_spam_fields(
@@ -161,7 +166,7 @@ async def test_add_header_goes_to_junk_with_x_spam_fields(
     assert (verdict.reply, verdict.target_special_use) == (None, JUNK)
     assert verdict.checks is not None
     score = verdict.checks["spam"]["score"]
-    head = verdict.message.split(b"\r\n\r\n")[0]
+    head = verdict.headers
     assert f"\r\nX-Spam: Yes\r\nX-Spam-Score: {score:.2f} / 15.00\r\n".encode() in head
     assert b"\r\nX-Spam-Action: add header\r\n" in head
     assert b"POSTROOM_TEST_JUNK" in head

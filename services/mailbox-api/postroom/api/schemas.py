@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -289,7 +289,9 @@ class QueueEntryPublic(BaseModel):
 
 class TimelineEvent(BaseModel):
     at: datetime
-    event: Literal["received", "attempt", "delivered", "deferred", "bounced", "dsn", "queued"]
+    event: Literal[
+        "received", "checked", "attempt", "delivered", "deferred", "bounced", "dsn", "queued"
+    ]
     recipient: str | None = None
     detail: str
 
@@ -297,6 +299,10 @@ class TimelineEvent(BaseModel):
 class TracePublic(QueueEntryPublic):
     attempts: list[AttemptPublic]
     timeline: list[TimelineEvent]
+    # What smtp-in's checks found (sender authentication, spam filter) and the folder they
+    # chose ("\\Junk"); absent for mail that was not checked.
+    checks: dict[str, Any] | None = None
+    target_special_use: str | None = None
 
 
 class RetryResult(BaseModel):

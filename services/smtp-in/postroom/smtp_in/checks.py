@@ -10,7 +10,6 @@ trace. Mail from authenticated submission is not checked; it is signed on its wa
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -27,6 +26,7 @@ from postroom.mailauth import (
 )
 from postroom.rspamd import Rspamd, RspamdError, SpamResult
 from postroom.smtp_in.replies import Reply
+from postroom.smtp_in.session import ACCEPT, Context, Envelope, Verdict
 
 log = structlog.get_logger("postroom.smtp_in.checks")
 
@@ -59,20 +59,6 @@ CHECK_SECONDS = Histogram(
     ["stage"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What to do with one message."""
-
-    reply: Reply | None
-    """Refuse with this reply instead of accepting; None: accept."""
-    message: bytes
-    """The message to spool: our fields on top, forged ones claiming our authserv-id gone."""
-    target_special_use: str | None = None
-    checks: dict[str, Any] | None = None
-    reason: str | None = None
-    """A short machine name of a refusal, for logs and metrics."""
 
 
 class InboundChecks:
@@ -109,7 +95,8 @@ class InboundChecks:
         mail_from: str,
         recipients: list[str],
     ) -> Verdict:
-        """Check ``raw`` (the message as received, before our Received field)."""
+        """Check ``raw`` (the message as received, before our Received field). An accepted
+        message gets the Authentication-Results (and X-Spam) fields on top."""
         hostname = self.settings.hostname
         # RFC 8601 §5: fields claiming our authserv-id were not written by us; drop them.
         message = remove_our_authentication_results(raw, hostname)
@@ -135,10 +122,10 @@ class InboundChecks:
             domain = results.dmarc.from_domain
             if action == "reject":
                 log.info("smtp.dmarc.rejected", from_domain=domain)
-                return Verdict(R550_DMARC_REJECT, message, checks=checks, reason="dmarc_reject")
+                return Verdict(R550_DMARC_REJECT, checks=checks, reason="dmarc_reject")
             if action == "tempfail":
                 log.info("smtp.dmarc.deferred", from_domain=domain, why=results.dmarc.reason)
-                return Verdict(R451_DMARC_TEMPORARY, message, checks=checks, reason="dmarc_dns")
+                return Verdict(R451_DMARC_TEMPORARY, checks=checks, reason="dmarc_dns")
             if action == "junk":
                 target = JUNK
                 checks["quarantined_by"] = "dmarc"
@@ -159,22 +146,46 @@ class InboundChecks:
                 log.warning("smtp.rspamd.failed", error=str(exc)[:200], outcome=outcome)
                 checks["spam"] = {"error": str(exc)[:200]}
                 if outcome == "defer":
-                    return Verdict(
-                        R451_SPAM_UNAVAILABLE, message, checks=checks, reason="rspamd_down"
-                    )
+                    return Verdict(R451_SPAM_UNAVAILABLE, checks=checks, reason="rspamd_down")
             else:
                 CHECK_SECONDS.labels("rspamd").observe(time.perf_counter() - started)
                 SPAM_ACTIONS.labels(spam.action).inc()
                 checks["spam"] = spam.as_dict()
                 if spam.action == "reject":
-                    return Verdict(R550_SPAM, message, checks=checks, reason="spam")
+                    return Verdict(R550_SPAM, checks=checks, reason="spam")
                 if spam.action in ("soft reject", "greylist"):
-                    return Verdict(R451_SPAM_LATER, message, checks=checks, reason="spam_later")
+                    return Verdict(R451_SPAM_LATER, checks=checks, reason="spam_later")
                 if spam.action in ("add header", "rewrite subject"):
                     target = JUNK
                     checks.setdefault("quarantined_by", "rspamd")
                     top += spam_headers(spam)
-        return Verdict(None, top + message, target, checks or None)
+        return Verdict(
+            headers=top,
+            content=message if message is not raw else None,
+            target_special_use=target,
+            checks=checks or None,
+        )
+
+    async def __call__(self, envelope: Envelope, raw: bytes) -> Verdict:
+        """The message check smtp-in's sessions call (``Context.hooks.message_checks``)."""
+        if envelope.account is not None or envelope.port.is_submission:
+            return ACCEPT  # authenticated submission: ours to sign, not to check
+        return await self.check(
+            raw,
+            client_ip=envelope.client_ip,
+            helo=envelope.helo,
+            mail_from=envelope.reverse_path,
+            recipients=envelope.recipients,
+        )
+
+
+def install(ctx: Context) -> InboundChecks | None:
+    """Add the checks to ``ctx``'s message checks when any is turned on."""
+    checks = InboundChecks(ctx.settings)
+    if not checks.enabled:
+        return None
+    ctx.hooks.message_checks.append(checks)
+    return checks
 
 
 def spam_headers(spam: SpamResult) -> bytes:

@@ -25,7 +25,7 @@ from postroom.config import Settings
 from postroom.db import Conn, session_options
 from postroom.errors import AuthenticationFailed, StoreError
 from postroom.runtime import database_url
-from postroom.smtp_in import metrics, quota
+from postroom.smtp_in import checks, metrics, quota
 from postroom.smtp_in import replies as R
 from postroom.smtp_in.dispatch import Dispatcher
 from postroom.smtp_in.policy import Port
@@ -164,6 +164,7 @@ class SmtpServer:
     listener: L.Listener
     ports: dict[Port, int] = field(default_factory=dict)
     _own_pool: bool = False
+    inbound: checks.InboundChecks | None = None
 
     async def start(self, listeners: list[ListenerSpec]) -> None:
         host = self.settings.bind_address
@@ -179,6 +180,8 @@ class SmtpServer:
         """Stop accepting; close idle sessions at once, let busy ones finish within ``grace``."""
         await self.listener.stop(grace)
         await self.ctx.dispatcher.close()
+        if self.inbound is not None:
+            await self.inbound.close()
         if self._own_pool:
             await self.ctx.pool.close()
 
@@ -227,6 +230,7 @@ async def start_server(
         db_timeout=db_timeout,
     )
     quota.install(ctx.hooks)
+    inbound = checks.install(ctx)
 
     async def handler(conn: L.Connection) -> None:
         await serve_connection(ctx, tls, conn)
@@ -244,6 +248,6 @@ async def start_server(
         refusal=_refusal,
         tls=tls,
     )
-    server = SmtpServer(settings, ctx, listener, _own_pool=own_pool)
+    server = SmtpServer(settings, ctx, listener, _own_pool=own_pool, inbound=inbound)
     await server.start(listeners if listeners is not None else default_listeners(settings))
     return server

@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import psycopg
 import structlog
@@ -155,10 +155,16 @@ class MemorySink:
 class Verdict:
     """A message check's answer. ``reply`` (a 4xx tempfail or 5xx reject) ends the
     transaction with it; ``headers`` (complete header fields with CRLF) go on top of the
-    message when it is accepted."""
+    message when it is accepted. ``content`` replaces the message (header fields the check
+    removed); ``target_special_use`` files it into that folder (``\\Junk``); ``checks`` is
+    kept with the queue entry for the trace; ``reason`` names a refusal in logs and metrics."""
 
     reply: Reply | None = None
     headers: bytes = b""
+    content: bytes | None = None
+    target_special_use: str | None = None
+    checks: dict[str, Any] | None = None
+    reason: str | None = None
 
 
 ACCEPT = Verdict()
@@ -535,11 +541,16 @@ class Session:
     async def _accept(self, txn: Envelope, sink: MessageSink, size: int) -> Next:
         raw = await sink.read()
         added = b""
+        target: str | None = None
+        checks: dict[str, Any] = {}
         for check in self.ctx.hooks.message_checks:
             verdict = await check(txn, raw)
             if verdict.reply is not None:
-                raise SmtpError(verdict.reply, "message_check")
+                raise SmtpError(verdict.reply, verdict.reason or "message_check")
             added += verdict.headers
+            raw = verdict.content if verdict.content is not None else raw
+            target = verdict.target_special_use or target
+            checks.update(verdict.checks or {})
         now = datetime.now(UTC)
         if self.port.is_submission:
             raw = received.add_submission_headers(raw, hostname=self.settings.hostname, now=now)
@@ -568,6 +579,8 @@ class Session:
             auth_account_id=AccountId(self.account.id) if self.account else None,
             env_id=txn.options.envid,
             dsn_ret=txn.options.ret,
+            target_special_use=target,
+            checks=checks or None,
         )
         message = trace + added + raw
         try:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from postroom.api import schemas
 from postroom.api.convert import queue_entry_public
 from postroom.api.deps import AccountDep, ConnDep
+from postroom.checks import describe as describe_checks
 from postroom.errors import NotFound
 from postroom.store import queue
 from postroom.store.types import QueueEntry, QueueId
@@ -31,6 +32,10 @@ def timeline(entry: QueueEntry) -> list[schemas.TimelineEvent]:
         how.append(f"with {m.protocol}")
     how.append(f"TLS {m.tls}" if m.tls else "without TLS")
     events = [schemas.TimelineEvent(at=m.received_at, event="received", detail=" ".join(how))]
+    events += [
+        schemas.TimelineEvent(at=m.received_at, event="checked", detail=line)
+        for line in describe_checks(m.checks, m.target_special_use)
+    ]
     recipients = {d.id: d.recipient for d in entry.deliveries}
     for a in entry.attempts:
         reply = " ".join(str(p) for p in (a.reply_code, a.reply_text) if p) or "no reply"
@@ -86,6 +91,8 @@ def trace_public(entry: QueueEntry) -> schemas.TracePublic:
             for a in entry.attempts
         ],
         timeline=timeline(entry),
+        checks=entry.message.checks,
+        target_special_use=entry.message.target_special_use,
     )
 
 
