@@ -16,6 +16,7 @@ from postroom.config import get_settings
 from postroom.db import Conn, connect, migrate
 from postroom.errors import PostroomError
 from postroom.runtime import database_url
+from postroom.store import housekeeping
 from postroom.store import queue as queue_store
 from postroom.store.accounts import KEEP
 from postroom.store.types import Account, DeliveryState, QueueId
@@ -102,6 +103,26 @@ def migrate_command() -> None:
             typer.echo(f"applied {migration.version:04d}_{migration.name}")
     else:
         typer.echo("schema is up to date")
+
+
+@app.command("gc")
+def gc_command() -> None:
+    """Remove what nothing needs any more: unreferenced blobs, finished queue entries and
+    expunged UIDs past their retention, expired web sessions and tokens (also run hourly by
+    the delivery worker's beat)."""
+    settings = get_settings()
+    removed = run(
+        lambda c: housekeeping.collect(
+            c,
+            now=datetime.now(UTC),
+            queue_retention=settings.queue_retention,
+            expunged_retention=settings.expunged_retention,
+        )
+    )
+    typer.echo(
+        f"removed {removed.blobs} blobs, {removed.queue_entries} finished queue entries,"
+        f" {removed.expunged} expunged UIDs, {removed.sessions} expired sessions"
+    )
 
 
 # --- domains ------------------------------------------------------------------------------

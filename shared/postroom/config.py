@@ -188,6 +188,11 @@ class Settings(BaseSettings):
     # Internal failures (exceptions, a worker lost while holding it) after which a delivery
     # is held for an administrator instead of being tried again.
     max_internal_failures: int = Field(default=5, ge=1)
+    # Housekeeping (beat, and `postroom gc`): how often, and how long finished queue entries
+    # (with their attempts log) and expunged UIDs are kept.
+    housekeeping_interval: timedelta = Field(default=timedelta(hours=1))
+    queue_retention: timedelta = Field(default=timedelta(days=30))
+    expunged_retention: timedelta = Field(default=timedelta(days=30))
 
     # DNS: the servers every lookup goes to (empty: the system's, /etc/resolv.conf), the time
     # one question may take, and how many answers the cache keeps.
@@ -243,6 +248,9 @@ class Settings(BaseSettings):
         "delivery_lease",
         "delivery_deadline",
         "sweep_interval",
+        "housekeeping_interval",
+        "queue_retention",
+        "expunged_retention",
         "statement_timeout",
         mode="before",
     )

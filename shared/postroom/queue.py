@@ -25,6 +25,7 @@ from postroom.runtime import redis_url
 # Task names and their arguments (JSON):
 TASK_DELIVER = "postroom.deliver"  # (delivery_ids: list[int]) deliver these if still due
 TASK_DISPATCH_DUE = "postroom.dispatch_due"  # () the periodic sweep: dispatch all due work
+TASK_HOUSEKEEP = "postroom.housekeep"  # () remove what nothing needs any more (postroom gc)
 DELIVERY_QUEUE = "postroom.delivery"
 MAX_IDS_PER_TASK = 100
 

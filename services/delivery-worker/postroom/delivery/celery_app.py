@@ -6,9 +6,9 @@ import structlog
 from celery import Celery
 
 from postroom.config import Settings
-from postroom.delivery import sweep
+from postroom.delivery import housekeeping, sweep
 from postroom.delivery.runtime import Runtime
-from postroom.queue import TASK_DELIVER, TASK_DISPATCH_DUE, celery_config
+from postroom.queue import TASK_DELIVER, TASK_DISPATCH_DUE, TASK_HOUSEKEEP, celery_config
 from postroom.runtime import redis_url
 
 log = structlog.get_logger("postroom.delivery")
@@ -30,7 +30,12 @@ def create_app(settings: Settings) -> Celery:
                 "schedule": interval,
                 # A sweep that waited longer than an interval is superseded by the next one.
                 "options": {"expires": max(interval, 1.0)},
-            }
+            },
+            "housekeep": {
+                "task": TASK_HOUSEKEEP,
+                "schedule": settings.housekeeping_interval.total_seconds(),
+                "options": {"expires": settings.housekeeping_interval.total_seconds()},
+            },
         },
     )
     runtime = Runtime(settings)
@@ -41,6 +46,10 @@ def create_app(settings: Settings) -> Celery:
     @app.task(name=TASK_DELIVER)  # type: ignore[untyped-decorator]
     def deliver(delivery_ids: list[int]) -> None:
         runtime.run(lambda courier: courier.deliver(delivery_ids), timeout=limit)
+
+    @app.task(name=TASK_HOUSEKEEP)  # type: ignore[untyped-decorator]
+    def housekeep() -> None:
+        runtime.run(housekeeping.housekeep, timeout=settings.housekeeping_interval.total_seconds())
 
     @app.task(name=TASK_DISPATCH_DUE)  # type: ignore[untyped-decorator]
     def dispatch_due() -> None:

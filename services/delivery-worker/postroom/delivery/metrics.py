@@ -1,4 +1,4 @@
-"""Prometheus metrics of the delivery worker: internal failures by stage, held deliveries."""
+"""Prometheus metrics of the delivery worker: internal failures, held deliveries, housekeeping."""
 
 from __future__ import annotations
 
@@ -15,6 +15,12 @@ FAILURES = Counter(
 )
 HELD = Counter(
     "postroom_delivery_held", "Deliveries held after too many internal failures", ["stage"]
+)
+
+REMOVED = Counter(
+    "postroom_housekeeping_removed",
+    "Rows removed by housekeeping (blobs, queue_entries, expunged, sessions)",
+    ["kind"],
 )
 
 
