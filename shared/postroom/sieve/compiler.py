@@ -244,6 +244,16 @@ class CompiledScript:
     def variables(self) -> bool:
         return "variables" in self.requires
 
+    def uses(self, name: str) -> bool:
+        """Whether any command or test of this name occurs (delivery skips what none needs)."""
+        pending = list(self.ops)
+        while pending:
+            op = pending.pop()
+            if op.name == name:
+                return True
+            pending += [*op.tests, *op.block, *op.orelse]
+        return False
+
     def to_json(self) -> str:
         return json.dumps(
             {"format": COMPILED_FORMAT, "requires": sorted(self.requires), "size": self.size,

@@ -94,7 +94,7 @@ async def deliver_to_account(
     view = MessageView(raw)
     envelope = Envelope(message.reverse_path, delivery.recipient)
     mailboxes: list[str] = []
-    if any("mailbox" in s.requires for s in scripts):
+    if any(s.uses("mailboxexists") for s in scripts):  # RFC 5490 §3.1: needs the names
         mailboxes = [m.name for m in await store.list_mailboxes(conn, account.id)]
     limits = Limits(max_redirects=settings.sieve_max_redirects)
     outcome = Outcome((Keep(implicit=True),))
