@@ -9,12 +9,15 @@ from datetime import datetime, timedelta
 
 from postroom.db import Conn
 from postroom.store.queue import purge_finished
+from postroom.store.sieve import forget_vacation_replies
 
 # Rows removed per statement; a run repeats until a batch comes back short or MAX_BATCHES.
 BATCH = 1000
 MAX_BATCHES = 100
 # A blob younger than this is never collected: it may be on its way to a reference.
 BLOB_GRACE = timedelta(hours=1)
+# The longest vacation period a script may ask for (postroom.sieve.Limits.max_vacation_seconds).
+VACATION_RECORD_RETENTION = timedelta(days=90)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,7 @@ class Removed:
     queue_entries: int = 0
     expunged: int = 0
     sessions: int = 0
+    vacation_replies: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -32,6 +36,7 @@ class Removed:
             "queue_entries": self.queue_entries,
             "expunged": self.expunged,
             "sessions": self.sessions,
+            "vacation_replies": self.vacation_replies,
         }
 
 
@@ -106,4 +111,10 @@ async def collect(
     expunged = await repeat(lambda: purge_expunged(conn, before=now - expunged_retention))
     sessions = await repeat(lambda: purge_expired_sessions(conn, now=now))
     blobs = await repeat(lambda: gc_blobs(conn, now=now))
-    return Removed(blobs, queue_entries, expunged, sessions)
+    # RFC 5230 §4.1: no vacation period is longer than the cap; older records hold nothing back.
+    vacation_replies = await repeat(
+        lambda: forget_vacation_replies(
+            conn, older_than=now - VACATION_RECORD_RETENTION, limit=BATCH
+        )
+    )
+    return Removed(blobs, queue_entries, expunged, sessions, vacation_replies)

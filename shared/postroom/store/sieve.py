@@ -215,9 +215,11 @@ async def claim_vacation_reply(
     return await cur.fetchone() is not None
 
 
-async def forget_vacation_replies(conn: Conn, *, older_than: datetime) -> int:
-    """Drop reply records too old to matter (housekeeping)."""
+async def forget_vacation_replies(conn: Conn, *, older_than: datetime, limit: int) -> int:
+    """Drop reply records too old to hold back any reply (housekeeping), at most ``limit``."""
     cur = await conn.execute(
-        "DELETE FROM sieve_vacation_replies WHERE replied_at < %s", (older_than,)
+        """DELETE FROM sieve_vacation_replies WHERE ctid IN (
+               SELECT ctid FROM sieve_vacation_replies WHERE replied_at < %s LIMIT %s)""",
+        (older_than, limit),
     )
     return cur.rowcount

@@ -215,3 +215,17 @@ async def test_global_script_runs_before_the_users(
     await h.deliver(await h.spool(message(), "a@example.test", [bob.address]))
     assert len(await _folder(h, bob, "Junk-site")) == 1
     assert len(await _folder(h, bob, "Mine")) == 1
+
+
+async def test_vacation_answers_mail_that_names_an_alias_of_the_account(
+    tenant: Tenant, make_harness: Any, sink: Any
+) -> None:
+    bob = await tenant.account("bob")
+    await store.add_alias(tenant.conn, tenant.address("robert"), bob.address)
+    await _activate(tenant, bob, 'require "vacation"; vacation "Away.";')
+    h = await make_harness(settings_for(sink))
+    # The message names the alias; the envelope names the account (RFC 5230 §4.5).
+    alias = tenant.address("robert")
+    await h.deliver(await h.spool(_mail(alias), "someone@remote.test", [bob.address]))
+    [reply] = sink.handler.received
+    assert reply.rcpt_tos == ["someone@remote.test"]

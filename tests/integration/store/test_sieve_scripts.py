@@ -107,3 +107,26 @@ async def test_vacation_reply_once_per_period(conn: Conn, tenant: Tenant) -> Non
     )
     other = {**claim, "handle": "other"}
     assert await sieve_store.claim_vacation_reply(conn, alice.id, now=NOW, **other)
+
+
+async def test_housekeeping_forgets_vacation_records_past_the_longest_period(
+    conn: Conn, tenant: Tenant
+) -> None:
+    from postroom.store import housekeeping
+
+    alice = await tenant.account("alice")
+    claim = {"handle": "h", "period": timedelta(days=7)}
+    await sieve_store.claim_vacation_reply(conn, alice.id, sender="old@x.test", now=NOW, **claim)
+    later = NOW + timedelta(days=80)
+    await sieve_store.claim_vacation_reply(conn, alice.id, sender="new@x.test", now=later, **claim)
+    removed = await housekeeping.collect(
+        conn,
+        now=NOW + timedelta(days=91),
+        queue_retention=timedelta(days=7),
+        expunged_retention=timedelta(days=7),
+    )
+    assert removed.vacation_replies >= 1
+    cur = await conn.execute(
+        "SELECT sender FROM sieve_vacation_replies WHERE account_id = %s", (alice.id,)
+    )
+    assert [r["sender"] for r in await cur.fetchall()] == ["new@x.test"]

@@ -233,6 +233,8 @@ async def _vacation(
     now: datetime,
     filed: Filed,
 ) -> None:
+    # RFC 5230 §4.5: the user's addresses are the account's and its own aliases.
+    own = (*own, *await store.addresses_of(conn, account.id))
     why_not = refusal(action, view, envelope, own)
     if why_not is not None:
         filed.notes.append(f"sieve: no vacation reply ({why_not})")
