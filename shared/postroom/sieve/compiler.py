@@ -41,6 +41,7 @@ EXTENSIONS: tuple[str, ...] = (
     "date",
     "index",
     "mailbox",
+    "include",
 )
 _KNOWN = frozenset(EXTENSIONS)
 # RFC 5228 §2.7.3: i;octet and i;ascii-casemap are always available.
@@ -163,6 +164,20 @@ SPECS: dict[str, Spec] = {
         extension="variables",
         tags={name: TagSpec(f"modifier_{name}") for name in _SET_MODIFIERS},
     ),
+    # RFC 6609 §3
+    "include": Spec(
+        "command",
+        ("string",),
+        extension="include",
+        tags={
+            "personal": TagSpec("location", "personal"),
+            "global": TagSpec("location", "global"),
+            "once": TagSpec("once"),
+            "optional": TagSpec("optional"),
+        },
+    ),
+    "return": Spec("command", extension="include"),
+    "global": Spec("command", ("strings",), extension="include"),
     # RFC 5228 §5 tests
     "address": Spec("test", ("strings", "strings"), tags={**_MATCHING, **_ADDRESS_PART, **_INDEX}),
     "envelope": Spec(
@@ -493,6 +508,19 @@ class _Compiler:
             ranks = [_SET_MODIFIERS[k[9:]] for k in op.tags if k.startswith("modifier_")]
             if len(ranks) != len(set(ranks)):
                 raise SieveSyntaxError(op.line, "two modifiers of the same precedence")
+        if op.name == "include":
+            name = op.args[0]
+            assert isinstance(name, str)
+            # RFC 6609 §3.2: the script name is a constant, never built from variables.
+            if "${" in name or not name or "/" in name:
+                raise SieveSyntaxError(op.line, f"invalid script name {name!r} for include")
+        if op.name == "global":
+            self.need("variables", op.line, "global")
+            names = op.args[0]
+            assert isinstance(names, tuple)
+            for variable in names:
+                if not _VARIABLE_NAME.match(variable):
+                    raise SieveSyntaxError(op.line, f"invalid variable name {variable!r}")
         if op.name in ("setflag", "addflag", "removeflag") and op.args[0] != "":
             self.need("variables", op.line, f"{op.name} with a variable name")
 

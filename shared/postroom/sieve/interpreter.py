@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
@@ -32,6 +32,8 @@ class Limits:
     max_vacation_seconds: int = 90 * _DAY  # RFC 5230 §4.1: sites may cap :days
     default_vacation_seconds: int = 7 * _DAY  # RFC 5230 §4.1: "the default ... is 7 days"
     subaddress_separator: str = "+"
+    max_include_depth: int = 10  # RFC 6609 §3.2: implementations limit nesting
+    max_includes: int = 32
 
 
 @dataclass(slots=True)
@@ -44,10 +46,16 @@ class Context:
     mailboxes: Collection[str] = ()
     limits: Limits = field(default_factory=Limits)
     zone: tzinfo | None = None  # RFC 5260 §4.1 the local zone; the clock's when None
+    # RFC 6609: the scripts include may name, by location ("personal", "global") and name.
+    includes: Callable[[str, str], CompiledScript | None] = lambda _location, _name: None
 
 
 class _Stop(Exception):
     pass
+
+
+class _Return(Exception):
+    """RFC 6609 §3.3: return ends the current (included) script."""
 
 
 class _Run:
@@ -62,6 +70,12 @@ class _Run:
         self.actions: list[Action] = []
         self.implicit_keep = True
         self.work = 0
+        # RFC 6609 §3.4: variables declared global are shared by every script of the run.
+        self.global_names: set[str] = set()
+        self.global_values: dict[str, str] = {}
+        self.include_stack: list[tuple[str, str]] = []
+        self.included: set[tuple[str, str]] = set()
+        self.include_count = 0
 
     # -- strings -------------------------------------------------------------------------
     def expand(self, text: str) -> str:
@@ -74,9 +88,15 @@ class _Run:
             if name.isdigit():
                 index = int(name)
                 return self.match_variables[index] if index < len(self.match_variables) else ""
-            return self.variables.get(name.lower(), "")
+            return self.get_value(name)
 
         return _VARIABLE.sub(replace, text)
+
+    def get_value(self, name: str) -> str:
+        name = name.lower()
+        if name in self.global_names:
+            return self.global_values.get(name, "")
+        return self.variables.get(name, "")
 
     def string(self, value: Value) -> str:
         assert isinstance(value, str)
@@ -132,6 +152,14 @@ class _Run:
             self.vacation(op)
         elif name == "set":
             self.set_variable(op)
+        elif name == "include":
+            self.include(op)
+        elif name == "return":
+            raise _Return
+        elif name == "global":
+            names = op.args[0]
+            assert isinstance(names, tuple)
+            self.global_names.update(n.lower() for n in names)
         else:  # pragma: no cover - the compiler admits no other command
             raise SieveRuntimeError(f"line {op.line}: unknown command {name}")
 
@@ -164,7 +192,7 @@ class _Run:
     def flag_target(self, name: str) -> list[str]:
         if name == "":
             return self.flags
-        return _flag_set(self.variables.get(name.lower(), "").split())
+        return _flag_set(self.get_value(name).split())
 
     def change_flags(self, op: Op) -> None:
         # RFC 5232 §3: setflag replaces, addflag adds, removeflag removes (case-insensitively).
@@ -215,6 +243,41 @@ class _Run:
             )
         )
 
+    def include(self, op: Op) -> None:
+        # RFC 6609 §3.2.
+        limits = self.ctx.limits
+        location = str(op.tags.get("location", "personal"))
+        name = op.args[0]
+        assert isinstance(name, str)
+        key = (location, name)
+        if op.tags.get("once") and key in self.included:
+            return
+        if key in self.include_stack:
+            raise SieveRuntimeError(f"line {op.line}: script {name!r} includes itself")
+        if len(self.include_stack) >= limits.max_include_depth:
+            raise SieveRuntimeError(f"line {op.line}: includes nested too deeply")
+        self.include_count += 1
+        if self.include_count > limits.max_includes:
+            raise SieveRuntimeError(f"line {op.line}: more than {limits.max_includes} includes")
+        script = self.ctx.includes(location, name)
+        if script is None:
+            if op.tags.get("optional"):
+                return
+            raise SieveRuntimeError(f"line {op.line}: no {location} script named {name!r}")
+        self.included.add(key)
+        saved = (self.variables, self.global_names, self.expand_variables, self.match_variables)
+        # Each script has its own variables; only those both declare global are shared.
+        self.variables, self.global_names = {}, set()
+        self.expand_variables, self.match_variables = script.variables, []
+        self.include_stack.append(key)
+        try:
+            self.block(script.ops)
+        except _Return:
+            pass
+        finally:
+            self.include_stack.pop()
+            (self.variables, self.global_names, self.expand_variables, self.match_variables) = saved
+
     def set_variable(self, op: Op) -> None:
         name = self.string(op.args[0])
         value = self.string(op.args[1])
@@ -236,7 +299,9 @@ class _Run:
 
     def set_value(self, name: str, value: str) -> None:
         self.charge(len(value) // 64 + 1)
-        self.variables[name.lower()] = value[: self.ctx.limits.max_variable_size]
+        name = name.lower()
+        target = self.global_values if name in self.global_names else self.variables
+        target[name] = value[: self.ctx.limits.max_variable_size]
 
     # -- tests ---------------------------------------------------------------------------
     def test(self, op: Op) -> bool:
@@ -446,7 +511,7 @@ def run(script: CompiledScript, ctx: Context) -> Outcome:
     (RFC 5228 §2.10.6), never a lost message."""
     state = _Run(script, ctx)
     try:
-        with contextlib.suppress(_Stop):
+        with contextlib.suppress(_Stop, _Return):
             state.block(script.ops)
         return Outcome(state.outcome())
     except SieveRuntimeError as exc:

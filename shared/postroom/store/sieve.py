@@ -187,6 +187,20 @@ async def active_script(conn: Conn, account_id: AccountId) -> CompiledScript | N
     return compiled
 
 
+async def compiled_scripts(conn: Conn, account_id: AccountId) -> dict[str, CompiledScript]:
+    """Every script of an account, compiled, by name (what RFC 6609 include may name)."""
+    cur = await conn.execute(
+        "SELECT name, source, compiled FROM sieve_scripts WHERE account_id = %s", (account_id,)
+    )
+    scripts: dict[str, CompiledScript] = {}
+    for row in await cur.fetchall():
+        compiled = CompiledScript.from_json(row["compiled"])
+        if compiled is None:
+            compiled = compile_script(row["source"], max_size=len(row["source"].encode()) + 1)
+        scripts[row["name"]] = compiled
+    return scripts
+
+
 async def claim_vacation_reply(
     conn: Conn,
     account_id: AccountId,

@@ -229,3 +229,23 @@ async def test_vacation_answers_mail_that_names_an_alias_of_the_account(
     await h.deliver(await h.spool(_mail(alias), "someone@remote.test", [bob.address]))
     [reply] = sink.handler.received
     assert reply.rcpt_tos == ["someone@remote.test"]
+
+
+async def test_include_names_another_script_of_the_account(
+    tenant: Tenant, make_harness: Any
+) -> None:  # RFC 6609
+    bob = await tenant.account("bob")
+    await sieve_store.put_script(
+        tenant.conn,
+        bob.id,
+        "lists",
+        'require ["fileinto", "mailbox"]; fileinto :create "Included";',
+        max_size=65536,
+        max_scripts=16,
+        now=NOW,
+    )
+    await _activate(tenant, bob, 'require "include"; include :personal "lists";')
+    h = await make_harness(settings_for())
+    await h.deliver(await h.spool(message(), "a@example.test", [bob.address]))
+    assert len(await _folder(h, bob, "Included")) == 1
+    assert await h.inbox(bob.address) == []

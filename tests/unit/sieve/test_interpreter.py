@@ -365,3 +365,59 @@ def test_glob_agrees_with_a_reference_matcher(pattern: str, text: str) -> None:
     assert (found is not None) == (expected is not None)
     if found is not None and expected is not None:
         assert "".join(found[1:]) == "".join(expected.groups())
+
+
+def _with_includes(script: str, library: dict[str, str]) -> Outcome:  # RFC 6609
+    compiled = {name: compile_script(source) for name, source in library.items()}
+    ctx = Context(
+        MessageView(MESSAGE),
+        Envelope("bob@example.org", "alice+work@example.test"),
+        now=NOW,
+        includes=lambda location, name: compiled.get(name) if location == "personal" else None,
+    )
+    return run(compile_script(script), ctx)
+
+
+def test_include_runs_the_other_script_and_comes_back() -> None:  # RFC 6609 §3.2
+    library = {"lists": 'require ["fileinto", "include"]; fileinto "Lists"; return; fileinto "x";'}
+    outcome = _with_includes(
+        'require ["include", "fileinto"]; include "lists"; fileinto "After";', library
+    )
+    assert outcome.actions == (FileInto("Lists"), FileInto("After"))
+
+
+def test_include_once_and_optional() -> None:  # RFC 6609 §3.2
+    library = {"flag": 'require "imap4flags"; addflag "seen-once";'}
+    script = (
+        'require ["include", "imap4flags"]; include :once "flag"; include :once "flag";'
+        ' include :optional "missing";'
+    )
+    assert _with_includes(script, library).actions == (Keep(("seen-once",), implicit=True),)
+
+
+def test_include_of_a_missing_script_fails_and_keeps() -> None:  # RFC 6609 §3.2
+    outcome = _with_includes('require "include"; include "missing"; discard;', {})
+    assert outcome.actions == KEEP
+    assert outcome.error == "line 1: no personal script named 'missing'"
+
+
+def test_include_loop_is_an_error() -> None:  # RFC 6609 §3.2
+    library = {"a": 'require "include"; include "b";', "b": 'require "include"; include "a";'}
+    outcome = _with_includes('require "include"; include "a";', library)
+    assert outcome.error == "line 1: script 'a' includes itself"
+
+
+def test_global_variables_are_shared() -> None:  # RFC 6609 §3.4
+    library = {
+        "set": 'require ["include", "variables"]; global "box"; set "box" "Shared"; set "x" "y";'
+    }
+    script = (
+        'require ["include", "variables", "fileinto"]; global "box"; include "set";'
+        ' fileinto "${box}${x}";'
+    )
+    assert _with_includes(script, library).actions == (FileInto("Shared"),)
+
+
+def test_stop_in_an_included_script_ends_everything() -> None:  # RFC 6609 §3.2
+    outcome = _with_includes('require "include"; include "s"; discard;', {"s": "stop;"})
+    assert outcome.actions == KEEP

@@ -96,10 +96,21 @@ async def deliver_to_account(
     mailboxes: list[str] = []
     if any(s.uses("mailboxexists") for s in scripts):  # RFC 5490 §3.1: needs the names
         mailboxes = [m.name for m in await store.list_mailboxes(conn, account.id)]
+    library: dict[str, CompiledScript] = {}
+    if any(s.uses("include") for s in scripts):
+        library = await sieve_store.compiled_scripts(conn, account.id)
+
+    def includes(location: str, name: str) -> CompiledScript | None:
+        # RFC 6609: :personal names the account's scripts; there are no :global ones.
+        return library.get(name) if location == "personal" else None
+
     limits = Limits(max_redirects=settings.sieve_max_redirects)
     outcome = Outcome((Keep(implicit=True),))
     for script in scripts:
-        outcome = run(script, Context(view, envelope, now=now, mailboxes=mailboxes, limits=limits))
+        context = Context(
+            view, envelope, now=now, mailboxes=mailboxes, limits=limits, includes=includes
+        )
+        outcome = run(script, context)
         if outcome.error is not None:
             # RFC 5228 §2.10.6: a failed run keeps the message; the trace says why.
             filed.notes.append(f"sieve error, kept: {outcome.error}")
