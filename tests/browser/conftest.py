@@ -158,9 +158,14 @@ def login(site: Site, browser: Browser) -> Iterator[Login]:
         contexts.append(ctx)
         page = ctx.new_page()
         page.set_default_timeout(TIMEOUT_MS)
+        # The browser's own pages (its PDF viewer) are not requests to anyone.
         page.on(
             "request",
-            lambda r: None if r.url.startswith((base, "data:")) else strays.append(r.url),
+            lambda r: (
+                None
+                if r.url.startswith((base, "data:", "chrome:", "chrome-extension:", "blob:"))
+                else strays.append(r.url)
+            ),
         )
         page.goto(f"{base}/login")
         page.fill("input[name=address]", account.address)

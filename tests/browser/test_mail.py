@@ -201,7 +201,7 @@ def test_keyboard_shortcuts(site: Site, login: Login) -> None:
     page.keyboard.press("Escape")
     expect(page.locator("#shortcuts")).to_be_hidden()
     page.keyboard.press("c")
-    assert page.text_content("#compose-title") == "New message"
+    expect(page.locator("#compose-title")).to_have_text("New message")
 
 
 def test_a_phone_shows_one_pane_and_never_scrolls_sideways(site: Site, login: Login) -> None:

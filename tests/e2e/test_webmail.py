@@ -118,6 +118,7 @@ def test_send_deliver_read_and_reply_in_the_browser(
 
     alice_page = log_in(browser, base, alice)
     alice_page.click("#compose-button")
+    alice_page.wait_for_selector("#compose[open]")
     send(alice_page, to=bob, subject="Lunch on Friday?", text="Shall we meet at noon?")
 
     bob_page = log_in(browser, base, bob)
@@ -133,6 +134,7 @@ def test_send_deliver_read_and_reply_in_the_browser(
     bob_page.wait_for_selector("#reader-text:has-text('Shall we meet at noon?')")
     assert bob_page.text_content("#reader-from") == alice
     bob_page.click("#reply-button")
+    bob_page.wait_for_selector("#compose[open]")
     assert bob_page.input_value("#compose-form input[name=to]") == alice
     assert bob_page.input_value("#compose-form input[name=subject]") == "Re: Lunch on Friday?"
     send(bob_page, to=None, subject=None, text="Noon works.")

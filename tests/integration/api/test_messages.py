@@ -116,6 +116,7 @@ async def test_read_message_gives_text_html_link_and_attachments(alice: User) ->
             "content_type": "application/pdf",
             "size": 9,
             "url": f"/api/v1/mailboxes/{inbox.id}/messages/{uid}/parts/2",
+            "preview_url": f"/api/v1/mailboxes/{inbox.id}/messages/{uid}/parts/2?view=inline",
         }
     ]
 

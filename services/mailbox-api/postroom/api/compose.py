@@ -30,6 +30,7 @@ class Upload:
 class Draft:
     sender: str
     to: list[str]
+    sender_name: str | None = None
     cc: list[str] = field(default_factory=list)
     bcc: list[str] = field(default_factory=list)
     subject: str = ""
@@ -57,7 +58,7 @@ def parse_recipients(values: list[str], field_name: str) -> list[str]:
     return out
 
 
-def _single_line(value: str, what: str) -> str:
+def single_line(value: str, what: str) -> str:
     if any(c in value for c in "\r\n\x00"):
         raise InvalidInput(f"{what} must be one line")
     if len(value) > MAX_HEADER_TEXT:
@@ -69,19 +70,25 @@ def _msg_id(value: str) -> str:
     value = value.strip()
     if not value.startswith("<"):
         value = f"<{value}>"
-    return _single_line(value, "a Message-ID")
+    return single_line(value, "a Message-ID")
 
 
 def build(draft: Draft, *, domain: str, now: datetime) -> EmailMessage:
     """The message as it will be sent (Bcc is left out of it: it lives in the envelope)."""
     message = EmailMessage(policy=email.policy.SMTP)
     local, _, host = draft.sender.rpartition("@")
-    message["From"] = HeaderAddress(addr_spec=draft.sender) if local and host else draft.sender
+    message["From"] = (
+        HeaderAddress(
+            display_name=single_line(draft.sender_name or "", "the name"), addr_spec=draft.sender
+        )
+        if local and host
+        else draft.sender
+    )
     if draft.to:
         message["To"] = ", ".join(draft.to)
     if draft.cc:
         message["Cc"] = ", ".join(draft.cc)
-    message["Subject"] = _single_line(draft.subject, "the subject")
+    message["Subject"] = single_line(draft.subject, "the subject")
     message["Date"] = format_datetime(now)
     message["Message-ID"] = make_msgid(domain=domain)
     if draft.in_reply_to:
@@ -103,7 +110,7 @@ def build(draft: Draft, *, domain: str, now: datetime) -> EmailMessage:
             maintype, subtype = "application", "octet-stream"
         if maintype == "multipart" or (maintype, subtype) == ("message", "rfc822"):
             maintype, subtype = "application", "octet-stream"
-        name = _single_line(upload.filename, "an attachment name") or "attachment"
+        name = single_line(upload.filename, "an attachment name") or "attachment"
         # As bytes (base64), so the file arrives exactly as uploaded, line endings included.
         message.add_attachment(upload.data, maintype=maintype, subtype=subtype, filename=name)
     if draft.forwarded is not None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import email.policy
+import io
 import re
+import zipfile
 from collections.abc import Iterator, Mapping
 from copy import deepcopy
 from dataclasses import dataclass
@@ -304,3 +306,22 @@ def reply_subject(subject: str | None, prefix: str) -> str:
     if text.lower().startswith(prefix.lower()):
         return text
     return f"{prefix} {text}".strip()
+
+
+def zip_of(files: list[tuple[str, bytes]]) -> bytes:
+    """A zip of the files, each name made safe (no folders) and unique (``name (2).ext``)."""
+    buffer = io.BytesIO()
+    used: set[str] = set()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files:
+            safe = re.sub(r"[\x00-\x1f\x7f/\\:]", "_", name).strip(" .")[:200] or "attachment"
+            stem, dot, ext = safe.rpartition(".")
+            if not dot:
+                stem, ext = safe, ""
+            candidate, n = safe, 1
+            while candidate.lower() in used:
+                n += 1
+                candidate = f"{stem} ({n}){dot}{ext}"
+            used.add(candidate.lower())
+            archive.writestr(candidate, data)
+    return buffer.getvalue()

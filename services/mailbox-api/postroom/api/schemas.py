@@ -111,6 +111,8 @@ class AttachmentPublic(BaseModel):
     content_type: str
     size: int
     url: str
+    # Shown in the page (raster images, PDF): the same part served inline.
+    preview_url: str | None = None
 
 
 class MessagePublic(BaseModel):
@@ -132,8 +134,11 @@ class MessagePublic(BaseModel):
     has_html: bool
     html_url: str | None
     remote_images: bool
+    # The reader chose to always see remote images from this sender.
+    images_allowed: bool = False
     raw_url: str
     attachments: list[AttachmentPublic]
+    zip_url: str | None = None
 
 
 class FlagChange(Strict):

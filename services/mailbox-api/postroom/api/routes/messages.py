@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import date
 from typing import Annotated, Literal
@@ -15,7 +16,7 @@ from postroom.api.deps import AccountDep, ConnDep, owned_mailbox, pool_of
 from postroom.api.problems import Problem
 from postroom.api.query import parse_query
 from postroom.errors import NotFound
-from postroom.store import search
+from postroom.store import preferences, search
 from postroom.store.threads import thread_of
 from postroom.store.types import MailboxId
 
@@ -169,6 +170,11 @@ async def read_message(
             text = parsed.get("preview") or ""
     base = _base(mailbox.id, uid)
     message = content.message
+    senders = render.addresses(parsed, "from")
+    allowed = bool(remote and senders) and await preferences.images_allowed(
+        conn, account.id, senders[0][1]
+    )
+    attachments = parsed.get("attachments") or []
     return schemas.MessagePublic(
         uid=uid,
         mailbox_id=mailbox.id,
@@ -188,6 +194,7 @@ async def read_message(
         has_html=html_node is not None,
         html_url=f"{base}/html" if html_node is not None else None,
         remote_images=remote,
+        images_allowed=allowed,
         raw_url=f"{base}/raw",
         attachments=[
             schemas.AttachmentPublic(
@@ -196,9 +203,13 @@ async def read_message(
                 content_type=a["content_type"],
                 size=a["size"],
                 url=f"{base}/parts/{a['part']}",
+                preview_url=f"{base}/parts/{a['part']}?view=inline"
+                if str(a["content_type"]).lower() in PREVIEW_TYPES
+                else None,
             )
-            for a in parsed.get("attachments") or []
+            for a in attachments
         ],
+        zip_url=f"{base}/attachments.zip" if attachments else None,
     )
 
 
@@ -271,11 +282,53 @@ async def message_raw(
     )
 
 
+@router.get("/{uid}/attachments.zip", response_class=Response)
+async def attachments_zip(
+    mailbox_id: int, uid: int, account: AccountDep, conn: ConnDep
+) -> Response:
+    """Every attachment of the message in one zip (names made unique and safe)."""
+    _check_uid(uid)
+    mailbox = await owned_mailbox(conn, account, mailbox_id)
+    content = await render.load(conn, mailbox.id, uid)
+    files: list[tuple[str, bytes]] = []
+    for a in content.parsed.get("attachments") or []:
+        node = render.find(content, a["part"])
+        if node is not None and node.type != "multipart":
+            files.append(
+                (render.part_filename(node), await render.decoded_part(conn, content, node))
+            )
+    if not files:
+        raise Problem(404, f"message {uid} has no attachments")
+    # The parts are already in memory (a message is at most the size limit); deflating them
+    # is CPU work, so it runs in a thread.
+    data = await asyncio.to_thread(render.zip_of, files)
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": render.content_disposition(f"message-{uid}-attachments.zip"),
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+# Attachments the page may show in place: raster images (never SVG, which can hold script)
+# and PDF (Chromium's own viewer).
+PREVIEW_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"})
+
+
 @router.get("/{uid}/parts/{part}", response_class=Response)
 async def message_part(
-    mailbox_id: int, uid: int, part: str, account: AccountDep, conn: ConnDep
+    mailbox_id: int,
+    uid: int,
+    part: str,
+    account: AccountDep,
+    conn: ConnDep,
+    view: Literal["download", "inline"] = "download",
 ) -> Response:
-    """One MIME part (an attachment), decoded, always as a download."""
+    """One MIME part (an attachment), decoded: a download, or with ``view=inline`` (images
+    and PDF only) shown in the page."""
     _check_uid(uid)
     mailbox = await owned_mailbox(conn, account, mailbox_id)
     content = await render.load(conn, mailbox.id, uid)
@@ -283,9 +336,26 @@ async def message_part(
     if node is None or node.type == "multipart":
         raise Problem(404, f"message {uid} has no part {part}")
     data = await render.decoded_part(conn, content, node)
+    media_type = render.safe_content_type(node)
+    if view == "inline":
+        if media_type not in PREVIEW_TYPES:
+            raise Problem(415, f"a {media_type} part cannot be shown, only downloaded")
+        # A PDF viewer refuses a sandboxed document; a PDF still may load and run nothing
+        # (default-src 'none'), and only our own pages may frame it.
+        sandbox = "" if media_type == "application/pdf" else "; sandbox"
+        return Response(
+            data,
+            media_type=media_type,
+            headers={
+                "Content-Disposition": "inline",
+                "Content-Security-Policy": f"default-src 'none'; frame-ancestors 'self'{sandbox}",
+                "X-Frame-Options": "SAMEORIGIN",
+                "Cache-Control": "private, no-store",
+            },
+        )
     return Response(
         data,
-        media_type=render.safe_content_type(node),
+        media_type=media_type,
         headers={
             "Content-Disposition": render.content_disposition(render.part_filename(node)),
             "Content-Security-Policy": "default-src 'none'; sandbox",

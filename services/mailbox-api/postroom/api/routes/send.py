@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from email.utils import getaddresses
 from typing import Annotated, Literal
 
 import structlog
@@ -11,12 +12,13 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 
 from postroom import queue as queue_contract
 from postroom import store
-from postroom.api import compose, render, schemas
+from postroom.api import compose, render, richtext, schemas
 from postroom.api.deps import AccountDep, ConnDep, client_ip, owned_mailbox, settings_of
 from postroom.api.metrics import SENT
 from postroom.api.problems import Problem
+from postroom.api.routes.drafts import discard_draft
 from postroom.errors import QuotaExceeded
-from postroom.store import queue, quota
+from postroom.store import preferences, queue, quota
 from postroom.store.types import Arrival
 
 router = APIRouter(prefix="/api/v1", tags=["send"])
@@ -39,6 +41,7 @@ async def send_message(
     reply_to_mailbox_id: Annotated[int | None, Form()] = None,
     reply_to_uid: Annotated[int | None, Form()] = None,
     mode: Annotated[Literal["new", "reply", "forward"], Form()] = "new",
+    draft_uid: Annotated[int | None, Form()] = None,
     # A browser's empty file input arrives as a field with an empty name: ignored.
     attachments: Annotated[list[UploadFile | str] | None, File()] = None,
 ) -> schemas.SendResult:
@@ -73,14 +76,18 @@ async def send_message(
             uploads.append(
                 compose.Upload(upload.filename or "attachment", upload.content_type, data)
             )
+    # The HTML part is cleaned here whatever the browser sent, with a plain alternative.
+    cleaned = richtext.clean(html) if html else None
+    identity = (await preferences.identities(conn, account.id)).get(sender)
     draft = compose.Draft(
         sender=sender,
+        sender_name=identity.name if identity else None,
         to=to_list,
         cc=cc_list,
         bcc=bcc_list,
         subject=subject,
-        text=text,
-        html=html or None,
+        text=text or (richtext.plain(cleaned) if cleaned else ""),
+        html=cleaned,
         attachments=uploads,
     )
     original = None
@@ -145,6 +152,8 @@ async def send_message(
         except QuotaExceeded:
             # Filled meanwhile: the message is on its way, only the copy is not kept.
             log.warning("api.sent_copy.over_quota", account=account.address)
+    await preferences.learn_contacts(conn, account.id, getaddresses([to, cc, bcc]), now=now)
+    await discard_draft(conn, account, draft_uid)
     if original is not None and mode == "reply":
         await store.store_flags(
             conn, original.message.mailbox_id, [original.message.uid], ["\\Answered"], "add"

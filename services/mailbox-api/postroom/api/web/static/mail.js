@@ -364,6 +364,7 @@ async function openMessage(uid, images, mailboxId) {
   const base = `${messagesUrl(box)}/${uid}`;
   const m = await api("GET", base);
   if (mine !== readRequest) return;
+  if (m.images_allowed) images = true;  // the reader always shows this sender's images
   state.message = m;
   state.images = Boolean(images);
   $("reader").hidden = false;
@@ -389,11 +390,24 @@ async function openMessage(uid, images, mailboxId) {
     text.textContent = m.text || "";
   }
   $("images-note").hidden = !(m.remote_images && !images);
+  $("always-images").hidden = !m.from.length;
+  $("edit-draft").hidden = !m.flags.includes("\\Draft");
   $("attachments").replaceChildren(...m.attachments.map((a) => {
     const li = el("li");
     li.append(el("a", `${a.filename} (${bytes(a.size)})`, { href: a.url, download: a.filename }));
+    if (a.preview_url && a.content_type.startsWith("image/")) {
+      li.append(el("img", null, { src: a.preview_url, alt: a.filename, class: "preview", loading: "lazy" }));
+    } else if (a.preview_url) {
+      const show = el("button", "Preview", { type: "button" });
+      show.addEventListener("click", () => {
+        show.replaceWith(el("iframe", null, { src: a.preview_url, title: `Preview of ${a.filename}`, class: "preview" }));
+      });
+      li.append(" ", show);
+    }
     return li;
   }));
+  $("zip-link").hidden = !m.zip_url;
+  if (m.zip_url) $("zip-link").href = m.zip_url;
   $("flag-button").textContent = m.flags.includes("\\Flagged") ? "Unflag" : "Flag";
   // Timings for make bench: the body on screen (an HTML body once its frame has loaded).
   const shown = () => requestAnimationFrame(() => performance.mark("postroom:message-shown"));
@@ -426,65 +440,11 @@ async function showThread(box, uid) {
   list.hidden = false;
 }
 
-// --- compose ------------------------------------------------------------------------------
-
-function quote(m) {
-  const header = `On ${when(m.date || m.received)}, ${people(m.from)} wrote:`;
-  return `\n\n${header}\n` + (m.text || "").split("\n").map((l) => "> " + l).join("\n");
-}
+// --- compose (compose.js) -------------------------------------------------------------------
 
 function compose(mode) {
-  const form = $("compose-form");
-  const m = state.message;
-  if (mode !== "new" && !m) return;
-  form.reset();
-  form.mode.value = mode === "reply-all" ? "reply" : mode;
-  form.from.replaceChildren(...state.addresses.map((a) => el("option", a, { value: a })));
-  $("compose-error").textContent = "";
-  $("compose-title").textContent = { new: "New message", reply: "Reply", "reply-all": "Reply all", forward: "Forward" }[mode];
-  if (mode !== "new") {
-    form.reply_to_mailbox_id.value = m.mailbox_id;
-    form.reply_to_uid.value = m.uid;
-    const subject = m.subject || "";
-    const mine = new Set(state.addresses);
-    const recipient = m.to.concat(m.cc).find((a) => mine.has(a.address.toLowerCase()));
-    if (recipient) form.from.value = recipient.address.toLowerCase();
-    if (mode === "reply" || mode === "reply-all") {
-      const to = m.reply_to.length ? m.reply_to : m.from;
-      form.to.value = people(to);
-      if (mode === "reply-all") {
-        const seen = new Set(to.map((a) => a.address.toLowerCase()));
-        const others = m.to.concat(m.cc).filter((a) => !mine.has(a.address.toLowerCase()) && !seen.has(a.address.toLowerCase()));
-        form.cc.value = people(others);
-      }
-      form.subject.value = /^re:/i.test(subject) ? subject : `Re: ${subject}`;
-      form.text.value = quote(m);
-    } else {
-      form.subject.value = /^fwd?:/i.test(subject) ? subject : `Fwd: ${subject}`;
-      form.text.value = `\n\n---------- Forwarded message ----------\nFrom: ${people(m.from)}\nDate: ${when(m.date || m.received)}\nSubject: ${subject}\nTo: ${people(m.to)}\n\n${m.text || ""}`;
-    }
-  }
-  $("compose").showModal();
-  (mode === "new" || mode === "forward" ? form.to : form.text).focus();
-  if (mode !== "new" && mode !== "forward") form.text.setSelectionRange(0, 0);
-}
-
-async function send(event) {
-  event.preventDefault();
-  const form = event.target;
-  const data = new FormData(form);
-  if (data.get("mode") === "new") { data.delete("reply_to_mailbox_id"); data.delete("reply_to_uid"); }
-  for (const file of data.getAll("attachments")) {
-    if (!(file instanceof File) || (!file.name && !file.size)) { data.delete("attachments"); break; }
-  }
-  try {
-    await api("POST", "/api/v1/send", data);
-    $("compose").close();
-    status("Message sent.");
-    await loadFolders();
-  } catch (e) {
-    $("compose-error").textContent = e.message;
-  }
+  if (mode !== "new" && !state.message) return;
+  act(() => openCompose(mode, state.message, state.addresses));
 }
 
 // --- keyboard -----------------------------------------------------------------------------
@@ -539,8 +499,13 @@ document.addEventListener("DOMContentLoaded", () => act(async () => {
   $("reply-button").addEventListener("click", () => compose("reply"));
   $("reply-all-button").addEventListener("click", () => compose("reply-all"));
   $("forward-button").addEventListener("click", () => compose("forward"));
-  $("compose-form").addEventListener("submit", send);
-  $("cancel").addEventListener("click", () => $("compose").close());
+  composer.onSent = () => { loadFolders().catch(() => null); if (state.folder && ["\\Sent", "\\Drafts"].includes(state.folder.special_use)) resetList(true); };
+  $("edit-draft").addEventListener("click", () => compose("draft"));
+  $("always-images").addEventListener("click", () => act(async () => {
+    await api("POST", "/api/v1/remote-images", { sender: state.message.from[0].address });
+    status(`Images from ${state.message.from[0].address} will always be shown.`);
+    await openMessage(state.message.uid, true, state.message.mailbox_id);
+  }));
   $("show-images").addEventListener("click", () => act(() => openMessage(state.message.uid, true, state.message.mailbox_id)));
   $("back-button").addEventListener("click", closeReader);
   $("show-folders").addEventListener("click", () => view("folders"));
