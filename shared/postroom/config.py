@@ -307,6 +307,23 @@ class Settings(BaseSettings):
                 raise ValueError(f"not an address or network: {exc}") from None
         return value
 
+    @field_validator("sieve_global_script")
+    @classmethod
+    def _sieve_global_script(cls, value: Path | None) -> Path | None:
+        # A site-wide script that does not compile must stop the process at start, not every
+        # delivery later.
+        if value is None:
+            return None
+        from postroom.sieve import SieveSyntaxError, compile_script
+
+        try:
+            compile_script(value.read_text(), max_size=1024 * 1024)
+        except OSError as exc:
+            raise ValueError(f"cannot read {value}: {exc.strerror}") from None
+        except (SieveSyntaxError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{value}: {exc}") from None
+        return value
+
     @field_validator("hostname")
     @classmethod
     def _hostname(cls, value: str) -> str:

@@ -179,3 +179,12 @@ def test_bad_dns_resolvers_name_the_variable(text: str) -> None:
 def test_dns_resolvers_round_trip(servers: list[tuple[Any, int]]) -> None:
     text = ",".join(f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}" for ip, port in servers)
     assert parse_resolvers(text) == [(str(ip), port) for ip, port in servers]
+
+
+def test_a_site_wide_sieve_script_that_does_not_compile_stops_the_start(tmp_path: Path) -> None:
+    script = tmp_path / "global.sieve"
+    script.write_text("keep;\nfrob;\n")
+    with pytest.raises(ConfigError, match=r"POSTROOM_SIEVE_GLOBAL_SCRIPT: .*line 2"):
+        load_settings({"POSTROOM_SIEVE_GLOBAL_SCRIPT": str(script)})
+    with pytest.raises(ConfigError, match=r"POSTROOM_SIEVE_GLOBAL_SCRIPT: .*cannot read"):
+        load_settings({"POSTROOM_SIEVE_GLOBAL_SCRIPT": str(tmp_path / "missing.sieve")})

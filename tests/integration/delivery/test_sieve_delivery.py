@@ -249,3 +249,20 @@ async def test_include_names_another_script_of_the_account(
     await h.deliver(await h.spool(message(), "a@example.test", [bob.address]))
     assert len(await _folder(h, bob, "Included")) == 1
     assert await h.inbox(bob.address) == []
+
+
+async def test_a_site_wide_script_broken_after_start_is_skipped(
+    tenant: Tenant, make_harness: Any, tmp_path: Path
+) -> None:
+    import os
+
+    bob = await tenant.account("bob")
+    site = tmp_path / "global.sieve"
+    site.write_text("discard;")
+    h = await make_harness(settings_for(POSTROOM_SIEVE_GLOBAL_SCRIPT=str(site)))
+    site.write_text("discard")  # no semicolon: does not compile
+    os.utime(site, (1_900_000_000, 1_900_000_000))
+    spooled = await h.spool(message(), "a@example.test", [bob.address])
+    await h.deliver(spooled)
+    assert len(await h.inbox(bob.address)) == 1
+    assert await _trace(h, spooled) == ("delivered", "2.0.0 OK")

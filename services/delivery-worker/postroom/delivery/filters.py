@@ -65,11 +65,16 @@ def _global_script(path: Path, mtime: float, max_size: int) -> CompiledScript:
 
 
 def global_script(settings: Settings) -> CompiledScript | None:
-    """The site-wide script (POSTROOM_SIEVE_GLOBAL_SCRIPT), compiled once per version."""
+    """The site-wide script (POSTROOM_SIEVE_GLOBAL_SCRIPT), compiled once per version. One
+    that was broken after start is skipped (and logged): it must not stop every delivery."""
     path = settings.sieve_global_script
     if path is None:
         return None
-    return _global_script(path, path.stat().st_mtime, settings.sieve_max_script_size)
+    try:
+        return _global_script(path, path.stat().st_mtime, settings.sieve_max_script_size)
+    except (OSError, UnicodeDecodeError, SieveError) as exc:
+        log.error("delivery.sieve.global_script_error", path=str(path), error=str(exc))
+        return None
 
 
 async def deliver_to_account(
