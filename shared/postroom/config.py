@@ -188,6 +188,13 @@ class Settings(BaseSettings):
     # Internal failures (exceptions, a worker lost while holding it) after which a delivery
     # is held for an administrator instead of being tried again.
     max_internal_failures: int = Field(default=5, ge=1)
+    # Mail with more Received: fields than this is refused 554 5.4.6 (RFC 5321 §6.3: a loop).
+    max_hops: int = Field(default=50, ge=1)
+    # The DSN kinds (RFC 3461 NOTIFY) honoured for senders who did not authenticate; their
+    # DSNs return headers only. See docs/delivery.md, "DSN policy".
+    unauthenticated_notify: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["FAILURE"]
+    )
     # Housekeeping (beat, and `postroom gc`): how often, and how long finished queue entries
     # (with their attempts log) and expunged UIDs are kept.
     housekeeping_interval: timedelta = Field(default=timedelta(hours=1))
@@ -277,6 +284,17 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"{value!r} is not a next hop: [host]:port, or host:port for its MX"
                 ) from None
+        return value
+
+    @field_validator("unauthenticated_notify", mode="before")
+    @classmethod
+    def _notify(cls, value: object) -> object:
+        if isinstance(value, str):
+            words = [w.strip().upper() for w in value.split(",") if w.strip()]
+            bad = [w for w in words if w not in ("SUCCESS", "FAILURE", "DELAY")]
+            if bad:
+                raise ValueError(f"{', '.join(bad)}: expected SUCCESS, FAILURE or DELAY")
+            return words
         return value
 
     @field_validator("transport_map", mode="before")

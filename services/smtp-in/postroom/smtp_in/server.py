@@ -25,7 +25,7 @@ from postroom.config import Settings
 from postroom.db import Conn, session_options
 from postroom.errors import AuthenticationFailed, StoreError
 from postroom.runtime import database_url
-from postroom.smtp_in import checks, metrics, quota
+from postroom.smtp_in import checks, metrics, quota, safeguards
 from postroom.smtp_in import replies as R
 from postroom.smtp_in.dispatch import Dispatcher
 from postroom.smtp_in.policy import Port
@@ -229,6 +229,7 @@ async def start_server(
         tls_available=tls is not None,
         db_timeout=db_timeout,
     )
+    safeguards.install(ctx.hooks, settings)
     quota.install(ctx.hooks)
     inbound = checks.install(ctx)
 
