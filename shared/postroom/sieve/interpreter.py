@@ -12,7 +12,7 @@ from postroom.sieve.actions import Action, FileInto, Keep, Outcome, Redirect, Re
 from postroom.sieve.compiler import CompiledScript, Op, Value
 from postroom.sieve.errors import SieveRuntimeError
 from postroom.sieve.mail import Envelope, MessageView, date_part, parse_zone
-from postroom.sieve.match import test_values
+from postroom.sieve.match import matches_cost, test_values
 
 INBOX = "INBOX"
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+)\}")
@@ -436,7 +436,9 @@ class _Run:
             raise SieveRuntimeError(f"line {op.line}: unknown comparator {comparator!r}")
         relation = op.tags.get("relation")
         relation_text = self.string(relation) if isinstance(relation, str) else None
-        self.charge(len(values) * len(keys) + sum(len(v) for v in values) * max(1, len(keys)) // 8)
+        # The work a run may do is bounded (Limits.max_work): count it before doing it.
+        per_char = sum(matches_cost(k) for k in keys) if match == "matches" else len(keys)
+        self.charge(len(values) * len(keys) + sum(len(v) for v in values) * max(1, per_char) // 8)
         result, captured = test_values(
             values, keys, match=match, comparator=comparator, relation=relation_text
         )

@@ -421,3 +421,17 @@ def test_global_variables_are_shared() -> None:  # RFC 6609 §3.4
 def test_stop_in_an_included_script_ends_everything() -> None:  # RFC 6609 §3.2
     outcome = _with_includes('require "include"; include "s"; discard;', {"s": "stop;"})
     assert outcome.actions == KEEP
+
+
+def test_a_costly_matches_on_a_large_body_is_stopped_before_it_runs() -> None:
+    big = MESSAGE + b"x" * 3_000_000 + b"\r\n"
+    script = 'require "body"; if body :raw :matches "*a?bcdefgh*" { discard; }'
+    outcome = actions(script, big)
+    assert outcome.actions == KEEP
+    assert outcome.error == "script ran past its time limit"
+
+
+def test_a_literal_matches_on_a_large_body_runs() -> None:
+    big = MESSAGE + b"x" * 3_000_000 + b"needle\r\n"
+    script = 'require "body"; if body :raw :matches "*needle*" { discard; }'
+    assert actions(script, big).actions == ()
