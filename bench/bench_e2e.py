@@ -26,9 +26,9 @@ from postroom import store
 from postroom.db import connect
 
 try:
-    from bench.common import fresh_database, table
+    from bench.common import fresh_database, local_dns, table
 except ModuleNotFoundError:  # run as a script from bench/
-    from common import fresh_database, table  # type: ignore[no-redef]
+    from common import fresh_database, local_dns, table  # type: ignore[no-redef]
 
 POSTROOM = str(Path(sys.executable).with_name("postroom"))
 PORTS = (
@@ -72,7 +72,7 @@ async def prepare(url: str, address: str) -> None:
         await conn.close()
 
 
-def run_case(url: str, redis_url: str, workers: int, tmp: Path) -> list[object]:
+def run_case(url: str, redis_url: str, workers: int, tmp: Path, dns: str) -> list[object]:
     address = f"bench@b{secrets.token_hex(3)}.test"
     asyncio.run(prepare(url, address))
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSTROOM_")}
@@ -84,6 +84,7 @@ def run_case(url: str, redis_url: str, workers: int, tmp: Path) -> list[object]:
         POSTROOM_HOSTNAME="bench.test",
         POSTROOM_SWEEP_INTERVAL="1",
         POSTROOM_LOG_LEVEL="WARNING",
+        POSTROOM_DNS_RESOLVERS=dns,
     )
     for name in PORTS:
         env[f"POSTROOM_{name}_PORT"] = str(free_port())
@@ -166,10 +167,10 @@ def main() -> None:
         "POSTROOM_TEST_REDIS_URL", "redis://127.0.0.1:6379/13"
     )
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, local_dns() as dns:
         for workers in (1, 2):
             with fresh_database() as url:
-                rows.append(run_case(url, redis_url, workers, Path(tmp)))
+                rows.append(run_case(url, redis_url, workers, Path(tmp), dns))
     print(
         table(
             f"end to end, SMTP in → IMAP EXISTS, {RATE} msg/s steady, 1 KiB",

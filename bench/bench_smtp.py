@@ -4,6 +4,12 @@ Postfix's own load generator, smtp-source, sends the same messages (one SMTP ses
 message, 1 and 20 at a time, 1 KiB and 100 KiB) to smtp-in and to a Postfix instance this
 benchmark configures in a temporary directory on a loopback port. Postfix answers 250 once its
 queue file is written and fsynced; smtp-in once the message is committed in Postgres.
+
+Two more tables, at 20 sessions and 1 KiB, every message DKIM-signed (the same file each
+time, ``smtp-source -F``), all DNS answers from a local dnsmasq: smtp-in with its sender
+checks (SPF, DKIM, DMARC, ARC) against smtp-in without, alternating; and smtp-in with the
+checks and rspamd against Postfix with rspamd's milter proxy (the standard setup), both
+using one rspamd.
 """
 
 from __future__ import annotations
@@ -24,12 +30,18 @@ from postroom import store
 from postroom.db import connect
 
 try:
-    from bench.common import fresh_database, table
+    from bench.common import fresh_database, local_dns, table
 except ModuleNotFoundError:  # run as a script from bench/
-    from common import fresh_database, table  # type: ignore[no-redef,import-not-found]
+    from common import (  # type: ignore[no-redef,import-not-found]
+        fresh_database,
+        local_dns,
+        table,
+    )
 
 DOMAIN = "bench.test"
 RECIPIENT = f"user@{DOMAIN}"
+SENDER = "sender@source.test"
+CHECKED_MESSAGES = 2000  # per run of the checks tables (20 sessions, 1 KiB, signed)
 CASES = [(1024, 1, 1500), (1024, 20, 3000), (100 * 1024, 1, 800), (100 * 1024, 20, 1500)]
 
 
@@ -52,7 +64,8 @@ def wait_for_port(port: int, timeout: float = 30) -> None:
 
 
 @contextmanager
-def smtp_in(url: str, tmp: Path) -> Iterator[int]:
+def smtp_in(url: str, tmp: Path, **settings: str) -> Iterator[int]:
+    """smtp-in as a process; ``settings`` are more POSTROOM_* variables (lower-case names)."""
     port = free_port()
     env = {
         **os.environ,
@@ -68,6 +81,7 @@ def smtp_in(url: str, tmp: Path) -> Iterator[int]:
         "POSTROOM_SUBMISSIONS_PORT": str(free_port()),
         "POSTROOM_MAX_CONNECTIONS_PER_IP": "100",
         "POSTROOM_LOG_FORMAT": "json",
+        **{f"POSTROOM_{k.upper()}": v for k, v in settings.items()},
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "postroom.smtp_in"],
@@ -128,17 +142,30 @@ maillog_file = /dev/stdout
 """
 
 
+MILTER_CF = """\
+smtpd_milters = inet:127.0.0.1:{port}
+non_smtpd_milters = inet:127.0.0.1:{port}
+milter_protocol = 6
+milter_default_action = accept
+milter_mail_macros = i {{mail_addr}} {{client_addr}} {{client_name}} {{auth_authen}}
+"""
+
+
 @contextmanager
-def postfix(tmp: Path) -> Iterator[int]:
-    """A Postfix of its own: config and queue under ``tmp``, smtpd on a loopback port."""
+def postfix(tmp: Path, name: str = "postfix", milter: int | None = None) -> Iterator[int]:
+    """A Postfix of its own: config and queue under ``tmp``, smtpd on a loopback port;
+    ``milter``: rspamd's proxy port, asked about every message."""
     port = free_port()
-    conf = tmp / "postfix"
+    conf = tmp / name
     conf.mkdir()
-    queue, data = tmp / "postfix-queue", tmp / "postfix-data"
+    queue, data = tmp / f"{name}-queue", tmp / f"{name}-data"
     queue.mkdir()
     data.mkdir()
     shutil.chown(data, "postfix")
-    (conf / "main.cf").write_text(MAIN_CF.format(queue=queue, data=data, domain=DOMAIN))
+    main_cf = MAIN_CF.format(queue=queue, data=data, domain=DOMAIN)
+    if milter is not None:
+        main_cf += MILTER_CF.format(port=milter)
+    (conf / "main.cf").write_text(main_cf)
     (conf / "master.cf").write_text(MASTER_CF.format(port=port))
     run = ["postfix", "-c", str(conf)]
     subprocess.run([*run, "check"], check=False, capture_output=True)
@@ -157,14 +184,17 @@ def postfix(tmp: Path) -> Iterator[int]:
             time.sleep(0.1)
 
 
-def load(port: int, size: int, sessions: int, messages: int) -> float:
-    """Messages per second smtp-source got accepted."""
+def load(port: int, size: int, sessions: int, messages: int, file: Path | None = None) -> float:
+    """Messages per second smtp-source got accepted (``file``: send that message)."""
+    content = ["-F", str(file)] if file is not None else ["-l", str(size)]
     start = time.perf_counter()
-    subprocess.run(
-        ["smtp-source", "-s", str(sessions), "-l", str(size), "-m", str(messages),
-         "-f", "sender@source.test", "-t", RECIPIENT, f"127.0.0.1:{port}"],
-        check=True, capture_output=True, timeout=600,
+    done = subprocess.run(
+        ["smtp-source", "-s", str(sessions), *content, "-m", str(messages),
+         "-f", SENDER, "-t", RECIPIENT, f"127.0.0.1:{port}"],
+        check=False, capture_output=True, timeout=600,
     )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"smtp-source failed: {(done.stdout + done.stderr).decode()[-500:]}")
     return messages / (time.perf_counter() - start)
 
 
@@ -183,17 +213,89 @@ async def accepted(url: str) -> int:
     return int(row["n"]) if row else 0
 
 
+def signed_message(tmp: Path) -> tuple[Path, list[object]]:
+    """A 1 KiB message from SENDER, DKIM-signed, and the DNS records that make it pass SPF,
+    DKIM and DMARC (p=reject) for a client on 127.0.0.1."""
+    from tests.dns_server import Record, txt
+    from tests.mailauth_support import SigningKey
+
+    key = SigningKey.rsa()
+    body = ("The quarterly figures are attached below, as discussed on Monday. " * 14)[:900]
+    raw = (
+        f"From: Sender <{SENDER}>\r\nTo: <{RECIPIENT}>\r\nSubject: Figures\r\n"
+        "Date: Wed, 02 Dec 2026 08:00:00 +0000\r\nMessage-ID: <bench-1@source.test>\r\n"
+        f"\r\n{body}\r\n"
+    ).encode()
+    path = tmp / "signed.eml"
+    # smtp-source sends each line of the file with CRLF: the file has bare LFs.
+    path.write_bytes(key.sign(raw, "source.test", "bench").replace(b"\r\n", b"\n"))
+    records: list[object] = [
+        txt("source.test", "v=spf1 ip4:127.0.0.1 -all"),
+        txt("bench._domainkey.source.test", key.record),
+        txt("_dmarc.source.test", "v=DMARC1; p=reject"),
+        Record("source.test", "MX", "10 mx.source.test."),
+    ]
+    return path, records
+
+
+def checks_tables(url: str, tmp: Path) -> list[str]:
+    """Sender checks on against off; with rspamd, smtp-in against Postfix's milter setup."""
+    from tests.rspamd_server import start_rspamd
+
+    signed, records = signed_message(tmp)
+    n = CHECKED_MESSAGES
+    with local_dns(records) as dns:
+        rates: dict[str, list[float]] = {"off": [], "on": []}
+        for _ in range(2):  # alternate, so both see the same machine
+            for mode in ("off", "on"):
+                with smtp_in(url, tmp, dns_resolvers=dns, sender_checks=str(mode == "on")) as port:
+                    load(port, 1024, 4, 200, signed)  # warm up (and fill the DNS cache)
+                    rates[mode].append(load(port, 1024, 20, n, signed))
+        rows_checks: list[list[object]] = [
+            [i + 1, f"{off:.0f}", f"{on:.0f}", f"{on / off:.2f}"]
+            for i, (off, on) in enumerate(zip(rates["off"], rates["on"], strict=True))
+        ]
+        rows_rspamd: list[list[object]] = []
+        with start_rspamd(tmp / "rspamd", dns=dns, proxy=True) as rspamd:
+            for i in range(2):
+                with smtp_in(url, tmp, dns_resolvers=dns, rspamd_url=rspamd.url) as port:
+                    load(port, 1024, 4, 200, signed)
+                    ours = load(port, 1024, 20, n, signed)
+                with postfix(tmp, f"postfix-milter{i}", milter=rspamd.proxy_port) as port:
+                    load(port, 1024, 4, 200, signed)
+                    theirs = load(port, 1024, 20, n, signed)
+                rows_rspamd.append([i + 1, f"{ours:.0f}", f"{theirs:.0f}", f"{ours / theirs:.2f}"])
+    return [
+        table(
+            "smtp-in sender checks (SPF, DKIM, DMARC, ARC): messages/s, 20 sessions, 1 KiB signed",
+            ["run", "checks off", "checks on", "ratio"],
+            rows_checks,
+        ),
+        table(
+            "with rspamd: smtp-in (checks + /checkv2) vs Postfix (rspamd milter proxy), msg/s",
+            ["run", "smtp-in", "postfix", "ratio"],
+            rows_rspamd,
+        ),
+    ]
+
+
 def main() -> None:
     if not shutil.which("smtp-source") or not shutil.which("postfix"):
         print("bench_smtp: needs Postfix's smtp-source and postfix (Debian package postfix)")
         return
     rows: list[list[object]] = []
-    with fresh_database() as url, tempfile.TemporaryDirectory(prefix="bench-smtp-") as name:
+    extra: list[str] = []
+    with (
+        fresh_database() as url,
+        tempfile.TemporaryDirectory(prefix="bench-smtp-") as name,
+        local_dns() as dns,
+    ):
         tmp = Path(name)
         os.chmod(tmp, 0o755)  # noqa: S103 - Postfix's daemons must reach their queue
         asyncio.run(prepare(url))
         results: dict[tuple[int, int], list[float]] = {}
-        with smtp_in(url, tmp) as port:
+        # As Postfix here: no sender checks (the tables below have them).
+        with smtp_in(url, tmp, dns_resolvers=dns, sender_checks="false") as port:
             load(port, 1024, 4, 200)  # warm up
             for size, sessions, messages in CASES:
                 results[(size, sessions)] = [load(port, size, sessions, messages)]
@@ -207,6 +309,10 @@ def main() -> None:
         for (size, sessions), (ours, theirs) in results.items():
             rows.append([f"{size // 1024} KiB", sessions, f"{ours:.0f}", f"{theirs:.0f}",
                          f"{ours / theirs:.2f}"])  # fmt: skip
+        if shutil.which("rspamd") and shutil.which("dnsmasq"):
+            extra = checks_tables(url, tmp)
+        else:
+            extra = ["bench_smtp: the checks tables need rspamd and dnsmasq (Debian packages)"]
     print(
         table(
             "smtp-in vs Postfix: messages/s accepted (smtp-source, one session per message)",
@@ -214,6 +320,9 @@ def main() -> None:
             rows,
         )
     )
+    for text in extra:
+        print()
+        print(text)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ import contextlib
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -16,6 +17,8 @@ import psycopg
 from postroom.db import migrate
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+# The zones the benchmarks' DNS server answers for (every sender domain they use).
+ZONES = ("test", "example", "example.org", "example.net", "example.com")
 
 
 def _server_answers(url: str) -> bool:
@@ -60,3 +63,17 @@ def table(title: str, header: list[str], rows: list[list[object]]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells[1:]]
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def local_dns(records: Iterable[Any] = (), zones: Iterable[str] = ZONES) -> Iterator[str]:
+    """A DNS server of the benchmark's own on loopback (dnsmasq, as the tests use), for
+    ``POSTROOM_DNS_RESOLVERS``: smtp-in checks senders, and a benchmark never asks the
+    machine's resolver."""
+    from tests.dns_server import start_dns_server
+
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-dns-") as name,
+        start_dns_server(records, Path(name), zones=zones) as server,
+    ):
+        yield server.resolvers

@@ -122,7 +122,8 @@ def start_rspamd(directory: Path, *, dns: str, proxy: bool = False) -> Iterator[
         (override / "worker-proxy.inc").write_text(
             f'bind_socket = "127.0.0.1:{proxy_port}";\ncount = 1;\nmilter = yes;\n'
             "timeout = 120s;\n"
-            f'upstream "local" {{\n  default = yes;\n  self_scan = yes;\n}}\n'
+            # The standard setup: the proxy hands each message to the scanner (normal worker).
+            f'upstream "local" {{\n  default = yes;\n  hosts = "127.0.0.1:{normal}";\n}}\n'
         )
     else:
         (override / "worker-proxy.inc").write_text("enabled = false;\n")

@@ -22,6 +22,9 @@ async def validate_chain(
     message: bytes, resolver: Resolver, *, in_thread: bool = False
 ) -> ARCResult:
     """The chain validation status: none (no ARC sets), pass, or fail with the reason."""
+    end = message.find(b"\r\n\r\n")
+    if b"arc-seal" not in message[: end if end >= 0 else len(message)].lower():
+        return ARCResult("none")  # most mail: no ARC set, nothing to parse
     try:
         arc = dkim.ARC(message)
         instances, headers = arc.sorted_arc_headers()

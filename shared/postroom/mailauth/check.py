@@ -46,9 +46,11 @@ async def authenticate(
             resolver, client_ip=client_ip, sender=mail_from, helo=helo_domain, identity="mailfrom"
         )
 
+    authors = dmarc_check.from_domains(message)
+
     async def warm_dmarc() -> None:
         # Ask for the policy while the other checks run; the evaluation then finds it cached.
-        for domain in (dmarc_check.from_domains(message) or [])[:1]:
+        for domain in (authors or [])[:1]:
             with contextlib.suppress(DNSError):
                 await resolver.txt(f"_dmarc.{domain}")
 
@@ -64,7 +66,9 @@ async def authenticate(
         arc_check.validate_chain(message, resolver, in_thread=len(message) > THREAD_THRESHOLD),
         warm_dmarc(),
     )
-    dmarc_result = await dmarc_check.evaluate(message, mailfrom_result, dkim_results, resolver, rng)
+    dmarc_result = await dmarc_check.evaluate(
+        message, mailfrom_result, dkim_results, resolver, rng, domains=authors
+    )
     return AuthResults(helo_result, mailfrom_result, dkim_results, dmarc_result, arc_result)
 
 

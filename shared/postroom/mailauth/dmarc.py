@@ -79,10 +79,12 @@ async def evaluate(
     dkim: Sequence[DKIMResult],
     resolver: Resolver,
     rng: random.Random | None = None,
+    domains: list[str] | None = None,
 ) -> DMARCResult:
-    """The DMARC result of the message: the strictest over its author domains."""
-    domains = from_domains(message)
-    if domains is None:
+    """The DMARC result of the message: the strictest over its author domains (``domains``:
+    ``from_domains(message)`` when the caller has it already)."""
+    domains = domains or from_domains(message)
+    if not domains:
         return DMARCResult("none", "", reason="no usable From address")
     results = [await _evaluate_domain(d, spf, dkim, resolver, rng) for d in domains[:5]]
     return max(results, key=_rank)

@@ -50,7 +50,10 @@ async def check_host(
 
     try:
         async with asyncio.timeout(TIME_LIMIT):
-            result, _code, explanation = await replay(evaluate, fetch, max_runs=MAX_QUESTIONS + 1)
+            # The domain's TXT records are always the first question: ask before the first run.
+            result, _code, explanation = await replay(
+                evaluate, fetch, prefetch=[(domain, "TXT")], max_runs=MAX_QUESTIONS + 1
+            )
     except TimeoutError:
         return SPFResult("temperror", identity, domain, address, "DNS took too long")
     except RuntimeError as exc:
