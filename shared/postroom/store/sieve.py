@@ -49,6 +49,14 @@ def _script(row: dict[str, Any], *, with_source: bool = False) -> SieveScript:
     )
 
 
+_SCRIPTS_LOCK = 0x5E7E  # advisory lock class of one account's scripts
+
+
+async def lock_scripts(conn: Conn, account_id: AccountId) -> None:
+    """Serialise read-modify-write of one account's scripts until the transaction ends."""
+    await conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_SCRIPTS_LOCK, account_id))
+
+
 async def list_scripts(conn: Conn, account_id: AccountId) -> list[SieveScript]:
     cur = await conn.execute(
         """SELECT name, active, octet_length(source) AS size, updated_at

@@ -154,3 +154,11 @@ async def test_capabilities(alice: User) -> None:
 async def test_filters_need_a_login(alice: User) -> None:
     alice.client.headers.pop("Authorization", None)
     assert (await alice.client.get("/api/v1/sieve/rules")).status_code == 401
+
+
+async def test_a_hand_written_script_under_the_pages_name_is_not_overwritten(alice: User) -> None:
+    await alice.client.put("/api/v1/sieve/scripts/postroom", json={"source": "discard;"})
+    reply = await alice.client.put("/api/v1/sieve/rules", json={"rules": [RULE]})
+    assert reply.status_code == 409
+    kept = (await alice.client.get("/api/v1/sieve/scripts/postroom")).json()
+    assert kept["source"] == "discard;"

@@ -232,6 +232,14 @@ async def _save(
     conn: Conn, account_id: AccountId, filters: FilterSet, settings: Settings
 ) -> tuple[str, bool, str | None]:
     source = _generate(filters)
+    existing = await sieve_store.get_script(conn, account_id, sieve_rules.SCRIPT_NAME)
+    if existing is not None and sieve_rules.read(existing.source or "") is None:
+        # Written by hand (ManageSieve, the raw editor) under the pages' name: never overwrite.
+        raise Problem(
+            409,
+            f"a script named {sieve_rules.SCRIPT_NAME!r} exists that these pages did not write;"
+            " rename or delete it first",
+        )
     await _store(conn, account_id, sieve_rules.SCRIPT_NAME, source, settings, activate=True)
     return source, True, None
 
@@ -249,9 +257,11 @@ async def put_rules(
 ) -> FiltersPublic:
     """Save the rules (the out-of-office reply stays as it is) and make their script the
     active one."""
-    filters, _source, _active, _other = await _current(conn, account.id)
-    updated = FilterSet(rules=body.rules, out_of_office=filters.out_of_office)
-    source, active, other = await _save(conn, account.id, updated, settings)
+    async with conn.transaction():  # the reply and the rules share one script
+        await sieve_store.lock_scripts(conn, account.id)
+        filters, _source, _active, _other = await _current(conn, account.id)
+        updated = FilterSet(rules=body.rules, out_of_office=filters.out_of_office)
+        source, active, other = await _save(conn, account.id, updated, settings)
     return FiltersPublic(rules=updated.rules, script=source, active=active, other_active=other)
 
 
@@ -275,7 +285,9 @@ async def put_vacation(
     body: OutOfOffice, account: AccountDep, conn: ConnDep, settings: SettingsDep
 ) -> OutOfOfficePublic:
     """Save the out-of-office reply (the rules stay) and make the script the active one."""
-    filters, _source, _active, _other = await _current(conn, account.id)
-    updated = FilterSet(rules=filters.rules, out_of_office=body)
-    source, active, _other = await _save(conn, account.id, updated, settings)
+    async with conn.transaction():  # the reply and the rules share one script
+        await sieve_store.lock_scripts(conn, account.id)
+        filters, _source, _active, _other = await _current(conn, account.id)
+        updated = FilterSet(rules=filters.rules, out_of_office=body)
+        source, active, _other = await _save(conn, account.id, updated, settings)
     return OutOfOfficePublic(**body.model_dump(), script=source, active=active)
