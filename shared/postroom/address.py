@@ -68,6 +68,16 @@ def canonical(text: str) -> str:
     return f"{address.local_part.lower()}@{address.domain}"
 
 
+def canonical_identity(text: str) -> str | None:
+    """The account a login names, however it is written: surrounding white space and ``<>``,
+    case, a trailing dot and a Unicode domain (IDNA) make no difference. None when the text is
+    not an address at all (such logins share one throttling bucket)."""
+    try:
+        return canonical(text)
+    except InvalidInput:
+        return None
+
+
 def without_tag(local_part: str) -> str | None:
     """``user+tag`` → ``user`` (plus addressing), or None when there is no tag."""
     base, plus, _tag = local_part.partition("+")

@@ -1,8 +1,20 @@
-"""Failed-login throttling per client IP and per account: growing delays, then a lock-out.
+"""Failed-login throttling that stops guessing and never locks the owner out.
 
-Each process keeps its own records; with a Redis URL they are also counted in Redis, so that
-several replicas of a service behind a load balancer (and the different services: an account
-guessed over IMAP is locked out of SMTP AUTH and the web too) share one count.
+Two counts, each shared through Redis by every replica and service (an account guessed over
+IMAP is slowed over SMTP AUTH and the web too), each kept locally as well so that a Redis
+that is away leaves every process with its own:
+
+- **per client** (an IPv4 address, or the /64 of an IPv6 one): after ``free_failures``
+  failures each attempt from there waits ``base_delay``, doubling up to ``max_delay``; after
+  ``block_after`` the client is refused outright until ``window`` passes without a failure.
+- **per account**: failures from anywhere slow (never block) further attempts the same way,
+  but only attempts from clients that have not logged in to that account in the last
+  ``known_for`` (30 days). The owner, from an address they used before, logs in at once
+  during any attack from elsewhere; a guessing run spread over many addresses is still slowed.
+
+Keys are hashed (a stranger's string never becomes a Redis key). Accounts are named by their
+canonical identity (`postroom.login.canonical_identity`), so that ``Alice@x.``,
+``<alice@x>`` and ``alice@x`` are one account here as they are at login.
 """
 
 from __future__ import annotations
@@ -13,32 +25,66 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
 
 from postroom.config import Settings
 from postroom.errors import ConfigError
+from postroom.listener import client_key
 from postroom.runtime import redis_url
 
 log = structlog.get_logger("postroom.throttle")
 
+KNOWN_FOR = 30 * 86400.0
 
-@dataclass
-class _Record:
-    failures: int
-    last: float
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do with a login attempt before its password is looked at."""
+
+    blocked: bool  # refuse without checking (the client is blocked for now)
+    delay: float  # else wait this long before answering
+    known: bool  # the client logged in to this account lately
+
+
+class _Local:
+    """Counts and marks in this process's memory, oldest dropped first past ``max_entries``."""
+
+    def __init__(self, max_entries: int, clock: Callable[[], float]) -> None:
+        self.max_entries = max_entries
+        self.clock = clock
+        self._values: OrderedDict[str, tuple[int, float]] = OrderedDict()  # value, expires
+
+    def get(self, key: str) -> int:
+        entry = self._values.get(key)
+        if entry is None:
+            return 0
+        if entry[1] <= self.clock():
+            del self._values[key]
+            return 0
+        return entry[0]
+
+    def put(self, key: str, value: int, ttl: float) -> None:
+        self._values[key] = (value, self.clock() + ttl)
+        self._values.move_to_end(key)
+        while len(self._values) > self.max_entries:
+            self._values.popitem(last=False)
+
+    def incr(self, key: str, ttl: float) -> int:
+        value = self.get(key) + 1
+        self.put(key, value, ttl)
+        return value
+
+    def raise_to(self, key: str, value: int, ttl: float) -> None:
+        """Take in a count seen elsewhere (never lowers ours)."""
+        if value > self.get(key):
+            self.put(key, value, ttl)
 
 
 class AuthThrottle:
-    """Bookkeeping of failed logins, shared by every listener of one process.
-
-    After ``free_failures`` failures from an IP or for an account, each further attempt waits
-    ``base_delay * 2**(n - free_failures)`` seconds (at most ``max_delay``) before its answer;
-    after ``lockout_failures`` the IP or account is refused outright until ``window`` seconds
-    pass without a failure. Memory is bounded: the oldest records go first.
-    """
+    """The throttle of one process, shared by every protocol it serves."""
 
     def __init__(
         self,
@@ -46,110 +92,77 @@ class AuthThrottle:
         free_failures: int = 3,
         base_delay: float = 0.5,
         max_delay: float = 15.0,
-        lockout_failures: int = 10,
+        block_after: int = 10,
+        account_free_failures: int = 5,
         window: float = 900.0,
+        known_for: float = KNOWN_FOR,
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
-        shared: SharedCounts | None = None,
+        shared: RedisCounts | None = None,
     ) -> None:
         self.free_failures = free_failures
         self.base_delay = base_delay
         self.max_delay = max_delay
-        self.lockout_failures = lockout_failures
+        self.block_after = block_after
+        self.account_free_failures = account_free_failures
         self.window = window
-        self.max_entries = max_entries
-        self.clock = clock
+        self.known_for = known_for
         self.shared = shared
-        self._records: OrderedDict[str, _Record] = OrderedDict()
+        self._local = _Local(max_entries, clock)
 
-    async def refresh(self, ip: str | None, account: str | None = None) -> None:
-        """Take in what other processes counted for this IP and account (call before
-        :meth:`locked`); without shared counts, or when Redis does not answer, a no-op."""
-        if self.shared is None:
-            return
-        keys = self._keys(ip, account)
-        counts = await self.shared.get(keys)
-        now = self.clock()
-        for key, failures in zip(keys, counts, strict=True):
-            if not failures:
-                continue
-            record = self._get(key)
-            if record is None:
-                self._records[key] = _Record(failures, now)
-            elif failures > record.failures:
-                record.failures = failures
-        self._trim()
+    @staticmethod
+    def _keys(ip: str | None, account: str | None) -> tuple[str, str, str]:
+        client = client_key(ip) if ip else "?"
+        name = account or "?"
+        return f"ip:{client}", f"acct:{name}", f"known:{name}:{client}"
 
-    def _get(self, key: str) -> _Record | None:
-        record = self._records.get(key)
-        if record is not None and self.clock() - record.last > self.window:
-            del self._records[key]
-            return None
-        return record
-
-    def _keys(self, ip: str | None, account: str | None) -> list[str]:
-        keys = []
-        if ip:
-            keys.append("ip:" + ip)
-        if account:
-            keys.append("acct:" + account.lower())
-        return keys
-
-    def _failures(self, ip: str | None, account: str | None) -> int:
-        counts = [r.failures for k in self._keys(ip, account) if (r := self._get(k))]
-        return max(counts, default=0)
-
-    def locked(self, ip: str | None, account: str | None = None) -> bool:
-        """True when this IP or account is locked out: refuse without checking the password."""
-        return self._failures(ip, account) >= self.lockout_failures
-
-    def delay(self, ip: str | None, account: str | None = None) -> float:
-        """Seconds to wait before answering this attempt."""
-        excess = self._failures(ip, account) - self.free_failures
+    def _slowing(self, failures: int, free: int) -> float:
+        excess = failures - free
         if excess < 0:
             return 0.0
         return float(min(self.max_delay, self.base_delay * 2**excess))
 
-    def failure(self, ip: str | None, account: str | None = None) -> None:
-        now = self.clock()
-        for key in self._keys(ip, account):
-            record = self._get(key)
-            if record is None:
-                record = _Record(0, now)
-                self._records[key] = record
-            record.failures += 1
-            record.last = now
-            self._records.move_to_end(key)
-        self._trim()
+    async def check(self, ip: str | None, account: str | None) -> Decision:
+        """Before the password is looked at: block, wait, or go ahead."""
+        ip_key, acct_key, known_key = self._keys(ip, account)
         if self.shared is not None:
-            self.shared.add(self._keys(ip, account))
+            counts = await self.shared.get([ip_key, acct_key, known_key])
+            self._local.raise_to(ip_key, counts[0], self.window)
+            self._local.raise_to(acct_key, counts[1], self.window)
+            if counts[2]:
+                self._local.put(known_key, 1, self.known_for)
+        client_failures = self._local.get(ip_key)
+        known = bool(self._local.get(known_key))
+        if client_failures >= self.block_after:
+            return Decision(blocked=True, delay=0.0, known=known)
+        delay = self._slowing(client_failures, self.free_failures)
+        if not known:
+            account_failures = self._local.get(acct_key)
+            delay = max(delay, self._slowing(account_failures, self.account_free_failures))
+        return Decision(blocked=False, delay=delay, known=known)
 
-    def _trim(self) -> None:
-        while len(self._records) > self.max_entries:
-            self._records.popitem(last=False)
+    def failure(self, ip: str | None, account: str | None) -> None:
+        ip_key, acct_key, _known = self._keys(ip, account)
+        self._local.incr(ip_key, self.window)
+        self._local.incr(acct_key, self.window)
+        if self.shared is not None:
+            self.shared.add([ip_key, acct_key])
 
-    def success(self, ip: str | None, account: str | None = None) -> None:
-        """A right password clears the account's record (not the IP's: one good login from an
-        address that guesses many accounts must not reset its count)."""
-        keys = self._keys(None, account)
-        for key in keys:
-            self._records.pop(key, None)
-        if self.shared is not None and keys:
-            self.shared.clear(keys)
-
-
-class SharedCounts(Protocol):
-    async def get(self, keys: Sequence[str]) -> list[int]: ...
-    def add(self, keys: Sequence[str]) -> None: ...
-    def clear(self, keys: Sequence[str]) -> None: ...
+    def success(self, ip: str | None, account: str | None) -> None:
+        """Remember that this client logs in to this account (the counts stay: one good
+        login from an address that guesses many accounts must not reset anything)."""
+        _ip, _acct, known_key = self._keys(ip, account)
+        self._local.put(known_key, 1, self.known_for)
+        if self.shared is not None:
+            self.shared.mark(known_key, self.known_for)
 
 
 class RedisCounts:
-    """Failure counts in Redis: one key per IP or account (hashed, so a stranger's string
-    never becomes a key), expiring ``window`` seconds after the last failure. Writes are sent
-    in the background; a Redis that is down or slow leaves each process with its own counts."""
+    """The counts and marks in Redis, expiring ``window`` after the last failure (marks after
+    ``known_for``). Writes go in the background, in order; a Redis that is down or slow
+    leaves each process with its own counts."""
 
-    PREFIX = "postroom:authfail:"
+    PREFIX = "postroom:auth:"
     MAX_PENDING = 1000
 
     def __init__(self, url: str, window: float, timeout: float = 0.5) -> None:
@@ -185,9 +198,8 @@ class RedisCounts:
         return [int(v) if v is not None else 0 for v in values]
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run the write after the ones before it (a clear must not overtake an increment);
-        past ``MAX_PENDING`` writes in flight (Redis slow under a flood) new ones are dropped
-        and the local counts carry on alone."""
+        """Run the write after the ones before it; past ``MAX_PENDING`` writes in flight
+        (Redis slow under a flood) new ones are dropped and the local counts carry on."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop: nothing to share with
@@ -219,18 +231,18 @@ class RedisCounts:
         except Exception as exc:
             self._unavailable(exc)
 
-    async def _clear(self, keys: Sequence[str]) -> None:
+    async def _mark(self, key: str, ttl: float) -> None:
         try:
             async with asyncio.timeout(self.timeout * 4):
-                await self._client.delete(*[self._key(k) for k in keys])
+                await self._client.set(self._key(key), 1, ex=max(1, int(ttl)))
         except Exception as exc:
             self._unavailable(exc)
 
     def add(self, keys: Sequence[str]) -> None:
         self._background(self._add(list(keys)))
 
-    def clear(self, keys: Sequence[str]) -> None:
-        self._background(self._clear(list(keys)))
+    def mark(self, key: str, ttl: float) -> None:
+        self._background(self._mark(key, ttl))
 
     async def settle(self) -> None:
         """Wait for the writes under way (tests, shutdown)."""

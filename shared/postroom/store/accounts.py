@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -208,6 +209,42 @@ async def authenticate(conn: Conn, address: str, password: str) -> Account:
             "UPDATE accounts SET password_hash = %s WHERE id = %s", (new_hash, row["id"])
         )
     return _account(row)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginRecord:
+    """What a login checks a secret against: the account and its password hash (app
+    passwords, when an account has them, join ``secrets`` as further hashes)."""
+
+    account: Account
+    password_hash: str
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.password_hash,)
+
+
+async def login_record(conn: Conn, canonical_address: str) -> LoginRecord | None:
+    """The account named by a canonical address with its password hash; one short query,
+    so that the caller can give the connection back before the slow verification."""
+    cur = await conn.execute(
+        f"SELECT {_ACCOUNT_COLUMNS}, password_hash FROM accounts WHERE address = %s",
+        (canonical_address,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    return LoginRecord(_account(row), row["password_hash"])
+
+
+async def replace_password_hash(
+    conn: Conn, account_id: AccountId, old_hash: str, new_hash: str
+) -> None:
+    """Store a stronger hash of the same password, unless the password changed meanwhile."""
+    await conn.execute(
+        "UPDATE accounts SET password_hash = %s WHERE id = %s AND password_hash = %s",
+        (new_hash, account_id, old_hash),
+    )
 
 
 async def set_password(conn: Conn, address: str, password: str) -> None:

@@ -37,7 +37,9 @@ class Pop3Endpoint:
 
 
 @asynccontextmanager
-async def running_pop3(database_url: str, folder: Path, **env: str) -> AsyncIterator[Pop3Endpoint]:
+async def running_pop3(
+    database_url: str, folder: Path, throttle: AuthThrottle | None = None, **env: str
+) -> AsyncIterator[Pop3Endpoint]:
     ca = trustme.CA()
     cert = ca.issue_cert("localhost", "127.0.0.1")
     cert_file, key_file, ca_file = folder / "cert.pem", folder / "key.pem", folder / "ca.pem"
@@ -56,7 +58,7 @@ async def running_pop3(database_url: str, folder: Path, **env: str) -> AsyncIter
     )
     pool = create_pool(database_url, max_size=8)
     await pool.open()
-    server = Pop3Server(settings, pool, AuthThrottle(), server_context(settings))
+    server = Pop3Server(settings, pool, throttle or AuthThrottle(), server_context(settings))
     plain = await server.start("127.0.0.1", 0, implicit_tls=False)
     implicit = await server.start("127.0.0.1", 0, implicit_tls=True)
     try:

@@ -110,7 +110,7 @@ async def test_repeated_failures_lock_the_account_out(
     database_url: str, tmp_path: Path, tenant: Tenant
 ) -> None:
     alice = await tenant.account("alice", "pw-1")
-    throttle = AuthThrottle(free_failures=1, base_delay=0.01, lockout_failures=3)
+    throttle = AuthThrottle(free_failures=1, base_delay=0.01, block_after=3)
     async with running_imap(database_url, tmp_path, throttle=throttle) as imap:
         answers = await in_thread(guess, imap, alice, 3)
     assert answers == [

@@ -52,7 +52,7 @@ def server(database_url: str, redis_url: str) -> Iterator[tuple[str, dict[str, s
         pool_size=4,
     )
     # Generated logins fail by the hundred: no growing delays here (throttling has its tests).
-    application.state.throttle = AuthThrottle(base_delay=0.0, lockout_failures=10**9)
+    application.state.throttle = AuthThrottle(base_delay=0.0, block_after=10**9)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"

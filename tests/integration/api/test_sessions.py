@@ -62,8 +62,8 @@ async def test_repeated_failures_lock_the_login_out_with_429(
     app: FastAPI, make_user: MakeUser
 ) -> None:
     user = await make_user()
-    saved = app.state.throttle
-    app.state.throttle = AuthThrottle(free_failures=1, base_delay=0.0, lockout_failures=2)
+    saved = app.state.login.throttle
+    app.state.login.throttle = AuthThrottle(free_failures=1, base_delay=0.0, block_after=2)
     try:
         async with client_for(app, ip="192.0.2.11") as client:
             body = {"address": user.account.address, "password": "wrong"}
@@ -74,7 +74,7 @@ async def test_repeated_failures_lock_the_login_out_with_429(
         assert reply.status_code == 429
         assert reply.json()["detail"] == "too many failed logins; try again later"
     finally:
-        app.state.throttle = saved
+        app.state.login.throttle = saved
 
 
 async def test_cookie_request_without_csrf_token_is_refused(

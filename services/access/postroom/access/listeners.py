@@ -21,6 +21,7 @@ from postroom import listener as L
 from postroom.access.pop3.server import Pop3Server
 from postroom.config import Settings
 from postroom.db import Conn, create_pool, require_url
+from postroom.login import LoginPath
 from postroom.throttle import AuthThrottle
 from postroom.tls import server_context
 
@@ -36,10 +37,13 @@ class AccessContext:
     throttle: AuthThrottle = field(default_factory=AuthThrottle)
     tls: ssl.SSLContext | None = None
     limits: L.ConnectionLimits | None = None  # every protocol of the process counts here
+    login: LoginPath | None = None  # one login path (credential cache, argon2 threads)
 
     def __post_init__(self) -> None:
         if self.limits is None:
             self.limits = L.ConnectionLimits.from_settings(self.settings)
+        if self.login is None:
+            self.login = LoginPath(self.pool, self.throttle)
 
 
 class Started(Protocol):
@@ -84,7 +88,12 @@ async def start_imap(context: AccessContext) -> Started:
 
     assert context.limits is not None
     return await start_listener(
-        context.settings, context.pool, context.throttle, context.tls, context.limits
+        context.settings,
+        context.pool,
+        context.throttle,
+        context.tls,
+        context.limits,
+        context.login,
     )
 
 

@@ -29,6 +29,7 @@ from postroom.api.routes import (
 from postroom.api.security import BodyLimit, SecurityHeaders
 from postroom.config import Settings
 from postroom.db import create_pool
+from postroom.login import LoginPath
 from postroom.runtime import database_url
 from postroom.store.notify import ChangeHub
 from postroom.throttle import AuthThrottle
@@ -50,9 +51,11 @@ def create_app(
         await hub.start()
         app.state.pool = pool
         app.state.hub = hub
+        app.state.login = LoginPath(pool, app.state.throttle)
         try:
             yield
         finally:
+            app.state.login.close()
             await hub.stop()
             await pool.close()
 

@@ -15,9 +15,9 @@ from postroom.api.problems import Problem
 from postroom.api.security import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, csrf_matches
 from postroom.config import Settings
 from postroom.db import Conn
+from postroom.login import LoginPath
 from postroom.store.sessions import WebSession, get_session
 from postroom.store.types import Account, Mailbox, MailboxId
-from postroom.throttle import AuthThrottle
 
 
 def settings_of(request: Request) -> Settings:
@@ -30,9 +30,9 @@ def pool_of(request: Request) -> AsyncConnectionPool[Conn]:
     return pool
 
 
-def throttle_of(request: Request) -> AuthThrottle:
-    throttle: AuthThrottle = request.app.state.throttle
-    return throttle
+def login_of(request: Request) -> LoginPath:
+    login: LoginPath = request.app.state.login
+    return login
 
 
 async def get_conn(request: Request) -> AsyncIterator[Conn]:

@@ -7,7 +7,6 @@ that feeds one to the other and carries out the session's `Next` step.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ssl
 from dataclasses import dataclass, field
@@ -19,11 +18,10 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from postroom import listener as L
-from postroom import store
 from postroom.auth import plaintext_auth_allowed
 from postroom.config import Settings
 from postroom.db import Conn, session_options
-from postroom.errors import AuthenticationFailed, StoreError
+from postroom.login import LoginPath
 from postroom.runtime import database_url
 from postroom.smtp_in import checks, metrics, quota, safeguards
 from postroom.smtp_in import replies as R
@@ -129,28 +127,23 @@ async def serve_connection(ctx: Context, tls: ssl.SSLContext | None, conn: L.Con
             conn.write(out)
 
 
-def _login(
-    pool: AsyncConnectionPool[Conn], throttle: AuthThrottle, db_timeout: float
-) -> Authenticator:
-    async def authenticate(username: str, password: str, ip: str) -> Account:
-        await throttle.refresh(ip, username)
-        if throttle.locked(ip, username):
-            raise SmtpError(R.R454_AUTH_LOCKED, "auth_locked")
-        delay = throttle.delay(ip, username)
-        if delay:
-            await asyncio.sleep(delay)
-        try:
-            async with pool.connection(timeout=db_timeout) as conn:
-                account = await store.authenticate(conn, username, password)
-        except AuthenticationFailed:
-            throttle.failure(ip, username)
-            metrics.AUTH_FAILURES.labels("submission").inc()
-            log.info("smtp.auth.failed", client=ip)
-            raise SmtpError(R.R535_AUTH_FAILED, "auth_failed") from None
-        except (psycopg.Error, StoreError):
-            raise SmtpError(R.R451_DATABASE, "database") from None
-        throttle.success(ip, username)
-        return account
+# How the login path's answers are given (RFC 4954 §6).
+_LOGIN_REPLIES = {
+    "wrong": SmtpError(R.R535_AUTH_FAILED, "auth_failed"),
+    "throttled": SmtpError(R.R454_AUTH_LOCKED, "auth_locked"),
+    "unavailable": SmtpError(R.R451_DATABASE, "database"),
+}
+
+
+def _login(path: LoginPath) -> Authenticator:
+    async def authenticate(identity: str, secret: str, ip: str) -> Account:
+        result = await path.login(identity, secret, client_ip=ip, service="smtp")
+        if result.account is None:
+            if result.outcome == "wrong":
+                metrics.AUTH_FAILURES.labels("submission").inc()
+            error = _LOGIN_REPLIES[result.outcome]
+            raise SmtpError(error.reply, error.reason)
+        return result.account
 
     return authenticate
 
@@ -214,6 +207,7 @@ async def start_server(
     dispatcher: Dispatcher | None = None,
     db_timeout: float = 10.0,
     limits: L.ConnectionLimits | None = None,
+    login: LoginPath | None = None,
 ) -> SmtpServer:
     """Open the pool and the listeners; the returned server's ``ports`` says where."""
     own_pool = pool is None
@@ -225,7 +219,7 @@ async def start_server(
         settings=settings,
         pool=pool,
         dispatcher=dispatcher or Dispatcher(settings),
-        authenticate=_login(pool, throttle or AuthThrottle(), db_timeout),
+        authenticate=_login(login or LoginPath(pool, throttle, pool_timeout=db_timeout)),
         tls_available=tls is not None,
         db_timeout=db_timeout,
     )

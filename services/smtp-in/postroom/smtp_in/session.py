@@ -32,7 +32,7 @@ import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
-from postroom import store
+from postroom import sasl, store
 from postroom.config import Settings
 from postroom.db import Conn
 from postroom.errors import StoreError
@@ -212,7 +212,7 @@ class AcceptedRecipients:
             self._seen.popitem(last=False)
 
 
-# (username, password) → the account; raises SmtpError (535, 454, 451). Throttling lives there.
+# (identity, secret, client ip) → the account; raises SmtpError (535, 454, 451): the login path.
 Authenticator = Callable[[str, str, str], Awaitable[Account]]
 
 
@@ -685,20 +685,20 @@ class Session:
         assert exchange is not None
         try:
             if exchange.mechanism == "PLAIN":
-                credentials = S.decode_plain(S.decode_response(response))
+                credentials = sasl.decode_plain(sasl.decode_response(response))
             elif exchange.username is None:
-                exchange.username = S.decode_text(S.decode_response(response))
+                exchange.username = sasl.decode_text(sasl.decode_response(response))
                 self.reply(S.LOGIN_PASSWORD_CHALLENGE)
                 return Next.AUTH_LINE
             else:
-                password = S.decode_text(S.decode_response(response))
-                credentials = S.Credentials(exchange.username, password)
-        except SmtpError:
+                password = sasl.decode_text(sasl.decode_response(response))
+                credentials = sasl.Credentials(exchange.username, password)
+        except sasl.SaslError as exc:
             self._auth = None
-            raise
+            raise SmtpError(*S.SASL_REPLIES[exc.problem]) from None
         self._auth = None
         account = await self.ctx.authenticate(
-            credentials.username, credentials.password, self.client_ip
+            credentials.identity, credentials.secret, self.client_ip
         )
         try:
             async with self._db() as conn:
@@ -708,6 +708,5 @@ class Session:
         self.account = account
         self.owned = owned
         self.log = self.log.bind(account=account.address)
-        self.log.info("smtp.auth.succeeded")
         self.reply(R.R235_AUTH_OK)
         return Next.READ

@@ -7,14 +7,14 @@ when (`session.SEQUENCE_REFUSALS`) and the reader frames lines and DATA.
 
 from __future__ import annotations
 
-import binascii
 import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from postroom import sasl
 from postroom.smtp_in import replies as R
-from postroom.smtp_in.replies import SmtpError
+from postroom.smtp_in.replies import Reply, SmtpError
 
 # RFC 5321 §4.5.3.1.3: a reverse-path or forward-path is at most 256 octets.
 MAX_PATH = 256
@@ -298,21 +298,18 @@ def parse_helo(arg: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# AUTH (RFC 4954) with PLAIN (RFC 4616) and LOGIN.
+# AUTH (RFC 4954); what PLAIN and LOGIN responses mean is `postroom.sasl`'s.
 
-AUTH_MECHANISMS = ("PLAIN", "LOGIN")
-LOGIN_USERNAME_CHALLENGE = b"334 VXNlcm5hbWU6\r\n"  # "Username:"
-LOGIN_PASSWORD_CHALLENGE = b"334 UGFzc3dvcmQ6\r\n"  # "Password:"
+AUTH_MECHANISMS = sasl.MECHANISMS
+LOGIN_USERNAME_CHALLENGE = f"334 {sasl.LOGIN_USERNAME}\r\n".encode()
+LOGIN_PASSWORD_CHALLENGE = f"334 {sasl.LOGIN_PASSWORD}\r\n".encode()
 PLAIN_CHALLENGE = b"334 \r\n"
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    username: str
-    password: str
-
-    def __repr__(self) -> str:  # never show the password, not even in a traceback
-        return f"Credentials(username={self.username!r}, password=***)"
+# How a SASL problem is answered (RFC 4954 §4: 501 for a cancelled or undecodable exchange).
+SASL_REPLIES: dict[sasl.SaslProblem, tuple[Reply, str | None]] = {
+    "cancelled": (R.R501_AUTH_CANCELLED, None),
+    "malformed": (R.R501_AUTH_BASE64, None),
+    "authzid": (R.R535_AUTH_FAILED, "auth_failed"),
+}
 
 
 def parse_auth(arg: str) -> tuple[str, str | None]:
@@ -324,39 +321,3 @@ def parse_auth(arg: str) -> tuple[str, str | None]:
     if mechanism not in AUTH_MECHANISMS:
         raise SmtpError(R.R504_AUTH_MECHANISM)
     return mechanism, parts[1] if len(parts) == 2 else None
-
-
-def decode_response(text: str) -> bytes:
-    """One base64 response line; ``*`` cancels (RFC 4954 §4), ``=`` is an empty response."""
-    if text == "*":
-        raise SmtpError(R.R501_AUTH_CANCELLED)
-    if text == "=":
-        return b""
-    try:
-        return binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError):
-        raise SmtpError(R.R501_AUTH_BASE64) from None
-
-
-def _utf8(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SmtpError(R.R501_AUTH_BASE64) from None
-
-
-def decode_plain(data: bytes) -> Credentials:
-    """RFC 4616 §2: ``authzid NUL authcid NUL passwd``; an authzid other than the authcid is
-    refused (nobody may act for someone else here)."""
-    parts = data.split(b"\x00")
-    if len(parts) != 3:
-        raise SmtpError(R.R501_AUTH_BASE64)
-    authzid, authcid, password = (_utf8(p) for p in parts)
-    if not authcid or not password or (authzid and authzid.lower() != authcid.lower()):
-        raise SmtpError(R.R535_AUTH_FAILED, "auth_failed")
-    return Credentials(authcid, password)
-
-
-def decode_text(data: bytes) -> str:
-    """A LOGIN username or password."""
-    return _utf8(data)

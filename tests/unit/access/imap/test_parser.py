@@ -126,8 +126,10 @@ def test_bare_lf_also_ends_a_line() -> None:
     assert read(b"A1 NOOP\n") == [Command("A1", "NOOP")]
 
 
-def test_empty_lines_between_commands_are_ignored() -> None:
-    assert read(b"\r\n\r\nA1 NOOP\r\n\r\n") == [Command("A1", "NOOP")]
+def test_an_empty_line_gets_an_untagged_bad() -> None:
+    events = read(b"\r\nA1 NOOP\r\n")
+    assert events == [ParseError(None, "Empty command line"), Command("A1", "NOOP")]
+    assert events[0].response() == b"* BAD Empty command line\r\n"
 
 
 def test_pipelined_commands_come_out_in_order() -> None:

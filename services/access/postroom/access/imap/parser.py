@@ -1553,7 +1553,9 @@ class CommandReader:
                 self._want_line = False
                 return Line(line)
             if not self._lines and not line:
-                continue  # an empty line between commands carries nothing
+                # An empty line is not a command (RFC 3501 §2.2.1: every command starts with a
+                # tag): answered like any other line without one, as Dovecot does.
+                return ParseError(None, "Empty command line")
             self._lines.append(line)
             self._line_octets += len(line)
             # RFC 3501 §7.5, RFC 7888 §3: a line ending in a literal announcement continues

@@ -22,13 +22,13 @@ import structlog
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from postroom import listener as L
-from postroom import store
 from postroom.access.imap import parser as p
 from postroom.access.imap.protocol import LoginRefused, Next, Session, State
 from postroom.auth import plaintext_auth_allowed
 from postroom.config import Settings
 from postroom.db import Conn, require_url
-from postroom.errors import AuthenticationFailed, StoreError
+from postroom.errors import StoreError
+from postroom.login import LoginPath
 from postroom.store.notify import ChangeHub, Subscription
 from postroom.store.types import Account, AccountId
 from postroom.throttle import AuthThrottle
@@ -41,6 +41,13 @@ POOL_TIMEOUT = 10.0
 IDLE_CHECK_INTERVAL = 60.0
 _DB_ERRORS = (psycopg.Error, PoolTimeout, StoreError, OSError)
 
+
+# How the login path's answers are given (RFC 5530 response codes).
+_LOGIN_REFUSALS = {
+    "wrong": "[AUTHENTICATIONFAILED] Authentication failed",
+    "throttled": "[UNAVAILABLE] Too many failed logins, try again later",
+    "unavailable": "[UNAVAILABLE] The mail store is unavailable",
+}
 
 # What ends a session by the server's decision (RFC 3501 §5.4: the autologout timer).
 _CLOSING: dict[L.CloseReason, bytes] = {
@@ -64,11 +71,12 @@ class ImapServer:
         throttle: AuthThrottle | None = None,
         tls: ssl.SSLContext | None = None,
         limits: L.ConnectionLimits | None = None,
+        login: LoginPath | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.hub = hub
-        self.throttle = throttle or AuthThrottle()
+        self.login = login or LoginPath(pool, throttle, pool_timeout=POOL_TIMEOUT)
         self.tls = tls
         # RFC 3501 §5.4: an autologout timer of at least 30 minutes.
         self.idle_timeout = settings.imap_idle_timeout
@@ -159,25 +167,11 @@ class _Connection:
                 sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
 
     async def authenticate(self, username: str, password: str) -> Account:
-        server, ip = self.server, self.ip
-        await server.throttle.refresh(ip, username)
-        if server.throttle.locked(ip, username):
-            self.log.warning("imap.login.locked_out")
-            raise LoginRefused("[UNAVAILABLE] Too many failed logins, try again later")
-        delay = server.throttle.delay(ip, username)
-        if delay:
-            await asyncio.sleep(delay)
-        try:
-            async with server.connection() as conn:
-                account = await store.authenticate(conn, username, password)
-        except AuthenticationFailed:
-            server.throttle.failure(ip, username)
-            self.log.info("imap.login.failed")
-            raise LoginRefused("[AUTHENTICATIONFAILED] Authentication failed") from None
-        except _DB_ERRORS as exc:
-            self.log.error("imap.login.store_unavailable", error=str(exc))
-            raise LoginRefused("[UNAVAILABLE] The mail store is unavailable") from None
-        server.throttle.success(ip, username)
+        server = self.server
+        result = await server.login.login(username, password, client_ip=self.ip, service="imap")
+        if result.account is None:
+            raise LoginRefused(_LOGIN_REFUSALS[result.outcome])
+        account = result.account
         if server._per_account[account.id] >= server.settings.imap_max_sessions_per_account:
             self.log.warning("imap.login.too_many_sessions", account=account.address)
             raise LoginRefused("[LIMIT] Too many sessions for this account")
@@ -186,7 +180,6 @@ class _Connection:
         self.account = account
         self.commands.max_append_size = self._append_limit()
         self.log = self.log.bind(account=account.address)
-        self.log.info("imap.login.succeeded")
         return account
 
     async def run(self) -> None:
@@ -351,12 +344,13 @@ async def start(
     throttle: AuthThrottle | None = None,
     tls: ssl.SSLContext | None = None,
     limits: L.ConnectionLimits | None = None,
+    login: LoginPath | None = None,
     host: str | None = None,
     port: int | None = None,
     tls_port: int | None = None,
 ) -> ImapServer:
     """IMAP with STARTTLS on imap_port and IMAPS on imaps_port (when there is TLS)."""
-    imap = ImapServer(settings, pool, hub, throttle=throttle, tls=tls, limits=limits)
+    imap = ImapServer(settings, pool, hub, throttle=throttle, tls=tls, limits=limits, login=login)
     address = host or settings.bind_address
     await imap.start(address, settings.imap_port if port is None else port, implicit_tls=False)
     if tls is not None:
@@ -388,9 +382,10 @@ async def start_listener(
     throttle: AuthThrottle,
     tls: ssl.SSLContext | None,
     limits: L.ConnectionLimits,
+    login: LoginPath | None = None,
 ) -> ImapListener:
     """The access process's IMAP ports, with one LISTEN connection for IDLE."""
     hub = ChangeHub(require_url(settings.database_url))
     await hub.start()
-    imap = await start(settings, pool, hub, throttle=throttle, tls=tls, limits=limits)
+    imap = await start(settings, pool, hub, throttle=throttle, tls=tls, limits=limits, login=login)
     return ImapListener(imap, hub)

@@ -8,12 +8,12 @@ reports back (``tls_started``, ``login_succeeded``/``login_failed``, ``update_do
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
+
+from postroom import sasl
 
 # RFC 2449 §4 limits commands to 255 octets, but long passwords and SASL responses
 # (RFC 5034 §4) need more; this bounds what a stranger can make us buffer.
@@ -350,29 +350,20 @@ class Pop3Session:
         return [Send(b"+ \r\n")]
 
     def _sasl_response(self, line: bytes) -> list[Event]:
-        text = line.rstrip(b"\r\n")
-        if text == b"*":
-            # RFC 5034 §4: the client cancelled.
-            return [_err("Authentication cancelled")]
-        if text == b"=":
-            text = b""  # RFC 5034 §4: "=" is an empty initial response
+        # RFC 5034 §4 and RFC 4616 §2, decoded by the one SASL module of every protocol.
         try:
-            decoded = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
+            decoded = sasl.decode_response(line.rstrip(b"\r\n"))
+        except sasl.SaslError as exc:
+            if exc.problem == "cancelled":
+                return [_err("Authentication cancelled")]
             return [_err("Invalid base64 in the SASL response")]
-        # RFC 4616 §2: [authzid] NUL authcid NUL passwd.
-        parts = decoded.split(b"\0")
-        if len(parts) != 3:
-            return [Send(_LOGIN_FAILURES["auth"])]
         try:
-            authzid, authcid, password = (p.decode("utf-8") for p in parts)
-        except UnicodeDecodeError:
-            return [Send(_LOGIN_FAILURES["auth"])]
-        if not authcid or not password or (authzid and authzid != authcid):
+            credentials = sasl.decode_plain(decoded)
+        except sasl.SaslError:
             # Acting as another user (a different authzid) is not offered.
             return [Send(_LOGIN_FAILURES["auth"])]
         self._waiting = "login"
-        return [Login(authcid, password)]
+        return [Login(credentials.identity, credentials.secret)]
 
     # --- TRANSACTION ----------------------------------------------------------------------
 

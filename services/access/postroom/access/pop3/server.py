@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 
@@ -30,7 +29,8 @@ from postroom.access.pop3.protocol import (
 from postroom.auth import plaintext_auth_allowed
 from postroom.config import Settings
 from postroom.db import Conn
-from postroom.errors import AuthenticationFailed, NotFound, StoreError
+from postroom.errors import NotFound, StoreError
+from postroom.login import LoginPath
 from postroom.store.types import AccountId, MailboxId
 from postroom.throttle import AuthThrottle
 
@@ -48,6 +48,12 @@ POOL_TIMEOUT = 10.0
 _DB_ERRORS = (psycopg.Error, PoolTimeout, StoreError, OSError)
 
 
+# How the login path's answers are given (RFC 2449 §8, RFC 3206).
+_LOGIN_FAILURES: dict[str, LoginFailure] = {
+    "wrong": "auth",
+    "throttled": "locked-out",
+    "unavailable": "temp",
+}
 R_TOO_MANY = b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"
 # What ends a session by the server's decision (RFC 1939 §3: the autologout timer).
 _CLOSING: dict[L.CloseReason, bytes] = {
@@ -70,10 +76,11 @@ class Pop3Server:
         tls: ssl.SSLContext | None,
         *,
         limits: L.ConnectionLimits | None = None,
+        login: LoginPath | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
-        self.throttle = throttle
+        self.login = login or LoginPath(pool, throttle, pool_timeout=POOL_TIMEOUT)
         self.tls = tls
 
         def clocks(port: L.Port) -> L.Clocks:
@@ -210,22 +217,18 @@ class _Connection:
         self.log = self.log.bind(tls=True)
 
     async def _login(self, login: Login) -> list[Event]:
-        throttle, ip = self.server.throttle, self.ip
-        await throttle.refresh(ip, login.user)
-        if throttle.locked(ip, login.user):
-            self.log.warning("pop3.login.locked_out", user=login.user)
-            return self.session.login_failed("locked-out")
-        delay = throttle.delay(ip, login.user)
-        if delay:
-            await asyncio.sleep(delay)
+        result = await self.server.login.login(
+            login.user, login.password, client_ip=self.ip, service="pop3"
+        )
+        if result.account is None:
+            return self.session.login_failed(_LOGIN_FAILURES[result.outcome])
+        account = result.account
         outcome: LoginFailure | None = None
         conn: Conn | None = None
         try:
             conn = await self.server.pool.getconn(timeout=POOL_TIMEOUT)
             if not conn.autocommit:
                 await conn.set_autocommit(True)
-            account = await store.authenticate(conn, login.user, login.password)
-            throttle.success(ip, login.user)
             if not await store.try_lock_maildrop(conn, account.id):
                 outcome = "in-use"
             else:
@@ -235,21 +238,18 @@ class _Connection:
                     raise NotFound("the account has no INBOX")
                 messages = await store.list_messages(conn, inbox.id)
                 self.mailbox_id, uid_validity = inbox.id, inbox.uid_validity
-        except AuthenticationFailed:
-            throttle.failure(ip, login.user)
-            outcome = "auth"
         except _DB_ERRORS as exc:
             self.log.error("pop3.login.store_error", error=str(exc))
             outcome = "temp"
         if outcome is not None:
-            self.log.info("pop3.login.failed", user=login.user, reason=outcome)
+            self.log.info("pop3.login.failed", reason=outcome)
             locked_by_us = self.account_id if self.conn is conn else None
             self.conn = self.account_id = None
             await self._give_back(conn, locked_by_us)
             return self.session.login_failed(outcome)
         self.client.logged_in(self.account_id)
         self.log = self.log.bind(account_id=self.account_id)
-        self.log.info("pop3.login", user=login.user, messages=len(messages))
+        self.log.info("pop3.login", account=account.address, messages=len(messages))
         self.entries = [Entry(m.uid, m.size) for m in messages]
         return self.session.login_succeeded(self.entries, uid_validity)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -11,11 +10,9 @@ from fastapi import APIRouter, Request, Response
 from postroom import store
 from postroom.api import schemas
 from postroom.api.convert import account_public
-from postroom.api.deps import AuthDep, ConnDep, check_origin, client_ip, throttle_of
+from postroom.api.deps import AuthDep, ConnDep, check_origin, client_ip, login_of
 from postroom.api.problems import Problem
 from postroom.api.security import SESSION_COOKIE, csrf_token
-from postroom.db import Conn
-from postroom.errors import AuthenticationFailed
 from postroom.store.sessions import create_session, delete_session
 from postroom.store.types import Account
 
@@ -26,29 +23,23 @@ router = APIRouter(prefix="/api/v1", tags=["session"])
 log = structlog.get_logger("postroom.api")
 
 
-async def _login(request: Request, conn: Conn, body: schemas.Login) -> Account:
-    throttle = throttle_of(request)
+async def _login(request: Request, body: schemas.Login) -> Account:
+    """The one login path, as every protocol uses it; no database connection is held while
+    the password is verified."""
+    login = login_of(request)
     ip = client_ip(request)
-    await throttle.refresh(ip, body.address)
-    if throttle.locked(ip, body.address):
-        log.warning("api.login.locked", client=ip)
+    result = await login.login(body.address, body.password, client_ip=ip, service="web")
+    if result.outcome == "throttled":
         raise Problem(
             429,
             "too many failed logins; try again later",
-            headers={"Retry-After": str(int(throttle.window))},
+            headers={"Retry-After": str(int(login.throttle.window))},
         )
-    delay = throttle.delay(ip, body.address)
-    if delay:
-        await asyncio.sleep(delay)
-    try:
-        account = await store.authenticate(conn, body.address, body.password)
-    except AuthenticationFailed:
-        throttle.failure(ip, body.address)
-        log.info("api.login.failed", client=ip)
-        raise Problem(401, "wrong address or password") from None
-    throttle.success(ip, body.address)
-    log.info("api.login", account=account.address, client=ip)
-    return account
+    if result.outcome == "unavailable":
+        raise Problem(503, "the mail store is unavailable; try again later")
+    if result.account is None:
+        raise Problem(401, "wrong address or password")
+    return result.account
 
 
 @router.post("/session", response_model=schemas.SessionPublic)
@@ -57,7 +48,7 @@ async def log_in(
 ) -> schemas.SessionPublic:
     """Log in from a browser: sets an HTTP-only, SameSite=Strict session cookie."""
     check_origin(request)
-    account = await _login(request, conn, body)
+    account = await _login(request, body)
     token, session = await create_session(
         conn,
         account.id,
@@ -86,7 +77,7 @@ async def log_in(
 @router.post("/tokens", response_model=schemas.TokenPublic, status_code=201)
 async def create_token(body: schemas.Login, request: Request, conn: ConnDep) -> schemas.TokenPublic:
     """Log in from a script: a bearer token for the Authorization header."""
-    account = await _login(request, conn, body)
+    account = await _login(request, body)
     token, session = await create_session(
         conn,
         account.id,
