@@ -9,19 +9,25 @@ carries them out and reports back (``tls_started``, ``login_succeeded``/``login_
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
+from postroom import sasl
 from postroom.sieve import EXTENSIONS, SieveSyntaxError, compile_script
 
 # Outside literals a command is short; this bounds what a stranger can make us buffer.
 MAX_LINE = 8192
 MAX_ARGUMENTS = 8
 IMPLEMENTATION = "Postroom"
+
+
+_SASL_REFUSALS: dict[sasl.SaslProblem, str] = {
+    "cancelled": "Authentication cancelled.",
+    "malformed": "SASL PLAIN response is malformed.",
+    "authzid": "Acting as another user is not allowed.",
+}
 
 
 class State(enum.Enum):
@@ -491,23 +497,13 @@ class ManageSieveSession:
         return self._sasl_plain(initial.encode())
 
     def _sasl_plain(self, response: bytes) -> list[Event]:
-        if response == b"*":
-            return [no("Authentication cancelled.")]  # RFC 5804 §2.1
+        # RFC 4616 §2 with the one authzid rule of every protocol (postroom.sasl).
         try:
-            decoded = base64.b64decode(response, validate=True)
-        except (binascii.Error, ValueError):
-            return [no("SASL response is not base64.")]
-        parts = decoded.split(b"\x00")
-        if len(parts) != 3:
-            return [no("SASL PLAIN response is malformed.")]  # RFC 4616 §2
-        try:
-            authzid, user, password = (p.decode("utf-8") for p in parts)
-        except UnicodeDecodeError:
-            return [no("SASL PLAIN response is not UTF-8.")]
-        if authzid and authzid.lower() != user.lower():
-            return [no("Acting as another user is not allowed.")]
+            credentials = sasl.decode_plain(sasl.decode_response(response))
+        except sasl.SaslError as exc:
+            return [no(_SASL_REFUSALS[exc.problem])]  # RFC 5804 §2.1
         self._waiting = "login"
-        return [Login(user, password)]
+        return [Login(credentials.identity, credentials.secret)]
 
     def _cmd_unauthenticate(self) -> list[Event]:
         self.state = State.NONAUTH

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,7 +11,6 @@ import structlog
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from postroom import listener as L
-from postroom import store
 from postroom.access.managesieve.protocol import (
     Close,
     Done,
@@ -35,11 +33,11 @@ from postroom.config import Settings
 from postroom.db import Conn
 from postroom.errors import (
     AlreadyExists,
-    AuthenticationFailed,
     LimitExceeded,
     NotFound,
     StoreError,
 )
+from postroom.login import LoginPath
 from postroom.sieve import SieveSyntaxError
 from postroom.store import sieve as sieve_store
 from postroom.store.types import AccountId
@@ -62,6 +60,14 @@ _CLOSING: dict[L.CloseReason, bytes] = {
 }
 
 
+# How the login path's answers are given (RFC 5804 §1.3 response codes).
+_LOGIN_FAILURES: dict[str, LoginFailure] = {
+    "wrong": "auth",
+    "throttled": "locked-out",
+    "unavailable": "temp",
+}
+
+
 class ManageSieveServer:
     """Serves ManageSieve (STARTTLS on one port) for one access process."""
 
@@ -73,10 +79,11 @@ class ManageSieveServer:
         tls: ssl.SSLContext | None,
         *,
         limits: L.ConnectionLimits | None = None,
+        login: LoginPath | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
-        self.throttle = throttle
+        self.login = login or LoginPath(pool, throttle, pool_timeout=POOL_TIMEOUT)
         self.tls = tls
 
         def clocks(port: L.Port) -> L.Clocks:
@@ -179,32 +186,17 @@ class _Connection:
         return self.session.tls_started()
 
     async def _login(self, login: Login) -> list[Event]:
-        throttle, ip = self.server.throttle, self.ip
-        await throttle.refresh(ip, login.user)
-        if throttle.locked(ip, login.user):
-            self.log.warning("managesieve.login.locked_out", user=login.user)
-            return self.session.login_failed("locked-out")
-        delay = throttle.delay(ip, login.user)
-        if delay:
-            await asyncio.sleep(delay)
-        failure: LoginFailure = "temp"
-        try:
-            async with self.server.pool.connection(timeout=POOL_TIMEOUT) as conn:
-                account = await store.authenticate(conn, login.user, login.password)
-        except AuthenticationFailed:
-            throttle.failure(ip, login.user)
-            self.log.info("managesieve.login.failed", user=login.user)
-            failure = "auth"
-        except (*_DB_ERRORS, StoreError) as exc:
-            self.log.error("managesieve.login.error", error=str(exc))
-        else:
-            throttle.success(ip, login.user)
-            self.account_id = account.id
-            self.client.logged_in(account.id)
-            self.log = self.log.bind(account_id=account.id)
-            self.log.info("managesieve.login", user=account.address)
-            return self.session.login_succeeded(account.address)
-        return self.session.login_failed(failure)
+        result = await self.server.login.login(
+            login.user, login.password, client_ip=self.ip, service="managesieve"
+        )
+        if result.account is None:
+            return self.session.login_failed(_LOGIN_FAILURES[result.outcome])
+        account = result.account
+        self.account_id = account.id
+        self.client.logged_in(account.id)
+        self.log = self.log.bind(account_id=account.id)
+        self.log.info("managesieve.login", user=account.address)
+        return self.session.login_succeeded(account.address)
 
     async def _operation(self, op: Operation) -> OperationResult:
         assert self.account_id is not None
