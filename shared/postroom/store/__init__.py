@@ -8,6 +8,7 @@ a savepoint inside the caller's). Values come back as frozen dataclasses from
 
 from postroom.store.accounts import (
     add_alias,
+    address_taken,
     addresses_of,
     authenticate,
     create_account,
@@ -75,6 +76,7 @@ __all__ = [
     "ChangeHub",
     "Subscription",
     "add_alias",
+    "address_taken",
     "addresses_of",
     "append_message",
     "authenticate",

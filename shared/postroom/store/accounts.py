@@ -12,6 +12,7 @@ from postroom import auth
 from postroom.address import canonical, normalize_domain, parse_address, without_tag
 from postroom.db import Conn
 from postroom.errors import AlreadyExists, AuthenticationFailed, InvalidInput, NotFound
+from postroom.store import revocation
 from postroom.store.types import (
     DEFAULT_MAILBOXES,
     Account,
@@ -248,16 +249,21 @@ async def replace_password_hash(
 
 
 async def set_password(conn: Conn, address: str, password: str) -> None:
+    """A new password: the account's web sessions and tokens end, and so do its open
+    IMAP, POP3 and SMTP sessions (`postroom.store.revocation`)."""
     try:
         password_hash = await asyncio.to_thread(auth.hash_password, password)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
-    cur = await conn.execute(
-        "UPDATE accounts SET password_hash = %s WHERE address = %s",
-        (password_hash, canonical(address)),
-    )
-    if cur.rowcount == 0:
-        raise NotFound(f"account {canonical(address)} does not exist")
+    async with conn.transaction():
+        cur = await conn.execute(
+            "UPDATE accounts SET password_hash = %s WHERE address = %s RETURNING id",
+            (password_hash, canonical(address)),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"account {canonical(address)} does not exist")
+        await revocation.revoke(conn, AccountId(row["id"]))
 
 
 async def update_account(
@@ -291,13 +297,17 @@ async def update_account(
     if not sets:
         account = await get_account(conn, address)
     else:
-        cur = await conn.execute(
-            f"UPDATE accounts SET {', '.join(sets)} WHERE address = %(address)s "
-            f"RETURNING {_ACCOUNT_COLUMNS}",
-            params,
-        )
-        row = await cur.fetchone()
-        account = _account(row) if row else None
+        async with conn.transaction():
+            cur = await conn.execute(
+                f"UPDATE accounts SET {', '.join(sets)} WHERE address = %(address)s "
+                f"RETURNING {_ACCOUNT_COLUMNS}",
+                params,
+            )
+            row = await cur.fetchone()
+            account = _account(row) if row else None
+            if account is not None and disabled:
+                # A disabled account's sessions end everywhere, as after a new password.
+                await revocation.revoke(conn, account.id)
     if account is None:
         raise NotFound(f"account {params['address']} does not exist")
     return account
@@ -403,6 +413,22 @@ async def addresses_of(conn: Conn, account_id: AccountId) -> list[str]:
         (account.address,),
     )
     return [account.address] + [r["source"] for r in await cur.fetchall()]
+
+
+async def address_taken(conn: Conn, address: str) -> bool:
+    """Whether an account or an exact alias has this very address (a ``user+tag`` address
+    that someone owns outright is theirs, not a tag of ``user``'s)."""
+    try:
+        key = canonical(address)
+    except InvalidInput:
+        return False
+    cur = await conn.execute(
+        """SELECT EXISTS (SELECT 1 FROM accounts WHERE address = %(a)s)
+               OR EXISTS (SELECT 1 FROM aliases WHERE source = %(a)s) AS taken""",
+        {"a": key},
+    )
+    row = await cur.fetchone()
+    return bool(row and row["taken"])
 
 
 async def resolve(conn: Conn, address: str) -> Resolution | None:

@@ -87,6 +87,37 @@ async def delete_session(conn: Conn, token: str) -> bool:
     return cur.rowcount > 0
 
 
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """One of an account's sessions, as its owner may see it (never the token)."""
+
+    id: int
+    kind: SessionKind
+    created_at: datetime
+    expires_at: datetime
+    client_address: str | None
+
+
+async def list_sessions_of(
+    conn: Conn, account_id: AccountId, *, now: datetime
+) -> list[SessionInfo]:
+    """The account's live sessions and tokens, newest first."""
+    cur = await conn.execute(
+        """SELECT id, kind, created_at, expires_at, client_address FROM web_sessions
+           WHERE account_id = %s AND expires_at > %s ORDER BY created_at DESC, id DESC""",
+        (account_id, now),
+    )
+    return [SessionInfo(**row) for row in await cur.fetchall()]
+
+
+async def delete_session_of(conn: Conn, account_id: AccountId, session_id: int) -> bool:
+    """End one of the account's own sessions by its id; False when it has none such."""
+    cur = await conn.execute(
+        "DELETE FROM web_sessions WHERE id = %s AND account_id = %s", (session_id, account_id)
+    )
+    return cur.rowcount > 0
+
+
 async def delete_sessions_of(conn: Conn, account_id: AccountId) -> int:
     """End every session of an account (after a password reset or when it is disabled)."""
     cur = await conn.execute("DELETE FROM web_sessions WHERE account_id = %s", (account_id,))

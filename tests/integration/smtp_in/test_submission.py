@@ -246,3 +246,66 @@ def test_a_command_injected_in_a_packet_of_its_own_after_starttls_is_never_run(
     # Had the injected EHLO run, MAIL would not be refused for want of one.
     t.send("MAIL FROM:<a@b.example>").expect_exactly("503 5.5.1 Send EHLO or HELO first")
     t.close()
+
+
+async def test_a_new_password_ends_an_open_smtp_session(smtp: ServerThread, tenant: Tenant) -> None:
+    alice = await tenant.account("alice", PASSWORD)
+    t = Transcript(smtp.submission).greeting()
+    t.send("EHLO client.example").expect("250 ")
+    t.send(f"AUTH PLAIN {plain(alice.address, PASSWORD)}").expect("235")
+    await store.set_password(tenant.conn, alice.address, "a-new-password")
+    t.expect_exactly("421 4.7.0 Credentials changed, closing connection")
+    assert t.closed()
+    t.close()
+
+
+def message_from(sender: str, extra: str = "") -> bytes:
+    return f"From: {sender}\r\n{extra}To: bob@remote.example\r\nSubject: hi\r\n\r\nhi\r\n".encode()
+
+
+async def test_a_from_header_of_someone_else_is_refused_with_550(
+    smtp: ServerThread, client_tls: ssl.SSLContext, tenant: Tenant
+) -> None:
+    alice = await tenant.account("alice", PASSWORD)
+    ceo = tenant.address("ceo")
+    await tenant.account("ceo", PASSWORD)
+    reply = submit(smtp.submission, client_tls, alice.address, alice.address,
+                   ["bob@remote.example"], message_from(f"The CEO <{ceo}>"))  # fmt: skip
+    assert reply == "550 5.7.1 From or Sender header address not owned by the authenticated user"
+
+
+async def test_a_sender_header_of_someone_else_is_refused_with_550(
+    smtp: ServerThread, client_tls: ssl.SSLContext, tenant: Tenant
+) -> None:
+    alice = await tenant.account("alice", PASSWORD)
+    msg = message_from(alice.address, extra=f"Sender: {tenant.address('ceo')}\r\n")
+    reply = submit(smtp.submission, client_tls, alice.address, alice.address,
+                   ["bob@remote.example"], msg)  # fmt: skip
+    assert reply.startswith("550 5.7.1 ")
+
+
+async def test_own_address_alias_and_free_plus_tag_are_accepted_in_from(
+    smtp: ServerThread, client_tls: ssl.SSLContext, tenant: Tenant
+) -> None:
+    alice = await tenant.account("alice", PASSWORD)
+    sales = tenant.address("sales")
+    await store.add_alias(tenant.conn, sales, alice.address)
+    for sender in (f"Alice <{alice.address.upper()}>", sales, tenant.address("alice+news")):
+        reply = submit(smtp.submission, client_tls, alice.address, alice.address,
+                       ["bob@remote.example"], message_from(sender))  # fmt: skip
+        assert reply.startswith("250 "), (sender, reply)
+
+
+async def test_a_plus_tag_that_is_another_account_is_not_ours(
+    smtp: ServerThread, client_tls: ssl.SSLContext, tenant: Tenant
+) -> None:
+    alice = await tenant.account("alice", PASSWORD)
+    other = await tenant.account("alice+b", PASSWORD)
+    with smtplib.SMTP("127.0.0.1", smtp.submission, timeout=10) as client:
+        client.starttls(context=client_tls)
+        client.login(alice.address, PASSWORD)
+        code, text = client.mail(other.address)
+    assert (code, text) == (553, b"5.7.1 Sender address not owned by the authenticated user")
+    reply = submit(smtp.submission, client_tls, alice.address, alice.address,
+                   ["bob@remote.example"], message_from(other.address))  # fmt: skip
+    assert reply.startswith("550 5.7.1 ")

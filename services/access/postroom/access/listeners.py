@@ -22,6 +22,8 @@ from postroom.access.pop3.server import Pop3Server
 from postroom.config import Settings
 from postroom.db import Conn, create_pool, require_url
 from postroom.login import LoginPath
+from postroom.store.revocation import RevocationWatcher
+from postroom.store.types import AccountId
 from postroom.throttle import AuthThrottle
 from postroom.tls import server_context
 
@@ -103,7 +105,12 @@ async def start_managesieve(context: AccessContext) -> Started:
 
     settings = context.settings
     server = ManageSieveServer(
-        settings, context.pool, context.throttle, context.tls, limits=context.limits
+        settings,
+        context.pool,
+        context.throttle,
+        context.tls,
+        limits=context.limits,
+        login=context.login,
     )
     await server.start(settings.bind_address, settings.managesieve_port)
     return ManageSieveListener(server)
@@ -129,6 +136,14 @@ async def serve(
     await pool.open()
     context = AccessContext(settings, pool, throttle or AuthThrottle(), server_context(settings))
     listeners: list[Started] = []
+
+    def revoked(account_id: AccountId) -> None:
+        ended = sum(started.listener.end_sessions_of(account_id) for started in listeners)
+        log.info("access.sessions_revoked", account_id=account_id, sessions=ended)
+
+    # A password changed or an account disabled anywhere ends its sessions here too.
+    watcher = RevocationWatcher(require_url(settings.database_url), revoked)
+    await watcher.start()
     try:
         for factory in factories if factories is not None else FACTORIES:
             listeners.append(await factory(context))
@@ -139,6 +154,7 @@ async def serve(
         await stop.wait()
         log.info("access.stopping")
     finally:
+        await watcher.stop()
         grace = settings.shutdown_grace
         await asyncio.gather(*(listener.stop(grace) for listener in listeners))
         await pool.close()

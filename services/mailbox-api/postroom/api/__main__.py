@@ -19,8 +19,11 @@ def main() -> None:
         host=settings.bind_address,
         port=settings.http_port,
         log_config=None,
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        # X-Forwarded-For and -Proto are believed only from POSTROOM_TRUSTED_PROXIES (the
+        # same load balancers whose PROXY protocol the mail ports take); from anyone else the
+        # client is the peer, so nobody can claim an address to dodge the login throttle.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(str(n) for n in settings.trusted_proxies) or "",
         timeout_graceful_shutdown=5,
     )
 

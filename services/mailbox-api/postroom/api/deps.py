@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -143,4 +144,14 @@ async def owned_mailbox(conn: Conn, account: Account, mailbox_id: int) -> Mailbo
 
 
 def client_ip(request: Request) -> str | None:
+    """The client's address: the peer, or what a trusted proxy's X-Forwarded-For says
+    (uvicorn believes it only from POSTROOM_TRUSTED_PROXIES)."""
     return request.client.host if request.client else None
+
+
+def loopback_client(request: Request) -> bool:
+    ip = client_ip(request)
+    try:
+        return ip is not None and ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False

@@ -50,6 +50,17 @@ class TokenPublic(BaseModel):
     account: AccountPublic
 
 
+class SessionListed(BaseModel):
+    """One of the caller's sessions (a browser's cookie or a bearer token), never its secret."""
+
+    id: int
+    kind: Literal["cookie", "bearer"]
+    created_at: datetime
+    expires_at: datetime
+    client_address: str | None
+    current: bool  # the session making this request
+
+
 # --- folders ------------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
+from typing import Literal
 
 from postroom.address import canonical, without_tag
 from postroom.errors import InvalidInput
@@ -40,20 +41,37 @@ def require_auth(port: Port, authenticated: bool) -> None:
         raise SmtpError(R.R530_AUTH_REQUIRED, "auth_required")
 
 
-def check_sender(port: Port, reverse_path: str, owned: Iterable[str]) -> None:
-    """On submission the reverse-path must be one of the account's own addresses or aliases
-    (plus-addressed forms included); on the inbound port anyone, the null path too."""
-    if not port.is_submission:
-        return
+Ownership = Literal["own", "tag", "foreign"]
+
+
+def ownership(address: str, owned: Iterable[str]) -> Ownership:
+    """Whose address this is for an account owning ``owned``: its own (or an alias of it),
+    a plus-tagged form of one (``own+tag``: the account's unless someone owns that very
+    address, which the caller asks the store), or somebody else's."""
     try:
-        wanted = canonical(reverse_path)
+        wanted = canonical(address)
     except InvalidInput:
-        raise SmtpError(R.R553_NOT_OWNER, "sender_not_owned") from None
+        return "foreign"
+    mine = {a.lower() for a in owned}
+    if wanted in mine:
+        return "own"
     local, _, domain = wanted.rpartition("@")
     base = without_tag(local)
-    candidates = {wanted} | ({f"{base}@{domain}"} if base else set())
-    if not candidates & {a.lower() for a in owned}:
+    if base and f"{base}@{domain}" in mine:
+        return "tag"
+    return "foreign"
+
+
+def check_sender(port: Port, reverse_path: str, owned: Iterable[str]) -> bool:
+    """On submission the reverse-path must be one of the account's own addresses or aliases,
+    or a plus-tagged form of one; on the inbound port anyone, the null path too. True when it
+    is a tagged form, which is the account's only if nobody owns that very address."""
+    if not port.is_submission:
+        return False
+    owner = ownership(reverse_path, owned)
+    if owner == "foreign":
         raise SmtpError(R.R553_NOT_OWNER, "sender_not_owned")
+    return owner == "tag"
 
 
 def check_recipient(port: Port, resolution: Resolution | None) -> None:

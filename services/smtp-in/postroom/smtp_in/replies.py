@@ -62,6 +62,7 @@ R421_TOO_MANY_FROM_IP = Reply(421, "4.7.0", "Too many connections from your addr
 R421_TIMEOUT = Reply(421, "4.4.2", "Timeout, closing connection")
 R421_TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors, closing connection")
 R421_SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, closing connection")
+R421_CREDENTIALS_CHANGED = Reply(421, "4.7.0", "Credentials changed, closing connection")
 R451_DATABASE = Reply(451, "4.3.0", "Temporary failure, try again later")
 R452_TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
 R454_AUTH_LOCKED = Reply(454, "4.7.0", "Too many failed authentications, try again later")

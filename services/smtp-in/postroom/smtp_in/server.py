@@ -23,13 +23,14 @@ from postroom.config import Settings
 from postroom.db import Conn, session_options
 from postroom.login import LoginPath
 from postroom.runtime import database_url
-from postroom.smtp_in import checks, metrics, quota, safeguards
+from postroom.smtp_in import checks, identity, metrics, quota, safeguards
 from postroom.smtp_in import replies as R
 from postroom.smtp_in.dispatch import Dispatcher
 from postroom.smtp_in.policy import Port
 from postroom.smtp_in.reader import Content, EndOfData, Reader
 from postroom.smtp_in.replies import SmtpError
 from postroom.smtp_in.session import Authenticator, Context, Next, Session
+from postroom.store.revocation import RevocationWatcher
 from postroom.store.types import Account
 from postroom.throttle import AuthThrottle
 from postroom.tls import server_context
@@ -42,7 +43,7 @@ _CLOSING = {
     "deadline": R.R421_TIMEOUT,
     "slow": R.R421_TIMEOUT,
     "shutdown": R.R421_SHUTTING_DOWN,
-    "revoked": R.R421_SHUTTING_DOWN,
+    "revoked": R.R421_CREDENTIALS_CHANGED,
 }
 
 
@@ -156,6 +157,7 @@ class SmtpServer:
     ctx: Context
     listener: L.Listener
     ports: dict[Port, int] = field(default_factory=dict)
+    watcher: RevocationWatcher | None = None
     _own_pool: bool = False
     inbound: checks.InboundChecks | None = None
 
@@ -171,6 +173,8 @@ class SmtpServer:
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop accepting; close idle sessions at once, let busy ones finish within ``grace``."""
+        if self.watcher is not None:
+            await self.watcher.stop()
         await self.listener.stop(grace)
         await self.ctx.dispatcher.close()
         if self.inbound is not None:
@@ -208,6 +212,7 @@ async def start_server(
     db_timeout: float = 10.0,
     limits: L.ConnectionLimits | None = None,
     login: LoginPath | None = None,
+    watch_revocations: bool = True,
 ) -> SmtpServer:
     """Open the pool and the listeners; the returned server's ``ports`` says where."""
     own_pool = pool is None
@@ -225,6 +230,7 @@ async def start_server(
     )
     safeguards.install(ctx.hooks, settings)
     quota.install(ctx.hooks)
+    identity.install(ctx.hooks, pool, db_timeout)
     inbound = checks.install(ctx)
 
     async def handler(conn: L.Connection) -> None:
@@ -244,5 +250,9 @@ async def start_server(
         tls=tls,
     )
     server = SmtpServer(settings, ctx, listener, _own_pool=own_pool, inbound=inbound)
+    if watch_revocations:
+        # A password changed or an account disabled anywhere ends its sessions here too.
+        server.watcher = RevocationWatcher(database_url(settings), listener.end_sessions_of)
+        await server.watcher.start()
     await server.start(listeners if listeners is not None else default_listeners(settings))
     return server

@@ -114,6 +114,7 @@ class Envelope:
     port: Port
     tls: str | None
     account: Account | None
+    owned: tuple[str, ...] = ()  # the addresses the authenticated account may send as
     recipients: list[str] = field(default_factory=list)
     dsn: dict[str, S.RecipientOptions] = field(default_factory=dict)
     attempted: int = 0  # RCPT commands, accepted or not
@@ -438,7 +439,8 @@ class Session:
         policy.require_auth(self.port, self.account is not None)
         path = S.parse_path_argument(arg, "FROM", null_ok=True)
         options = S.mail_options(path, esmtp=self.esmtp, max_size=self.settings.max_message_size)
-        policy.check_sender(self.port, path.address, self.owned)
+        if policy.check_sender(self.port, path.address, self.owned):
+            await self._check_tag_is_free(path.address)
         if self.transactions >= policy.MAX_TRANSACTIONS:
             return self.closing(R.R421_TOO_MANY_ERRORS)
         self.txn = Envelope(
@@ -449,9 +451,21 @@ class Session:
             port=self.port,
             tls=self.tls,
             account=self.account,
+            owned=tuple(self.owned),
         )
         self.reply(R.R250_SENDER_OK)
         return Next.READ
+
+    async def _check_tag_is_free(self, address: str) -> None:
+        """``own+tag`` is the account's only when no account or alias has that very address
+        (account ``a@d`` may not send as the distinct account ``a+b@d``)."""
+        try:
+            async with self._db() as conn:
+                taken = await store.address_taken(conn, address)
+        except (psycopg.Error, StoreError):
+            raise SmtpError(R.R451_DATABASE, "database") from None
+        if taken:
+            raise SmtpError(R.R553_NOT_OWNER, "sender_not_owned")
 
     async def smtp_RCPT(self, arg: str) -> Next:
         check_sequence("RCPT", self.state)

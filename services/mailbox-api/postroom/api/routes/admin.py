@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from postroom import queue as queue_contract
 from postroom import store
+from postroom.address import canonical_identity
 from postroom.api import schemas
 from postroom.api.convert import account_public, queue_entry_public
 from postroom.api.deps import AdminDep, ConnDep, settings_of
@@ -20,7 +21,6 @@ from postroom.api.problems import Problem
 from postroom.errors import NotFound
 from postroom.store import queue
 from postroom.store.accounts import KEEP
-from postroom.store.sessions import delete_sessions_of
 from postroom.store.types import DeliveryState, QueueId
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
@@ -122,15 +122,14 @@ async def update_account(
         quota_bytes=body.quota_bytes if given else KEEP,
         quota_messages=body.quota_messages if given_messages else KEEP,
     )
-    if body.password is not None or body.disabled:
-        await delete_sessions_of(conn, account.id)
+    # The store ends the account's sessions everywhere on a new password or when disabled.
     return account_public(account)
 
 
 @router.delete("/accounts/{address}", status_code=204)
 async def delete_account(address: str, admin: AdminDep, conn: ConnDep) -> Response:
     """Remove an account with all its mail."""
-    if address.strip().lower() == admin.address:
+    if canonical_identity(address) == admin.address:
         raise Problem(422, "you cannot delete the account you are logged in with")
     await store.delete_account(conn, address)
     return Response(status_code=204)

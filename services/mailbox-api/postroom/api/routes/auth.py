@@ -10,10 +10,22 @@ from fastapi import APIRouter, Request, Response
 from postroom import store
 from postroom.api import schemas
 from postroom.api.convert import account_public
-from postroom.api.deps import AuthDep, ConnDep, check_origin, client_ip, login_of
+from postroom.api.deps import (
+    AuthDep,
+    ConnDep,
+    check_origin,
+    client_ip,
+    login_of,
+    loopback_client,
+)
 from postroom.api.problems import Problem
 from postroom.api.security import SESSION_COOKIE, csrf_token
-from postroom.store.sessions import create_session, delete_session
+from postroom.store.sessions import (
+    create_session,
+    delete_session,
+    delete_session_of,
+    list_sessions_of,
+)
 from postroom.store.types import Account
 
 COOKIE_LIFETIME = timedelta(hours=12)
@@ -63,7 +75,9 @@ async def log_in(
         max_age=int(COOKIE_LIFETIME.total_seconds()),
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        # Secure always, but for a browser on this very machine (development over plain
+        # http://localhost): behind a load balancer the scheme seen here may be http.
+        secure=not loopback_client(request),
         path="/",
     )
     return schemas.SessionPublic(
@@ -109,3 +123,28 @@ async def log_out(auth: AuthDep, conn: ConnDep, response: Response) -> Response:
     result = Response(status_code=204)
     result.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return result
+
+
+@router.get("/tokens", response_model=list[schemas.SessionListed])
+async def list_tokens(auth: AuthDep, conn: ConnDep) -> list[schemas.SessionListed]:
+    """The caller's own sessions and tokens (where and when each began), to spot a stranger's."""
+    sessions = await list_sessions_of(conn, auth.account.id, now=datetime.now(UTC))
+    return [
+        schemas.SessionListed(
+            id=s.id,
+            kind=s.kind,
+            created_at=s.created_at,
+            expires_at=s.expires_at,
+            client_address=s.client_address,
+            current=s.id == auth.session.id,
+        )
+        for s in sessions
+    ]
+
+
+@router.delete("/tokens/{session_id}", status_code=204)
+async def revoke_token(session_id: int, auth: AuthDep, conn: ConnDep) -> Response:
+    """End one of the caller's own sessions or tokens (404 for anyone else's)."""
+    if not await delete_session_of(conn, auth.account.id, session_id):
+        raise Problem(404, f"no session {session_id} of yours")
+    return Response(status_code=204)

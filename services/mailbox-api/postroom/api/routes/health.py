@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from postroom.api.deps import pool_of, settings_of
+from postroom.db import schema_version
 from postroom.runtime import redis_url
 
 router = APIRouter(tags=["health"])
@@ -23,7 +24,7 @@ async def healthz() -> dict[str, str]:
 
 async def _postgres(request: Request) -> None:
     async with pool_of(request).connection(timeout=CHECK_TIMEOUT) as conn:
-        await conn.execute("SELECT 1")
+        await schema_version(conn)
 
 
 def _redis(url: str) -> None:

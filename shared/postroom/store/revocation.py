@@ -1,0 +1,73 @@
+"""Ending an account's sessions everywhere when its password changes or it is disabled.
+
+`revoke` deletes the account's web sessions and API tokens and announces the account on a
+Postgres channel, in the caller's transaction; every process that serves protocol sessions
+(smtp-in, access) runs a `RevocationWatcher`, which hears the announcement and closes that
+account's open IMAP, POP3, SMTP and ManageSieve sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import psycopg
+import structlog
+
+from postroom.db import Conn, connect
+from postroom.errors import StoreError
+from postroom.store.types import AccountId
+
+log = structlog.get_logger("postroom.store")
+
+CHANNEL = "postroom_revoked"
+
+
+async def revoke(conn: Conn, account_id: AccountId) -> int:
+    """End the account's web sessions and tokens, and tell every process to close its
+    protocol sessions (sent when, and only if, the caller's transaction commits). The number
+    of web sessions ended."""
+    cur = await conn.execute("DELETE FROM web_sessions WHERE account_id = %s", (account_id,))
+    await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(int(account_id))))
+    return cur.rowcount
+
+
+class RevocationWatcher:
+    """Listens for revoked accounts on a connection of its own, reconnecting as needed, and
+    calls ``on_revoked`` with each account id."""
+
+    def __init__(
+        self, url: str, on_revoked: Callable[[AccountId], object], *, retry_delay: float = 1.0
+    ) -> None:
+        self.url = url
+        self.on_revoked = on_revoked
+        self.retry_delay = retry_delay
+        self.listening = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                conn = await connect(self.url, autocommit=True)
+                try:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self.listening.set()
+                    async for note in conn.notifies():
+                        if note.payload.isdigit():
+                            self.on_revoked(AccountId(int(note.payload)))
+                finally:
+                    self.listening.clear()
+                    await conn.close()
+            except (psycopg.Error, StoreError, OSError) as exc:
+                log.warning("store.revocations.reconnecting", error=str(exc)[:200])
+            await asyncio.sleep(self.retry_delay)

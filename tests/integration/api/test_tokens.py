@@ -1,0 +1,81 @@
+"""A user's own sessions and tokens: listed, revoked one by one, and all ended by a new
+password; the session cookie is Secure outside loopback development."""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+
+from fastapi import FastAPI
+
+from postroom import store
+from tests.integration.api.conftest import MakeUser, client_for
+
+ORIGIN = {"Origin": "http://mail.test"}
+
+
+async def test_a_user_lists_their_own_tokens_and_nobody_elses(
+    app: FastAPI, make_user: MakeUser
+) -> None:
+    alice, bob = await make_user(), await make_user()
+    client = client_for(app, ip="192.0.2.44")
+    async with aclosing(client):
+        second = await client.post(
+            "/api/v1/tokens", json={"address": alice.account.address, "password": alice.password}
+        )
+    assert second.status_code == 201
+    listed = (await alice.client.get("/api/v1/tokens")).json()
+    assert [(s["kind"], s["client_address"], s["current"]) for s in listed] == [
+        ("bearer", "192.0.2.44", False),
+        ("bearer", "127.0.0.1", True),
+    ]
+    assert len((await bob.client.get("/api/v1/tokens")).json()) == 1
+
+
+async def test_a_user_revokes_one_of_their_tokens(app: FastAPI, make_user: MakeUser) -> None:
+    alice = await make_user()
+    client = client_for(app)
+    async with aclosing(client):
+        reply = await client.post(
+            "/api/v1/tokens", json={"address": alice.account.address, "password": alice.password}
+        )
+        client.headers["Authorization"] = f"Bearer {reply.json()['token']}"
+        other = next(
+            s for s in (await alice.client.get("/api/v1/tokens")).json() if not s["current"]
+        )
+        assert (await alice.client.delete(f"/api/v1/tokens/{other['id']}")).status_code == 204
+        assert (await client.get("/api/v1/session")).status_code == 401
+    assert (await alice.client.get("/api/v1/session")).status_code == 200
+
+
+async def test_nobody_revokes_someone_elses_token(app: FastAPI, make_user: MakeUser) -> None:
+    alice, bob = await make_user(), await make_user()
+    [bobs] = (await bob.client.get("/api/v1/tokens")).json()
+    assert (await alice.client.delete(f"/api/v1/tokens/{bobs['id']}")).status_code == 404
+    assert (await bob.client.get("/api/v1/session")).status_code == 200
+
+
+async def test_a_new_password_ends_every_web_session_and_token(
+    app: FastAPI, make_user: MakeUser
+) -> None:
+    alice = await make_user()
+    await store.set_password(alice.conn, alice.account.address, "a-new-password")
+    assert (await alice.client.get("/api/v1/session")).status_code == 401
+
+
+async def test_the_session_cookie_is_secure_except_for_a_loopback_browser(
+    app: FastAPI, make_user: MakeUser
+) -> None:
+    user = await make_user()
+    cookies = {}
+    for ip in ("127.0.0.1", "192.0.2.80"):
+        client = client_for(app, ip=ip)
+        async with aclosing(client):
+            reply = await client.post(
+                "/api/v1/session",
+                json={"address": user.account.address, "password": user.password},
+                headers=ORIGIN,
+            )
+        assert reply.status_code == 200
+        cookies[ip] = reply.headers["set-cookie"].lower()
+    assert "secure" not in cookies["127.0.0.1"]
+    assert "; secure" in cookies["192.0.2.80"]
