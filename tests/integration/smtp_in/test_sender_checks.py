@@ -175,7 +175,8 @@ async def test_authenticated_submission_is_not_checked(
     smtp: ServerThread, client_tls: ssl.SSLContext, tenant: Tenant, conn: Conn
 ) -> None:
     alice = await tenant.account("alice", PASSWORD)
-    raw = message(from_="ceo@reject.test", to="carol@remote.example")
+    # Submission holds From: to the account's own addresses (identity.py), not to DMARC.
+    raw = message(from_=alice.address, to="carol@remote.example")
     reply = submit(smtp.submission, client_tls, alice.address, alice.address,
                    ["carol@remote.example"], raw)  # fmt: skip
     content, target, checks = await stored(conn, reply)
