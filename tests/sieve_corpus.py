@@ -374,6 +374,12 @@ SCRIPTS: list[tuple[str, str]] = [
         ' header :contains "subject" ["viagra","lottery"]) { addflag "$Junk"; fileinto "Junk";'
         " stop; } keep;",
     ),
+    ("address-not-an-address-field", 'if address :contains "subject" "a" { discard; }'),
+    (
+        "address-x-original-to",
+        'require "fileinto"; if address :domain "x-original-to" "example.test"'
+        ' { fileinto "orig"; }',
+    ),
     ("syntax-missing-semicolon", "keep"),
     ("syntax-unknown-command", "frobnicate;"),
     ("syntax-no-require", 'fileinto "X";'),

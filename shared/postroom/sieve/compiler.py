@@ -65,6 +65,16 @@ _SET_MODIFIERS = {  # RFC 5229 §4: precedence, higher applied first
     "quotewildcard": 20,
     "length": 10,
 }
+# RFC 5228 §5.1: the address test is restricted to fields that hold addresses (at least From,
+# To, Cc, Bcc, Sender, Resent-From, Resent-To); the same set as Pigeonhole.
+ADDRESS_HEADERS = frozenset(
+    {
+        "from", "sender", "reply-to", "to", "cc", "bcc", "resent-from", "resent-sender",
+        "resent-to", "resent-cc", "resent-bcc", "resent-reply-to", "delivered-to",
+        "x-original-to", "mail-followup-to", "mail-reply-to", "errors-to", "x-beenthere",
+        "apparently-to",
+    }
+)  # fmt: skip
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 COMPILED_FORMAT = 1  # bump when the JSON form of CompiledScript changes
 
@@ -540,6 +550,14 @@ class _Compiler:
             raise SieveSyntaxError(op.line, ":last needs :index")
         if op.name == "size" and "relation" not in op.tags:
             raise SieveSyntaxError(op.line, "size needs :over or :under")
+        if op.name == "address":
+            headers = op.args[0]
+            assert isinstance(headers, tuple)
+            for header in headers:
+                if header.lower() not in ADDRESS_HEADERS and "${" not in header:
+                    raise SieveSyntaxError(
+                        op.line, f"header {header!r} is not known to contain addresses"
+                    )
         if op.name == "envelope":
             parts = op.args[0]
             assert isinstance(parts, tuple)
