@@ -34,6 +34,13 @@ class Identity:
     signature: str | None
 
 
+def _text(value: str, what: str) -> str:
+    # Postgres text cannot hold NUL; say so instead of failing the statement.
+    if "\x00" in value:
+        raise InvalidInput(f"{what} may not contain NUL characters")
+    return value
+
+
 async def _count(conn: Conn, table: str, account_id: AccountId) -> int:
     cur = await conn.execute(
         f"SELECT count(*) AS n FROM {table} WHERE account_id = %s", (account_id,)
@@ -46,7 +53,7 @@ async def _count(conn: Conn, table: str, account_id: AccountId) -> int:
 
 
 async def allow_images_from(conn: Conn, account_id: AccountId, sender: str) -> None:
-    sender = sender.strip().lower()
+    sender = _text(sender, "a sender").strip().lower()
     if not sender or len(sender) > 320 or "@" not in sender:
         raise InvalidInput(f"{sender!r} is not a sender address")
     if await _count(conn, "remote_image_senders", account_id) >= MAX_IMAGE_SENDERS:
@@ -61,7 +68,7 @@ async def allow_images_from(conn: Conn, account_id: AccountId, sender: str) -> N
 async def images_allowed(conn: Conn, account_id: AccountId, sender: str) -> bool:
     cur = await conn.execute(
         "SELECT 1 FROM remote_image_senders WHERE account_id = %s AND sender = %s",
-        (account_id, sender.strip().lower()),
+        (account_id, _text(sender, "a sender").strip().lower()),
     )
     return await cur.fetchone() is not None
 
@@ -77,7 +84,7 @@ async def image_senders(conn: Conn, account_id: AccountId) -> list[str]:
 async def forget_image_sender(conn: Conn, account_id: AccountId, sender: str) -> None:
     await conn.execute(
         "DELETE FROM remote_image_senders WHERE account_id = %s AND sender = %s",
-        (account_id, sender.strip().lower()),
+        (account_id, _text(sender, "a sender").strip().lower()),
     )
 
 
@@ -91,7 +98,7 @@ def _contact(r: dict[str, object]) -> Contact:
 def _name(name: str | None) -> str | None:
     if name is None:
         return None
-    name = " ".join(name.split())
+    name = " ".join(_text(name, "a name").split())
     if len(name) > MAX_NAME:
         raise InvalidInput(f"a name may be at most {MAX_NAME} characters")
     return name or None
@@ -105,7 +112,7 @@ async def learn_contacts(
     room = MAX_CONTACTS - await _count(conn, "contacts", account_id)
     for name, address in people[:100]:
         address = address.strip().lower()
-        if not address or len(address) > 320:
+        if not address or len(address) > 320 or "\x00" in address + (name or ""):
             continue
         cur = await conn.execute(
             """UPDATE contacts SET uses = uses + 1, last_used = %s,
@@ -126,7 +133,14 @@ async def find_contacts(
     conn: Conn, account_id: AccountId, prefix: str = "", *, limit: int = 20
 ) -> list[Contact]:
     """Contacts whose address or a word of whose name starts with ``prefix``, most used first."""
-    like = prefix.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    like = (
+        _text(prefix, "a search")
+        .strip()
+        .lower()
+        .replace("\\", "\\\\")
+        .replace("%", "\\%")
+        .replace("_", "\\_")
+    )
     cur = await conn.execute(
         """SELECT id, address, name, uses, last_used FROM contacts
            WHERE account_id = %(account)s
@@ -142,7 +156,7 @@ async def save_contact(
     conn: Conn, account_id: AccountId, address: str, name: str | None
 ) -> Contact:
     """Add a contact or rename one."""
-    address = address.strip().lower()
+    address = _text(address, "an address").strip().lower()
     if not address or len(address) > 320 or "@" not in address:
         raise InvalidInput(f"{address!r} is not a mail address")
     if await _count(conn, "contacts", account_id) >= MAX_CONTACTS:
@@ -185,7 +199,7 @@ async def save_identity(
 ) -> Identity:
     """The From name and signature of one of the account's addresses (the caller checks
     that the account may send as it)."""
-    if signature is not None and len(signature) > MAX_SIGNATURE:
+    if signature is not None and len(_text(signature, "a signature")) > MAX_SIGNATURE:
         raise InvalidInput(f"a signature may be at most {MAX_SIGNATURE} characters")
     address = address.strip().lower()
     await conn.execute(

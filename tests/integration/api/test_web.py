@@ -34,6 +34,7 @@ async def test_mail_page_carries_the_csrf_token_and_no_inline_script(
     assert meta[1] == login.json()["csrf_token"]
     assert re.findall(r"<script[^>]*>", page.text) == [
         '<script src="/static/common.js" defer>',
+        '<script src="/static/compose.js" defer>',
         '<script src="/static/mail.js" defer>',
     ]
 

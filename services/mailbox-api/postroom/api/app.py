@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from postroom.api import problems
 from postroom.api.metrics import MetricsMiddleware
 from postroom.api.routes import (
+    account,
     admin,
     auth,
     autoconfig,
@@ -73,6 +74,7 @@ def create_app(
     problems.install(app)
     for module in (
         auth,
+        account,
         mailboxes,
         messages,
         send,

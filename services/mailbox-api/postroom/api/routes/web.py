@@ -62,6 +62,11 @@ async def mail_page(request: Request) -> Response:
     return await _page(request, "mail.html", section="mail", mail=True)
 
 
+@router.get("/settings", response_class=HTMLResponse)
+async def settings_page(request: Request) -> Response:
+    return await _page(request, "settings.html", section="settings")
+
+
 @router.get("/admin", response_class=HTMLResponse)
 async def admin_page(request: Request) -> Response:
     return await _page(request, "admin.html", section="admin", admin=True)

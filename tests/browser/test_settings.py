@@ -1,0 +1,103 @@
+"""Settings in Chromium: filters and out-of-office (a Sieve script underneath), identities,
+contacts, senders whose images are shown, and changing the password."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import Login, Site, axe_violations
+
+
+def csrf(page: Page) -> dict[str, str]:
+    return {"X-CSRF-Token": page.get_attribute("meta[name=csrf-token]", "content") or ""}
+
+
+def test_a_filter_rule_is_saved_as_sieve_and_shown_again(site: Site, login: Login) -> None:
+    alice = site.user("alice")
+    page = login(alice, path="/settings#filters")
+    page.click("#rule-add")
+    rule = page.locator("#rules fieldset.rule").first
+    rule.locator(".rule-name").fill("Receipts")
+    condition = rule.locator(".condition").first
+    condition.locator("select[aria-label=Field]").select_option("subject")
+    condition.locator("input[aria-label=Value]").fill("invoice")
+    rule.locator(".action input[aria-label='Folder or address']").fill("Receipts")
+    page.click("#rules-save")
+    page.wait_for_selector("#status:has-text('Filters saved.')")
+    expect(page.locator("#rules-script")).to_contain_text('fileinto :create "Receipts"')
+    assert axe_violations(page) == []
+    page.reload()
+    again = page.locator("#rules fieldset.rule")
+    expect(again).to_have_count(1)
+    expect(again.locator(".rule-name")).to_have_value("Receipts")
+    expect(again.locator(".condition input[aria-label=Value]")).to_have_value("invoice")
+
+
+def test_out_of_office_is_saved_and_read_back(site: Site, login: Login) -> None:
+    alice = site.user("alice")
+    page = login(alice, path="/settings#vacation")
+    page.check("#vacation-form input[name=enabled]")
+    page.fill("#vacation-form input[name=start]", "2026-12-20")
+    page.fill("#vacation-form input[name=end]", "2027-01-04")
+    page.fill("#vacation-form input[name=subject]", "Away until January")
+    page.fill("#vacation-form textarea[name=text]", "Back on the 5th.")
+    page.click("#vacation-form button[type=submit]")
+    page.wait_for_selector("#status:has-text('Out-of-office reply on.')")
+    page.reload()
+    expect(page.locator("#vacation-form input[name=subject]")).to_have_value("Away until January")
+    assert page.is_checked("#vacation-form input[name=enabled]")
+    assert page.input_value("#vacation-form input[name=end]") == "2027-01-04"
+    assert axe_violations(page) == []
+
+
+def test_identities_contacts_and_image_senders_are_edited(site: Site, login: Login) -> None:
+    alice = site.user("alice")
+    page = login(alice, path="/settings#identities")
+    form = page.locator(f"#identity-forms form[data-address='{alice.address}']")
+    form.locator("input[name=name]").fill("Alice A.")
+    form.locator("textarea[name=signature]").fill("Cheers, Alice")
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector(f"#status:has-text('Identity {alice.address} saved.')")
+    identities = page.request.get(f"{site.base}/api/v1/identities").json()
+    assert identities == [
+        {"address": alice.address, "name": "Alice A.", "signature": "Cheers, Alice"}
+    ]
+
+    page.click(".tabs a[href='#contacts']")
+    page.fill("#contact-form input[name=address]", "dan@far.test")
+    page.fill("#contact-form input[name=name]", "Dan")
+    page.click("#contact-form button[type=submit]")
+    row = page.locator("#contact-rows tr[data-address='dan@far.test']")
+    expect(row).to_contain_text("Dan")
+    row.locator("button:has-text('Edit')").click()
+    page.fill("#contact-form input[name=name]", "Daniel")
+    page.click("#contact-form button[type=submit]")
+    expect(row).to_contain_text("Daniel")
+    assert axe_violations(page) == []
+    row.locator("button:has-text('Remove')").click()
+    expect(row).to_have_count(0)
+
+    allowed = page.request.post(
+        f"{site.base}/api/v1/remote-images", data={"sender": "news@shop.test"}, headers=csrf(page)
+    )
+    assert allowed.status == 204
+    page.click(".tabs a[href='#privacy']")
+    expect(page.locator("#image-senders")).to_contain_text("news@shop.test")
+    page.click("#image-senders button:has-text('Stop showing')")
+    expect(page.locator("#image-senders")).to_contain_text("every message asks first")
+
+
+def test_changing_the_password_ends_the_session(site: Site, login: Login) -> None:
+    alice = site.user("alice")
+    page = login(alice, path="/settings#password")
+    page.fill("#password-change input[name=current_password]", "wrong-one")
+    page.fill("#password-change input[name=new_password]", "a-new-password")
+    page.click("#password-change button[type=submit]")
+    page.wait_for_selector("#status:has-text('the current password is wrong')")
+    page.fill("#password-change input[name=current_password]", "browser-pw-1")
+    page.click("#password-change button[type=submit]")
+    page.wait_for_url(f"{site.base}/login")
+    page.fill("input[name=address]", alice.address)
+    page.fill("input[name=password]", "a-new-password")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{site.base}/")
