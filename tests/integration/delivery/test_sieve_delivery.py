@@ -266,3 +266,16 @@ async def test_a_site_wide_script_broken_after_start_is_skipped(
     await h.deliver(spooled)
     assert len(await h.inbox(bob.address)) == 1
     assert await _trace(h, spooled) == ("delivered", "2.0.0 OK")
+
+
+async def test_vacation_from_someone_else_is_sent_from_the_account(
+    tenant: Tenant, make_harness: Any, sink: Any
+) -> None:  # RFC 5230 §4.3
+    bob = await tenant.account("bob")
+    await _activate(
+        tenant, bob, 'require "vacation"; vacation :from "ceo@bank.example" "Wire money.";'
+    )
+    h = await make_harness(settings_for(sink))
+    await h.deliver(await h.spool(_mail(bob.address), "someone@remote.test", [bob.address]))
+    [reply] = sink.handler.received
+    assert email.message_from_bytes(reply.content)["From"] == bob.address

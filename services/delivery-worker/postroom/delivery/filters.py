@@ -6,8 +6,9 @@ that dies half-way leaves nothing behind: the retry runs the script again from t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, cast
@@ -267,6 +268,13 @@ async def _vacation(
         filed.notes.append("sieve: vacation reply already sent in this period")
         return
     reply_envelope = Envelope(envelope.sender, account.address)
+    if action.from_address is not None:
+        _name, from_address = parseaddr(action.from_address)
+        if from_address.lower() not in {a.lower() for a in own}:
+            # RFC 5230 §4.3 lets a site refuse a :from that is not the user's: a reply we
+            # send (and sign) must not speak for someone else.
+            filed.notes.append(f"sieve: vacation :from {from_address!r} is not the user's")
+            action = replace(action, from_address=None)
     reply = build_reply(action, view, reply_envelope, now=now, hostname=settings.hostname)
     # RFC 5230 §5.1, RFC 3834 §3.3: the reply goes out with the null reverse path.
     spooled = await queue_store.spool(
