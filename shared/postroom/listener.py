@@ -404,15 +404,22 @@ class Listener:
         handler: Handler,
         settings: Settings,
         *,
-        limits: ConnectionLimits,
-        clocks: Callable[[Port], Clocks],
+        idle: float,
         refusal: Callable[[Refusal], bytes],
         tls: ssl.SSLContext | None,
+        limits: ConnectionLimits | None = None,
+        login: Callable[[Port], bool] = lambda _port: True,
     ) -> Listener:
+        """A protocol's listener with the process's settings: ``idle`` seconds a client may
+        wait between commands, ``login`` whether a port has a login to reach (the deadline)."""
+
+        def clocks(port: Port) -> Clocks:
+            return Clocks.from_settings(settings, idle=idle, login=login(port))
+
         return cls(
             protocol,
             handler,
-            limits=limits,
+            limits=limits or ConnectionLimits.from_settings(settings),
             clocks=clocks,
             refusal=refusal,
             tls=tls,

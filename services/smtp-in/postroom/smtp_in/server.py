@@ -236,18 +236,16 @@ async def start_server(
     async def handler(conn: L.Connection) -> None:
         await serve_connection(ctx, tls, conn)
 
-    def clocks(port: L.Port) -> L.Clocks:
-        login = Port(port.name).is_submission
-        return L.Clocks.from_settings(settings, idle=settings.smtp_timeout, login=login)
-
     listener = L.Listener.from_settings(
         "smtp",
         handler,
         settings,
-        limits=limits or L.ConnectionLimits.from_settings(settings),
-        clocks=clocks,
+        idle=settings.smtp_timeout,
         refusal=_refusal,
         tls=tls,
+        limits=limits,
+        # Only submission has a login to reach; the inbound MX has no deadline.
+        login=lambda port: Port(port.name).is_submission,
     )
     server = SmtpServer(settings, ctx, listener, _own_pool=own_pool, inbound=inbound)
     if watch_revocations:

@@ -82,17 +82,14 @@ class ImapServer:
         self.idle_timeout = settings.imap_idle_timeout
         self._per_account: Counter[AccountId] = Counter()
 
-        def clocks(port: L.Port) -> L.Clocks:
-            return L.Clocks.from_settings(settings, idle=self.idle_timeout, login=True)
-
         self.listener = L.Listener.from_settings(
             "imap",
             self.handle,
             settings,
-            limits=limits or L.ConnectionLimits.from_settings(settings),
-            clocks=clocks,
+            idle=self.idle_timeout,
             refusal=lambda _why: b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
             tls=tls,
+            limits=limits,
         )
 
     async def start(self, host: str, port: int, *, implicit_tls: bool) -> int:

@@ -86,17 +86,14 @@ class ManageSieveServer:
         self.login = login or LoginPath(pool, throttle, pool_timeout=POOL_TIMEOUT)
         self.tls = tls
 
-        def clocks(port: L.Port) -> L.Clocks:
-            return L.Clocks.from_settings(settings, idle=IDLE_TIMEOUT, login=True)
-
         self.listener = L.Listener.from_settings(
             "managesieve",
             self.handle,
             settings,
-            limits=limits or L.ConnectionLimits.from_settings(settings),
-            clocks=clocks,
+            idle=IDLE_TIMEOUT,
             refusal=lambda _why: R_TOO_MANY,
             tls=tls,
+            limits=limits,
         )
 
     async def start(self, host: str, port: int) -> int:

@@ -83,17 +83,14 @@ class Pop3Server:
         self.login = login or LoginPath(pool, throttle, pool_timeout=POOL_TIMEOUT)
         self.tls = tls
 
-        def clocks(port: L.Port) -> L.Clocks:
-            return L.Clocks.from_settings(settings, idle=settings.pop3_idle_timeout, login=True)
-
         self.listener = L.Listener.from_settings(
             "pop3",
             self.handle,
             settings,
-            limits=limits or L.ConnectionLimits.from_settings(settings),
-            clocks=clocks,
+            idle=settings.pop3_idle_timeout,
             refusal=lambda _why: R_TOO_MANY,
             tls=tls,
+            limits=limits,
         )
 
     async def start(self, host: str, port: int, *, implicit_tls: bool) -> int:
