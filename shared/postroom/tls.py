@@ -9,6 +9,8 @@ import os
 import ssl
 from pathlib import Path
 
+import structlog
+
 from postroom.config import Settings
 from postroom.errors import ConfigError
 
@@ -24,6 +26,13 @@ def certificate_paths(settings: Settings) -> tuple[Path, Path]:
         return settings.tls_cert, settings.tls_key
     folder = settings.data_dir / "tls"
     cert, key = folder / "cert.pem", folder / "key.pem"
+    # No certificate configured: say so loudly, since clients and MTA-STS senders refuse it.
+    structlog.get_logger("postroom.tls").warning(
+        "tls.self_signed",
+        warning="NO TLS CERTIFICATE CONFIGURED: using a self-signed one that mail clients and "
+        "verifying senders will refuse; set POSTROOM_TLS_CERT and POSTROOM_TLS_KEY",
+        cert=str(cert),
+    )
     if not (cert.is_file() and key.is_file()):
         folder.mkdir(parents=True, exist_ok=True)
         # Several services start at once on one data dir: one of them makes the pair.

@@ -47,3 +47,28 @@ def test_missing_file_names_the_variable(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"POSTROOM_TLS_CERT: .* is not a readable file"):
         certificate_paths(settings)
+
+
+def test_the_self_signed_fallback_warns_loudly(tmp_path: Path) -> None:
+    import structlog.testing
+
+    settings = load_settings({"POSTROOM_DATA_DIR": str(tmp_path), "POSTROOM_HOSTNAME": "mx.test"})
+    with structlog.testing.capture_logs() as logs:
+        certificate_paths(settings)
+    [event] = [e for e in logs if e["event"] == "tls.self_signed"]
+    assert event["log_level"] == "warning"
+    assert "NO TLS CERTIFICATE CONFIGURED" in event["warning"]
+
+
+def test_a_configured_pair_does_not_warn(tmp_path: Path) -> None:
+    import structlog.testing
+
+    ca = trustme.CA()
+    issued = ca.issue_cert("mx.test")
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    settings = load_settings({"POSTROOM_TLS_CERT": str(cert), "POSTROOM_TLS_KEY": str(key)})
+    with structlog.testing.capture_logs() as logs:
+        certificate_paths(settings)
+    assert not [e for e in logs if e["event"] == "tls.self_signed"]

@@ -12,8 +12,11 @@ import dkim
 from postroom import dkim_admin, dns_records
 from postroom.config import Settings
 from postroom.db import Conn
+from postroom.dns import Resolver
+from postroom.mailauth.check import authenticate
+from postroom.mailauth.results import authentication_results
 from postroom.store import dkim as dkim_store
-from tests.dns_server import DnsServer
+from tests.dns_server import DnsServer, Record
 from tests.integration.delivery.harness import Sink, message, settings_for
 from tests.support import Tenant
 from tests.zone import dkim_lookup, served
@@ -129,3 +132,39 @@ async def test_a_key_sealed_under_another_secret_leaves_mail_unsigned_and_delive
     raw = message(sender=alice)
     await h.deliver(await h.spool(raw, alice, ["bob@remote.test"]))
     assert sink.handler.received[0].content == raw
+
+
+async def test_a_receiver_finds_dkim_spf_and_dmarc_pass_with_the_records_of_dns_show(
+    tenant: Tenant,
+    make_harness: Any,
+    sink: Sink,
+    tmp_path: Path,
+    dns_server: Callable[..., DnsServer],
+) -> None:
+    """The walk of docs/deliverability.md: keys made, `dns show` published, a message sent;
+    the receiving side (Postroom's own inbound checks) says dkim=pass spf=pass dmarc=pass."""
+    domain = tenant.domain.name
+    host = f"mail.{domain}"
+    settings = dkim_settings(sink, tmp_path, POSTROOM_HOSTNAME=host)
+    await dkim_admin.generate(tenant.conn, settings, domain, algorithm="rsa", selector="r1")
+    await dkim_admin.generate(tenant.conn, settings, domain, algorithm="ed25519", selector="e1")
+    keys = await dkim_store.list_keys(tenant.conn, domain)
+    zone = served(dns_records.required_records(domain, settings, keys))
+    # The sending host's address, which the MX (and so SPF's "mx") names.
+    server = dns_server([*zone, Record(host, "A", "127.0.0.1")])
+    h = await make_harness(settings)
+    alice = tenant.address("alice")
+    await h.deliver(await h.spool(message(sender=alice), alice, ["bob@remote.test"]))
+    [received] = sink.handler.received
+    results = await authenticate(
+        received.content,
+        client_ip="127.0.0.1",
+        helo=host,
+        mail_from=received.mail_from.strip("<>"),
+        resolver=Resolver(server.servers, timeout=3),
+    )
+    header = authentication_results("mx.remote.test", results).decode()
+    assert "spf=pass smtp.mailfrom=" + alice in header
+    assert f"dkim=pass header.d={domain} header.a=rsa-sha256 header.s=r1" in header
+    assert f"dkim=pass header.d={domain} header.a=ed25519-sha256 header.s=e1" in header
+    assert "dmarc=pass" in header
