@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from postroom import store
 from postroom.store import queue as queue_store
 from postroom.store import sieve as sieve_store
@@ -279,3 +281,24 @@ async def test_vacation_from_someone_else_is_sent_from_the_account(
     await h.deliver(await h.spool(_mail(bob.address), "someone@remote.test", [bob.address]))
     [reply] = sink.handler.received
     assert email.message_from_bytes(reply.content)["From"] == bob.address
+
+
+async def test_a_crash_inside_the_interpreter_keeps_the_message(
+    tenant: Tenant, make_harness: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:  # RFC 5228 §2.10.6
+    from postroom.delivery import filters
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(filters, "run", broken)
+    bob = await tenant.account("bob")
+    await _activate(tenant, bob, "discard;")
+    h = await make_harness(settings_for())
+    spooled = await h.spool(message(), "a@example.test", [bob.address])
+    await h.deliver(spooled)
+    assert len(await h.inbox(bob.address)) == 1
+    assert await _trace(h, spooled) == (
+        "delivered",
+        "2.0.0 OK; sieve error, kept: internal error in the filter",
+    )

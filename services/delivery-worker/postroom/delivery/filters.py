@@ -116,7 +116,11 @@ async def deliver_to_account(
         context = Context(
             view, envelope, now=now, mailboxes=mailboxes, limits=limits, includes=includes
         )
-        outcome = run(script, context)
+        try:
+            outcome = run(script, context)
+        except Exception:  # a bug of ours must not cost the message: RFC 5228 §2.10.6 keep
+            log.exception("delivery.sieve.crash", delivery_id=delivery.id)
+            outcome = Outcome((Keep(implicit=True),), error="internal error in the filter")
         if outcome.error is not None:
             # RFC 5228 §2.10.6: a failed run keeps the message; the trace says why.
             filed.notes.append(f"sieve error, kept: {outcome.error}")
