@@ -433,8 +433,14 @@ async def store_flags(
     uids: Sequence[int],
     flags: Iterable[str],
     mode: FlagMode,
+    *,
+    unchanged_since: int | None = None,
 ) -> list[Message]:
-    """STORE FLAGS / +FLAGS / -FLAGS; returns the messages whose flags really changed."""
+    """STORE FLAGS / +FLAGS / -FLAGS; returns the messages whose flags really changed.
+
+    ``unchanged_since`` (RFC 7162 UNCHANGEDSINCE): messages changed after that modseq are
+    left alone (`modified_since` names them).
+    """
     system, keywords = split_flags(flags)
     if mode == "set":
         sys_expr = {col: f"%({col})s" for col in system}
@@ -467,7 +473,8 @@ async def store_flags(
         cur = await conn.execute(
             f"""UPDATE messages m SET {assignments}, keywords = n.keywords, modseq = %(modseq)s
                 FROM (SELECT m.id, {new_cols}, {kw_expr} AS keywords FROM messages m
-                      WHERE m.mailbox_id = %(mailbox)s AND m.uid = ANY(%(uids)s)) n
+                      WHERE m.mailbox_id = %(mailbox)s AND m.uid = ANY(%(uids)s)
+                        AND (%(since)s::bigint IS NULL OR m.modseq <= %(since)s)) n
                 WHERE m.id = n.id AND ({changed} OR m.keywords <> n.keywords)
                 RETURNING {_MESSAGE_COLUMNS}""",
             {
@@ -476,6 +483,7 @@ async def store_flags(
                 "mailbox": mailbox_id,
                 "uids": list(uids),
                 "modseq": box["highest_modseq"],
+                "since": unchanged_since,
             },
         )
         rows = await cur.fetchall()
@@ -610,6 +618,29 @@ async def changes_since(conn: Conn, mailbox_id: MailboxId, modseq: int) -> Mailb
         )
         expunged = tuple(r["uid"] for r in await cur.fetchall())
     return MailboxChanges(box["highest_modseq"], changed, expunged)
+
+
+async def modified_since(
+    conn: Conn, mailbox_id: MailboxId, uids: Sequence[int], modseq: int
+) -> list[int]:
+    """The UIDs among ``uids`` changed after ``modseq`` (RFC 7162 MODIFIED), ascending."""
+    cur = await conn.execute(
+        """SELECT uid FROM messages WHERE mailbox_id = %s AND uid = ANY(%s) AND modseq > %s
+           ORDER BY uid""",
+        (mailbox_id, list(uids), modseq),
+    )
+    return [r["uid"] for r in await cur.fetchall()]
+
+
+async def highest_modseq_of(conn: Conn, mailbox_id: MailboxId, uids: Sequence[int]) -> int:
+    """The highest modseq among these messages (RFC 7162 §3.1.5 SEARCH MODSEQ), 0 if none."""
+    cur = await conn.execute(
+        """SELECT coalesce(max(modseq), 0) AS m FROM messages
+           WHERE mailbox_id = %s AND uid = ANY(%s)""",
+        (mailbox_id, list(uids)),
+    )
+    row = await cur.fetchone()
+    return int(row["m"]) if row else 0
 
 
 async def fetch_raw(conn: Conn, mailbox_id: MailboxId, uid: int) -> bytes:

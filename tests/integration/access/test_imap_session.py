@@ -12,7 +12,7 @@ from tests.support import Tenant
 
 CAPS = (
     "IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE NAMESPACE ID ENABLE UNSELECT CHILDREN SPECIAL-USE"
-    " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE"
+    " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE CONDSTORE QRESYNC"
 )
 MULTIPART = (
     b"From: a@example.test\r\nSubject: parts\r\nMIME-Version: 1.0\r\n"
@@ -181,6 +181,7 @@ async def test_select_reports_the_mailbox(
         "* OK [UNSEEN 2] First unseen",
         f"* OK [UIDVALIDITY {box.uid_validity}] UIDs valid",
         "* OK [UIDNEXT 3] Predicted next UID",
+        "* OK [HIGHESTMODSEQ 3] Highest",
         "a OK [READ-WRITE] SELECT completed",
     ]
 
@@ -362,7 +363,11 @@ async def test_namespace_and_enable(logged_in: Transcript) -> None:
         '* NAMESPACE (("" "/")) NIL NIL',
         "a OK NAMESPACE completed",
     ]
-    assert await logged_in.lines("b ENABLE CONDSTORE") == ["* ENABLED", "b OK ENABLE completed"]
+    assert await logged_in.lines("b ENABLE CONDSTORE X-UNKNOWN") == [
+        "* ENABLED CONDSTORE",
+        "b OK ENABLE completed",
+    ]
+    assert await logged_in.lines("c ENABLE CONDSTORE") == ["* ENABLED", "c OK ENABLE completed"]
 
 
 # --- §6.4 selected -----------------------------------------------------------------------

@@ -407,6 +407,8 @@ async def _render_item(
         return [b"INTERNALDATE " + wire.quote(wire.format_internal_date(message.internal_date))]
     if name == "RFC822.SIZE":
         return [b"RFC822.SIZE %d" % message.size]
+    if name == "MODSEQ":
+        return [b"MODSEQ (%d)" % message.modseq]  # RFC 7162 §3.1.4.2
     assert content is not None
     if name == "ENVELOPE":
         return [b"ENVELOPE " + envelope_bytes(content.parsed["envelope"])]

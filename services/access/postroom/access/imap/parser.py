@@ -271,9 +271,24 @@ class Authenticate:
 
 @dataclass(frozen=True, slots=True)
 class MailboxArgument:
-    """SELECT, EXAMINE, CREATE, DELETE, SUBSCRIBE or UNSUBSCRIBE of one mailbox."""
+    """SELECT, EXAMINE, CREATE, DELETE, SUBSCRIBE or UNSUBSCRIBE of one mailbox.
+
+    SELECT and EXAMINE may carry RFC 7162 parameters: ``(CONDSTORE)`` or
+    ``(QRESYNC (uidvalidity modseq [known-uids]))``.
+    """
 
     mailbox: str
+    condstore: bool = False
+    qresync: Qresync | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Qresync:
+    """RFC 7162 §3.2.5: what the client knew of the mailbox when it last had it open."""
+
+    uid_validity: int
+    modseq: int
+    known_uids: SequenceSet | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,6 +377,7 @@ class Store:
     mode: StoreMode
     silent: bool
     flags: tuple[str, ...]
+    unchanged_since: int | None = None  # RFC 7162 §3.1.3 UNCHANGEDSINCE
 
 
 # FETCH (RFC 3501 §6.4.5)
@@ -438,6 +454,7 @@ _FETCH_ITEMS: Final = frozenset(
         "BODY",
         "BODYSTRUCTURE",
         "UID",
+        "MODSEQ",  # RFC 7162 §3.1.4.2
     }
 )
 # RFC 3501 §6.4.5: the macros ALL, FAST and FULL.
@@ -456,6 +473,9 @@ class Fetch:
 
     sequence_set: SequenceSet
     items: tuple[FetchAttribute, ...]
+    # RFC 7162 §3.1.4.1 CHANGEDSINCE modifier, §3.2.6 VANISHED (UID FETCH only).
+    changed_since: int | None = None
+    vanished: bool = False
 
 
 # SEARCH (RFC 3501 §6.4.4)
@@ -551,8 +571,26 @@ class And:
     keys: tuple[SearchKey, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ModSeqKey:
+    """RFC 7162 §3.1.5 MODSEQ: messages whose mod-sequence is at least ``modseq``."""
+
+    modseq: int
+
+
 SearchKey: TypeAlias = (
-    All | FlagKey | HeaderKey | BodyKey | TextKey | DateKey | SizeKey | SequenceKey | Not | Or | And
+    All
+    | FlagKey
+    | HeaderKey
+    | BodyKey
+    | TextKey
+    | DateKey
+    | SizeKey
+    | SequenceKey
+    | ModSeqKey
+    | Not
+    | Or
+    | And
 )
 
 
@@ -760,6 +798,15 @@ class _Cursor:
         if found is None:
             raise self.missing_or("Expected number")
         if len(found[0]) > 10 or int(found[0]) > _MAX_NUMBER:
+            raise ImapSyntaxError("Number out of range")
+        return int(found[0])
+
+    def number64(self) -> int:
+        # RFC 7162 §7: mod-sequence-value = 1*DIGIT, at most 2^63-1.
+        found = self.match(_NUMBER)
+        if found is None:
+            raise self.missing_or("Expected number")
+        if len(found[0]) > 19 or int(found[0]) >= 1 << 63:
             raise ImapSyntaxError("Number out of range")
         return int(found[0])
 
@@ -987,6 +1034,50 @@ def _quota_root(cursor: _Cursor) -> Arguments:
     return QuotaRoot(cursor.astring().decode("utf-8", "replace"))
 
 
+def _select(cursor: _Cursor) -> Arguments:
+    # RFC 7162 §3.1.8, §3.2.5: select-params = SP "(" select-param *(SP select-param) ")"
+    cursor.sp()
+    mailbox = cursor.mailbox()
+    if not cursor.take(_SP):
+        return MailboxArgument(mailbox)
+    if not cursor.take(_OPEN):
+        raise ImapSyntaxError("Unexpected extra arguments")
+    condstore, qresync = False, None
+    while True:
+        name = cursor.atom().upper()
+        if name == "CONDSTORE":
+            condstore = True
+        elif name == "QRESYNC":
+            # "QRESYNC" SP "(" uidvalidity SP mod-sequence-value [SP known-uids]
+            #     [SP seq-match-data] ")"; seq-match-data is accepted and not used.
+            cursor.sp()
+            if not cursor.take(_OPEN):
+                raise ImapSyntaxError("Invalid QRESYNC parameter")
+            uid_validity = cursor.number()
+            cursor.sp()
+            modseq = cursor.number64()
+            known = None
+            if cursor.take(_SP):
+                if cursor.peek() != _OPEN:
+                    known = cursor.sequence_set()
+                    cursor.take(_SP)
+                if cursor.take(_OPEN):
+                    cursor.sequence_set()
+                    cursor.sp()
+                    cursor.sequence_set()
+                    cursor.close()
+            cursor.close()
+            if uid_validity == 0:
+                raise ImapSyntaxError("Invalid QRESYNC parameter")
+            qresync = Qresync(uid_validity, modseq, known)
+        else:
+            raise ImapSyntaxError(f"Invalid SELECT parameter {_shown(name.encode())}")
+        if not cursor.take(_SP):
+            break
+    cursor.close()
+    return MailboxArgument(mailbox, condstore, qresync)
+
+
 def _rename(cursor: _Cursor) -> Arguments:
     cursor.sp()
     mailbox = cursor.mailbox()
@@ -1011,7 +1102,8 @@ def _list(cursor: _Cursor) -> Arguments:
 
 _STATUS_ITEMS: Final = frozenset(
     {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "DELETED-STORAGE"}
-)  # RFC 9208 §4.1.4: DELETED, DELETED-STORAGE
+    | {"HIGHESTMODSEQ"}
+)  # RFC 9208 §4.1.4: DELETED, DELETED-STORAGE; RFC 7162 §3.1.3: HIGHESTMODSEQ
 
 
 def _status(cursor: _Cursor) -> Arguments:
@@ -1105,6 +1197,15 @@ def _store(cursor: _Cursor) -> Arguments:
     cursor.sp()
     sequence_set = cursor.sequence_set()
     cursor.sp()
+    unchanged_since = None
+    if cursor.take(_OPEN):
+        # RFC 7162 §3.1.3: store-modifier = "UNCHANGEDSINCE" SP mod-sequence-valzer
+        if cursor.atom().upper() != "UNCHANGEDSINCE":
+            raise ImapSyntaxError("Invalid STORE modifier")
+        cursor.sp()
+        unchanged_since = cursor.number64()
+        cursor.close()
+        cursor.sp()
     item = cursor.atom().upper()
     sign = item[:1] if item[:1] in ("+", "-") else ""
     name = item[len(sign) :]
@@ -1118,7 +1219,7 @@ def _store(cursor: _Cursor) -> Arguments:
         while cursor.take(_SP):
             single.append(cursor.flag())
         flags = tuple(single)
-    return Store(sequence_set, _STORE_MODES[sign], name.endswith(".SILENT"), flags)
+    return Store(sequence_set, _STORE_MODES[sign], name.endswith(".SILENT"), flags, unchanged_since)
 
 
 def _fetch(cursor: _Cursor) -> Arguments:
@@ -1132,13 +1233,38 @@ def _fetch(cursor: _Cursor) -> Arguments:
         while cursor.take(_SP):
             items.append(_fetch_attribute(cursor))
         cursor.close()
-        return Fetch(sequence_set, tuple(items))
+        return _fetch_modifiers(cursor, Fetch(sequence_set, tuple(items)))
     found = _FETCH_NAME.match(cursor.line, cursor.pos)
     macro = None if found is None else _FETCH_MACROS.get(found[0].upper().decode("ascii"))
     if found is not None and macro is not None:
         cursor.pos = found.end()
-        return Fetch(sequence_set, macro)
-    return Fetch(sequence_set, (_fetch_attribute(cursor),))
+        return _fetch_modifiers(cursor, Fetch(sequence_set, macro))
+    return _fetch_modifiers(cursor, Fetch(sequence_set, (_fetch_attribute(cursor),)))
+
+
+def _fetch_modifiers(cursor: _Cursor, fetch: Fetch) -> Fetch:
+    # RFC 7162 §3.1.4.1, §3.2.6: fetch-modifiers = SP "(" fetch-modifier *(SP ...) ")";
+    # "CHANGEDSINCE" SP mod-sequence-value / "VANISHED"
+    if not cursor.take(_SP):
+        return fetch
+    if not cursor.take(_OPEN):
+        raise ImapSyntaxError("Unexpected extra arguments")
+    changed_since, vanished = None, False
+    while True:
+        name = cursor.atom().upper()
+        if name == "CHANGEDSINCE":
+            cursor.sp()
+            changed_since = cursor.number64()
+        elif name == "VANISHED":
+            vanished = True
+        else:
+            raise ImapSyntaxError(f"Invalid FETCH modifier {_shown(name.encode())}")
+        if not cursor.take(_SP):
+            break
+    cursor.close()
+    if vanished and changed_since is None:
+        raise ImapSyntaxError("VANISHED needs CHANGEDSINCE")  # RFC 7162 §3.2.6
+    return Fetch(fetch.sequence_set, fetch.items, changed_since, vanished)
 
 
 def _fetch_attribute(cursor: _Cursor) -> FetchAttribute:
@@ -1259,7 +1385,7 @@ _SEARCH_DATES: Final[dict[str, tuple[_DateWhich, _DateRelation]]] = {
 }
 _SEARCH_KEYS_WITH_ARGUMENT: Final = frozenset(
     {*_SEARCH_HEADERS, *_SEARCH_DATES, "HEADER", "BODY", "TEXT", "KEYWORD", "UNKEYWORD"}
-    | {"LARGER", "SMALLER", "UID"}
+    | {"LARGER", "SMALLER", "UID", "MODSEQ"}
 )
 _SEARCH_CHARSETS: Final = frozenset({"US-ASCII", "UTF-8"})
 
@@ -1334,6 +1460,15 @@ def _search_key(cursor: _Cursor, depth: int) -> SearchKey:
         return DateKey(which, relation, _date(cursor))
     if name in ("LARGER", "SMALLER"):
         return SizeKey("larger" if name == "LARGER" else "smaller", cursor.number())
+    if name == "MODSEQ":
+        # RFC 7162 §3.1.5: "MODSEQ" [SP entry-name SP entry-type-req] SP mod-sequence-valzer;
+        # the entry (a flag's own modseq) is accepted: this server keeps one per message.
+        if cursor.peek() == ord('"'):
+            cursor.quoted()
+            cursor.sp()
+            cursor.atom()
+            cursor.sp()
+        return ModSeqKey(cursor.number64())
     return SequenceKey(cursor.sequence_set(), uid=True)  # UID
 
 
@@ -1349,8 +1484,8 @@ _COMMANDS: Final[dict[str, _Grammar]] = {
     "AUTHENTICATE": _authenticate,
     "LOGIN": _login,
     # §6.3: authenticated.
-    "SELECT": _mailbox_argument,
-    "EXAMINE": _mailbox_argument,
+    "SELECT": _select,
+    "EXAMINE": _select,
     "CREATE": _mailbox_argument,
     "DELETE": _mailbox_argument,
     "RENAME": _rename,

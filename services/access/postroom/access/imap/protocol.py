@@ -35,6 +35,7 @@ from postroom.errors import (
     QuotaExceeded,
     StoreError,
 )
+from postroom.store import messages as store_messages
 from postroom.store import search as store_search
 from postroom.store.mailboxes import DELIMITER
 from postroom.store.types import (
@@ -58,7 +59,7 @@ STREAM_CHUNK = 256 * 1024
 
 CAPABILITIES = (
     "IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE NAMESPACE ID ENABLE UNSELECT CHILDREN SPECIAL-USE"
-    f" {quota.CAPABILITIES}"
+    f" {quota.CAPABILITIES} CONDSTORE QRESYNC"
 )
 SYSTEM_FLAGS = b"\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 
@@ -179,6 +180,9 @@ class Session:
         self._out = bytearray()
         self._pending_tag = ""
         self._idle_tag: str | None = None
+        # RFC 7162 §3.1, §3.2.3: enabled by ENABLE or by a command that uses them.
+        self.condstore = False
+        self.qresync = False
 
     # --- output ---------------------------------------------------------------------------
 
@@ -362,8 +366,18 @@ class Session:
     # --- authenticated (§6.3) --------------------------------------------------------------
 
     async def _cmd_enable(self, command: p.Command) -> Next:
-        # RFC 5161 §3.1: nothing this server offers needs enabling.
-        self._emit(b"* ENABLED\r\n")
+        # RFC 5161 §3.1: ENABLED lists what this command enabled; others are ignored.
+        assert isinstance(command.args, p.Enable)
+        enabled = []
+        for name in command.args.capabilities:
+            if name == "CONDSTORE" and not self.condstore:
+                self.condstore = True
+                enabled.append(name)
+            elif name == "QRESYNC" and not self.qresync:
+                # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
+                self.qresync = self.condstore = True
+                enabled.append(name)
+        self._emit(b"* ENABLED" + "".join(" " + n for n in enabled).encode() + b"\r\n")
         return await self._done(command)
 
     async def _cmd_namespace(self, command: p.Command) -> Next:
@@ -379,6 +393,15 @@ class Session:
 
     async def _select(self, command: p.Command, *, read_only: bool) -> Next:
         assert isinstance(command.args, p.MailboxArgument)
+        qresync = command.args.qresync
+        if qresync is not None and not self.qresync:
+            self._tagged(command.tag, "BAD", "QRESYNC is not enabled")  # RFC 7162 §3.2.5
+            return Next.READ
+        if command.args.condstore:
+            self.condstore = True
+        if self.view is not None:
+            # RFC 7162 §3.2.11: the end of the old mailbox's responses.
+            self._emit(b"* OK [CLOSED] Previous mailbox closed\r\n")
         # RFC 3501 §6.3.1: a SELECT while selected deselects first, without expunging.
         self.view = None
         self.state = State.AUTHENTICATED
@@ -409,11 +432,30 @@ class Session:
                 self._emit(b"* OK [UNSEEN %d] First unseen\r\n" % first)
         self._emit(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % mailbox.uid_validity)
         self._emit(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % uid_next)
+        # RFC 7162 §3.1.2.1: with every SELECT of a mailbox that keeps mod-sequences.
+        self._emit(b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % view.modseq)
         self.view = view
         self.state = State.SELECTED
+        if qresync is not None and qresync.uid_validity == mailbox.uid_validity:
+            await self._resync(view, qresync)
         mode = "READ-ONLY" if read_only else "READ-WRITE"
         self._tagged(command.tag, "OK", f"[{mode}] {command.name} completed")
         return Next.READ
+
+    async def _resync(self, view: View, known: p.Qresync) -> None:
+        """RFC 7162 §3.2.5.2: what changed since the client's modseq, before the tagged OK:
+        VANISHED (EARLIER) for the messages gone, FETCH for those changed."""
+        async with self._connection() as conn:
+            changes = await store.changes_since(conn, view.mailbox.id, known.modseq)
+        gone = changes.expunged
+        if known.known_uids is not None:
+            largest = gone[-1] if gone else 0
+            gone = tuple(u for u in gone if known.known_uids.contains(u, largest))
+        if gone:
+            self._emit(b"* VANISHED (EARLIER) " + sr.compact(gone).encode() + b"\r\n")
+        for message in changes.changed:
+            if view.seq(message.uid) is not None:
+                self._emit_flags(message, with_uid=True)
 
     async def _cmd_create(self, command: p.Command) -> Next:
         assert isinstance(command.args, p.MailboxArgument)
@@ -527,6 +569,7 @@ class Session:
             "UNSEEN": status.unseen,
             "DELETED": status.deleted,
             "DELETED-STORAGE": quota.kibibytes(status.deleted_size),
+            "HIGHESTMODSEQ": status.highest_modseq,  # RFC 7162 §3.1.3
         }
         items = " ".join(f"{item} {values[item]}" for item in command.args.items)
         self._emit(b"* STATUS " + wire.encode_mailbox(mailbox.name) + f" ({items})\r\n".encode())
@@ -662,10 +705,15 @@ class Session:
         assert isinstance(command.args, p.Search)
         view = self._view()
         criterion = sr.criteria(command.args.criteria, view.uids, view.recent)
+        with_modseq = sr.uses_modseq(command.args.criteria)
+        highest = 0
         async with self._connection() as conn:
             found = await store_search.search_uids(
                 conn, view.mailbox.id, criterion, messages=len(view.uids)
             )
+            if with_modseq:
+                self.condstore = True  # RFC 7162 §3.1: a CONDSTORE-enabling command
+                highest = await store_messages.highest_modseq_of(conn, view.mailbox.id, found)
         numbers: list[int] = []
         for uid in found:
             seq = view.seq(uid)
@@ -675,6 +723,9 @@ class Session:
         for start in range(0, len(numbers), 10_000):
             self._emit(b"".join(b" %d" % n for n in numbers[start : start + 10_000]))
             await self._maybe_flush()
+        if with_modseq and numbers:
+            # RFC 7162 §3.1.5: the highest mod-sequence of the messages found.
+            self._emit(b" (MODSEQ %d)" % highest)
         self._emit(b"\r\n")
         return await self._done(command)
 
@@ -685,6 +736,31 @@ class Session:
             return Next.READ
         view = self._view()
         items = command.args.items
+        changed_since = command.args.changed_since
+        if command.args.vanished and not (command.uid and self.qresync):
+            # RFC 7162 §3.2.6: only in UID FETCH, once QRESYNC is enabled.
+            self._tagged(command.tag, "BAD", "VANISHED needs UID FETCH and QRESYNC")
+            return Next.READ
+        wants_modseq = any(isinstance(i, p.FetchItem) and i.name == "MODSEQ" for i in items)
+        if changed_since is not None or wants_modseq:
+            self.condstore = True  # RFC 7162 §3.1: CONDSTORE-enabling
+        if changed_since is not None:
+            # RFC 7162 §3.1.4.1: only messages changed after it, with their MODSEQ.
+            if not wants_modseq:
+                items = (*items, p.FetchItem("MODSEQ"))
+            async with self._connection() as conn:
+                if command.args.vanished:
+                    changes = await store.changes_since(conn, view.mailbox.id, changed_since)
+                    # "*" here is the largest UID the mailbox had, expunged ones included.
+                    largest = max(view.uids[-1] if view.uids else 0, *changes.expunged, 0)
+                    ranges = sr.uid_set_ranges(command.args.sequence_set, [largest])
+                    gone = [u for u in changes.expunged if any(a <= u <= b for a, b in ranges)]
+                    if gone:
+                        self._emit(b"* VANISHED (EARLIER) " + sr.compact(gone).encode() + b"\r\n")
+                if uids:
+                    uids = await store_messages.modified_since(
+                        conn, view.mailbox.id, uids, changed_since
+                    )
         if f.flags_only(items):
             await self._fetch_flags(command, uids, items)
             return await self._done(command)
@@ -834,17 +910,40 @@ class Session:
             return Next.READ
         view = self._view()
         mode = _FLAG_MODES[args.mode]
+        since = args.unchanged_since
+        failed: list[int] = []
+        if since is not None:
+            self.condstore = True  # RFC 7162 §3.1: CONDSTORE-enabling
         async with self._connection() as conn:
-            changed = await store.store_flags(conn, view.mailbox.id, uids, args.flags, mode)
+            changed = await store.store_flags(
+                conn, view.mailbox.id, uids, args.flags, mode, unchanged_since=since
+            )
             for message in changed:
                 view.announced[message.uid] = message.modseq
+            if since is not None:
+                # RFC 7162 §3.1.3: the messages changed after UNCHANGEDSINCE are left alone
+                # and named in MODIFIED (those changed just now are ours).
+                ours = {m.uid for m in changed}
+                failed = [
+                    uid
+                    for uid in await store_messages.modified_since(
+                        conn, view.mailbox.id, uids, since
+                    )
+                    if uid not in ours
+                ]
             if not args.silent and uids:
                 # RFC 3501 §6.4.6: the new flags, as if fetched, for each message of the set.
                 for start in range(0, len(uids), FETCH_BATCH):
                     batch = uids[start : start + FETCH_BATCH]
                     for message in await _messages_in(conn, view.mailbox.id, batch):
-                        self._emit_flags(message, with_uid=command.uid)
+                        if message.uid not in failed:
+                            self._emit_flags(message, with_uid=command.uid)
                     await self._maybe_flush()
+        if failed:
+            numbers = failed if command.uid else [view.seq(u) or 0 for u in failed]
+            return await self._done(
+                command, f"[MODIFIED {sr.compact(numbers)}] Conditional STORE failed"
+            )
         return await self._done(command)
 
     def _emit_flags(self, message: Message, *, with_uid: bool) -> None:
@@ -855,7 +954,9 @@ class Session:
         uid = b"UID %d " % message.uid if with_uid else b""
         self._announce_keywords(message.flags)
         flags = f.flag_list(message.flags, recent=view.is_recent(message.uid))
-        self._emit(b"* %d FETCH (%sFLAGS %s)\r\n" % (seq, uid, flags))
+        # RFC 7162 §3.1.4.1: once CONDSTORE is on, every FETCH of flags carries MODSEQ.
+        modseq = b" MODSEQ (%d)" % message.modseq if self.condstore else b""
+        self._emit(b"* %d FETCH (%sFLAGS %s%s)\r\n" % (seq, uid, flags, modseq))
 
     async def _cmd_copy(self, command: p.Command) -> Next:
         return await self._copy(command, move=False)
@@ -954,6 +1055,12 @@ class Session:
     def _expunge(self, view: View) -> None:
         # Highest first, so that each number is right when the client reads it.
         gone = sorted(view.pending_expunge, reverse=True)
+        if self.qresync:
+            # RFC 7162 §3.2.10: VANISHED with UIDs instead of EXPUNGE once QRESYNC is on.
+            known = [uid for uid in gone if view.seq(uid) is not None]
+            if known:
+                self._emit(b"* VANISHED " + sr.compact(sorted(known)).encode() + b"\r\n")
+            gone = []
         for uid in gone:
             seq = view.seq(uid)
             if seq is not None:

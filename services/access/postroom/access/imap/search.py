@@ -72,11 +72,27 @@ def criteria(
             return s.SentDate(relation, day)
         case p.SizeKey(relation, size):
             return s.Size(relation, size)
+        case p.ModSeqKey(modseq):
+            return s.ModSeq(modseq - 1)  # RFC 7162 §3.1.5: "greater than or equal"
         case p.SequenceKey(sequence_set, uid):
             if uid:
                 return s.UidRanges(uid_set_ranges(sequence_set, uids))
             return s.UidRanges(seq_ranges_to_uids(sequence_set, uids))
     raise ValueError(f"unknown search key {key!r}")  # pragma: no cover - the union is closed
+
+
+def uses_modseq(key: p.SearchKey) -> bool:
+    """Whether a MODSEQ key appears (RFC 7162 §3.1.5: the response then says the highest)."""
+    match key:
+        case p.ModSeqKey():
+            return True
+        case p.And(keys):
+            return any(uses_modseq(k) for k in keys)
+        case p.Or(left, right):
+            return uses_modseq(left) or uses_modseq(right)
+        case p.Not(inner):
+            return uses_modseq(inner)
+    return False
 
 
 def compact(uids: Sequence[int]) -> str:
