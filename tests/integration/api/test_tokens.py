@@ -79,3 +79,20 @@ async def test_the_session_cookie_is_secure_except_for_a_loopback_browser(
         cookies[ip] = reply.headers["set-cookie"].lower()
     assert "secure" not in cookies["127.0.0.1"]
     assert "; secure" in cookies["192.0.2.80"]
+
+
+async def test_changing_ones_own_password_ends_every_session(
+    app: FastAPI, make_user: MakeUser
+) -> None:
+    alice = await make_user()
+    wrong = await alice.client.post(
+        "/api/v1/account/password",
+        json={"current_password": "not-it-at-all", "new_password": "a-new-password"},
+    )
+    assert wrong.status_code == 403
+    changed = await alice.client.post(
+        "/api/v1/account/password",
+        json={"current_password": alice.password, "new_password": "a-new-password"},
+    )
+    assert changed.status_code == 204
+    assert (await alice.client.get("/api/v1/session")).status_code == 401

@@ -6,10 +6,8 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from postroom import store
-from postroom.api.deps import AccountDep, ConnDep, client_ip, throttle_of
+from postroom.api.deps import AccountDep, ConnDep, client_ip, login_of
 from postroom.api.problems import Problem
-from postroom.errors import AuthenticationFailed
-from postroom.store.sessions import delete_sessions_of
 
 router = APIRouter(prefix="/api/v1/account", tags=["session"])
 MIN_PASSWORD = 8
@@ -28,17 +26,17 @@ async def change_password(
     one too), so a stolen session does not outlive the change."""
     if body.new_password == body.current_password:
         raise Problem(422, "the new password is the current one")
-    # Guessing the current password from a hijacked session counts as failed logins.
-    throttle = throttle_of(request)
-    ip = client_ip(request)
-    await throttle.refresh(ip, account.address)
-    if throttle.locked(ip, account.address):
+    # Guessing the current password from a hijacked session counts as failed logins: the
+    # one login path checks it (throttle, no connection held during argon2).
+    result = await login_of(request).login(
+        account.address, body.current_password, client_ip=client_ip(request), service="web"
+    )
+    if result.outcome == "throttled":
         raise Problem(429, "too many wrong passwords; try again later")
-    try:
-        await store.authenticate(conn, account.address, body.current_password)
-    except AuthenticationFailed:
-        throttle.failure(ip, account.address)
-        raise Problem(403, "the current password is wrong") from None
+    if result.outcome == "unavailable":
+        raise Problem(503, "the mail store is unavailable; try again later")
+    if result.account is None or result.account.id != account.id:
+        raise Problem(403, "the current password is wrong")
+    # The store ends every session of the account, here and in every protocol.
     await store.set_password(conn, account.address, body.new_password)
-    await delete_sessions_of(conn, account.id)
     return Response(status_code=204)
