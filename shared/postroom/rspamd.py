@@ -1,12 +1,18 @@
-"""The rspamd spam filter over its HTTP protocol: scan a message (/checkv2), learn (controller)."""
+"""The rspamd spam filter over its HTTP protocol: scan a message (/checkv2), learn (controller).
+
+The client is aiohttp's: it costs about half the CPU per request of httpx's (its HTTP parser
+is compiled), and on a busy MX that CPU is taken from rspamd itself.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
+from multidict import CIMultiDict
 
 # rspamd's actions, mildest first.
 ACTIONS = ("no action", "greylist", "add header", "rewrite subject", "soft reject", "reject")
@@ -72,14 +78,24 @@ class Rspamd:
         self.url = url.rstrip("/")
         self.controller_url = controller_url.rstrip("/") if controller_url else None
         self.password = password
-        # One pool of keep-alive connections per process; rspamd is a local service.
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        )
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # One pool of keep-alive connections per event loop (rspamd is a local service).
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, connector=aiohttp.TCPConnector(limit=100)
+            )
+            self._loop = loop
+        return self._session
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
 
     async def check(
         self,
@@ -102,12 +118,13 @@ class Rspamd:
             headers.append(("Queue-Id", queue_id))
         headers += [("Rcpt", r) for r in recipients]
         try:
-            response = await self._client.post(
-                f"{self.url}/checkv2", content=message, headers=headers
-            )
-            response.raise_for_status()
-            reply = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
+            async with self._client().post(
+                f"{self.url}/checkv2", data=message, headers=CIMultiDict(headers)
+            ) as response:
+                if response.status != 200:
+                    raise RspamdError(f"rspamd check answered {response.status}")
+                reply = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise RspamdError(f"rspamd check failed: {type(exc).__name__}: {exc}") from None
         if not isinstance(reply, dict):
             raise RspamdError("rspamd answered something other than a JSON object")
@@ -120,14 +137,14 @@ class Rspamd:
         headers = {"Password": self.password} if self.password else {}
         path = "learnspam" if spam else "learnham"
         try:
-            response = await self._client.post(
-                f"{self.controller_url}/{path}", content=message, headers=headers
-            )
-        except httpx.HTTPError as exc:
+            async with self._client().post(
+                f"{self.controller_url}/{path}", data=message, headers=headers
+            ) as response:
+                status, text = response.status, (await response.text())[:200]
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise RspamdError(f"rspamd {path} failed: {type(exc).__name__}: {exc}") from None
-        text = response.text[:200]
-        if response.status_code in (208, 404) and "already learned" in text:
+        if status in (208, 404) and "already learned" in text:
             return False  # rspamd keeps which messages it learnt, by Message-ID
-        if response.status_code != 200:
-            raise RspamdError(f"rspamd {path} answered {response.status_code}: {text}")
+        if status != 200:
+            raise RspamdError(f"rspamd {path} answered {status}: {text}")
         return True

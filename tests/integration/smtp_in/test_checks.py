@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
@@ -31,15 +31,20 @@ def zone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DnsServer]:
 
 
 @pytest.fixture
-def make_checks(zone: DnsServer) -> Callable[..., InboundChecks]:
+async def make_checks(zone: DnsServer) -> AsyncIterator[Callable[..., InboundChecks]]:
+    made: list[InboundChecks] = []
+
     def make(rspamd: Rspamd | None = None, **env: str) -> InboundChecks:
         settings: Settings = load_settings(
             {"POSTROOM_HOSTNAME": HOSTNAME, "POSTROOM_DNS_RESOLVERS": zone.resolvers}
             | {f"POSTROOM_{k.upper()}": v for k, v in env.items()}
         )
-        return InboundChecks(settings, resolver=Resolver(zone.servers), rspamd=rspamd)
+        made.append(InboundChecks(settings, resolver=Resolver(zone.servers), rspamd=rspamd))
+        return made[-1]
 
-    return make
+    yield make
+    for checks in made:
+        await checks.close()
 
 
 async def run(checks: InboundChecks, raw: bytes, mail_from: str = "bounce@fail.test") -> object:
@@ -189,7 +194,7 @@ async def test_rspamd_down_fails_open_by_default(
     verdict = await run(make_checks(Rspamd(url)), rspamd_message("Hello"), "alice@pass.test")
     assert verdict.reply is None
     assert verdict.checks is not None
-    assert "ConnectError" in verdict.checks["spam"]["error"]
+    assert "ClientConnectorError" in verdict.checks["spam"]["error"]
 
 
 async def test_rspamd_down_defers_when_told_to(make_checks: Callable[..., InboundChecks]) -> None:
