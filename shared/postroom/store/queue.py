@@ -465,6 +465,19 @@ async def delete_queue_entry(conn: Conn, queue_id: QueueId) -> None:
         raise NotFound(f"queue entry {queue_id} does not exist")
 
 
+async def read_queued_header(conn: Conn, queue_id: QueueId, *, limit: int = 65536) -> bytes:
+    """The first ``limit`` octets of a queued message (enough for its header section)."""
+    cur = await conn.execute(
+        """SELECT substring(b.data FROM 1 FOR %s) AS head
+           FROM queue_messages q JOIN blobs b ON b.id = q.blob_id WHERE q.id = %s""",
+        (limit, queue_id),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"queue entry {queue_id} does not exist")
+    return bytes(row["head"])
+
+
 async def read_queued_message(conn: Conn, queue_id: QueueId) -> bytes:
     cur = await conn.execute(
         """SELECT b.data FROM queue_messages q JOIN blobs b ON b.id = q.blob_id

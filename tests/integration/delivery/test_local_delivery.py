@@ -147,3 +147,36 @@ async def test_notify_success_gets_a_delivered_dsn_once(tenant: Tenant, make_har
     per_recipient = status.get_payload()[1]
     assert per_recipient["Action"] == "delivered"
     assert per_recipient["Final-Recipient"] == f"rfc822; {tenant.address('bob')}"
+
+
+async def test_a_message_already_delivered_to_the_account_is_refused_as_a_loop(
+    tenant: Tenant, make_harness: Any
+) -> None:
+    bob = (await tenant.account("bob")).address
+    h = await make_harness(settings_for())
+    looped = f"Delivered-To: {bob.upper()}\r\n".encode() + message()
+    spooled = await h.spool(looped, "", [bob])
+    await h.deliver(spooled)
+    d = await h.delivery(spooled.deliveries[0].id)
+    assert (d.state, d.last_error) == (
+        "bounced",
+        f"554 5.4.6 <{bob}>: mail loop, already delivered to {bob}",
+    )
+    assert await h.inbox(bob) == []
+
+
+async def test_a_forwarded_copy_names_the_alias_and_is_refused_when_it_comes_back(
+    tenant: Tenant, make_harness: Any, sink: Any
+) -> None:
+    alias = tenant.address("fwd")
+    await store.add_alias(tenant.conn, alias, "far@remote.test")
+    h = await make_harness(settings_for(sink))
+    await h.deliver(await h.spool(message(), "", [alias]))
+    [out] = sink.handler.received
+    assert out.content.startswith(f"Delivered-To: {alias}\r\n".encode())
+    back = await h.spool(out.content, "", [alias])
+    await h.deliver(back)
+    d = await h.delivery(back.deliveries[0].id)
+    assert d.state == "bounced"
+    assert d.last_error == f"554 5.4.6 <{alias}>: mail loop, already delivered to {alias}"
+    assert len(sink.handler.received) == 1

@@ -14,10 +14,11 @@ from typing import Literal, cast
 from postroom import store
 from postroom.config import Settings, get_settings
 from postroom.db import Conn
-from postroom.delivery import filters
+from postroom.delivery import filters, loops
 from postroom.delivery.retry import Result, delivered, permanent, transient
 from postroom.errors import QuotaExceeded
 from postroom.store import queue as queue_store
+from postroom.store import sieve as sieve_store
 from postroom.store.types import (
     AccountId,
     Arrival,
@@ -46,6 +47,28 @@ async def _target_mailbox(
         if mailbox is not None:
             return mailbox
     return await store.get_mailbox(conn, account_id, "INBOX")
+
+
+async def _loop(
+    conn: Conn, claimed: ClaimedDelivery, resolution: Resolution, settings: Settings
+) -> str | None:
+    """Why this delivery is a mail loop (the message was already delivered to, or forwarded
+    from, one of its addresses), or None. An account with a Sieve script is left to the
+    script's own loop guard (RFC 5228 §4.2: a redirect that comes back is kept)."""
+    recipient = claimed.delivery.recipient
+    seen = loops.delivered_to(await queue_store.read_queued_header(conn, claimed.message.id))
+    if not seen:
+        return None
+    addresses = {recipient.lower(), *(a.address.lower() for a in resolution.accounts)}
+    for account in resolution.accounts:
+        if (
+            settings.sieve_global_script is not None
+            or await sieve_store.active_script(conn, account.id) is not None
+        ):
+            addresses.discard(account.address.lower())
+    if looped := sorted(addresses & seen):
+        return f"5.4.6 <{recipient}>: mail loop, already delivered to {looped[0]}"
+    return None
 
 
 def over_quota(
@@ -80,6 +103,8 @@ async def deliver(
             permanent(f"5.1.1 <{delivery.recipient}>: no such mailbox here", 550, LOCAL_HOST)
         )
     settings = settings or get_settings()
+    if loop := await _loop(conn, claimed, resolution, settings):
+        return LocalOutcome(permanent(loop, 554, LOCAL_HOST))
     forwarded: tuple[DeliveryId, ...] = ()
     notes: list[str] = []
     rejected: list[str] = []
@@ -106,7 +131,10 @@ async def deliver(
             permanent(f"5.7.1 <{delivery.recipient}>: {reason}", 550, LOCAL_HOST), forwarded
         )
     if resolution.remote:
-        raw = await queue_store.read_queued_message(conn, message.id)
+        # The forwarded copy says it was here, so that it is refused if it comes back.
+        raw = f"Delivered-To: {delivery.recipient}\r\n".encode() + (
+            await queue_store.read_queued_message(conn, message.id)
+        )
         original = delivery.original_recipient or f"rfc822;{delivery.recipient}"
         spooled = await queue_store.spool(
             conn,
