@@ -99,9 +99,12 @@ class Rspamd:
 
 
 @contextmanager
-def start_rspamd(directory: Path, *, dns: str, proxy: bool = False) -> Iterator[Rspamd]:
+def start_rspamd(
+    directory: Path, *, dns: str, proxy: bool = False, enabled: tuple[str, ...] = ()
+) -> Iterator[Rspamd]:
     """rspamd with its own configuration under ``directory``, resolving through ``dns``
-    (``host:port``); ``proxy`` also starts the milter proxy (for Postfix)."""
+    (``host:port``); ``proxy`` also starts the milter proxy (for Postfix); ``enabled`` keeps
+    those of DISABLED_MODULES on (``dkim``, to verify what Postroom signs)."""
     binary = shutil.which("rspamd") or "/usr/bin/rspamd"
     if not Path(binary).exists():
         raise RuntimeError("rspamd is not installed (Debian package rspamd)")
@@ -150,7 +153,7 @@ def start_rspamd(directory: Path, *, dns: str, proxy: bool = False) -> Iterator[
         f'  path = "{directory}/db/bayes.spam.sqlite";\n}}\n'
         'learn_condition = "return function(task, is_spam, is_unlearn) return true end";\n'
     )
-    for module in DISABLED_MODULES:
+    for module in set(DISABLED_MODULES) - set(enabled):
         (override / f"{module}.conf").write_text("enabled = false;\n")
     # Markers in the subject that score a message into each action (GTUBE is the reject one).
     (directory / "rspamd.local.lua").write_text(LOCAL_RULES)

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import dkim
+import httpx
+import pytest
 
-from postroom import dkim_admin, dns_records
+from postroom import dkim_admin, dns_records, store
 from postroom.config import Settings
 from postroom.db import Conn
 from postroom.dns import Resolver
@@ -18,6 +20,7 @@ from postroom.mailauth.results import authentication_results
 from postroom.store import dkim as dkim_store
 from tests.dns_server import DnsServer, Record
 from tests.integration.delivery.harness import Sink, message, settings_for
+from tests.rspamd_server import start_rspamd
 from tests.support import Tenant
 from tests.zone import dkim_lookup, served
 
@@ -168,3 +171,59 @@ async def test_a_receiver_finds_dkim_spf_and_dmarc_pass_with_the_records_of_dns_
     assert f"dkim=pass header.d={domain} header.a=rsa-sha256 header.s=r1" in header
     assert f"dkim=pass header.d={domain} header.a=ed25519-sha256 header.s=e1" in header
     assert "dmarc=pass" in header
+
+
+async def test_mail_forwarded_by_an_alias_to_another_server_is_signed(
+    tenant: Tenant,
+    make_harness: Any,
+    sink: Sink,
+    tmp_path: Path,
+    dns_server: Callable[..., DnsServer],
+) -> None:
+    settings = dkim_settings(sink, tmp_path)
+    domain = tenant.domain.name
+    await dkim_admin.generate(tenant.conn, settings, domain, algorithm="ed25519", selector="e1")
+    await store.add_alias(tenant.conn, tenant.address("team"), "bob@remote.test")
+    h = await make_harness(settings)
+    carol = tenant.address("carol")
+    await h.deliver(await h.spool(message(sender=carol), carol, [tenant.address("team")]))
+    [forwarded] = sink.handler.received
+    assert forwarded.rcpt_tos == ["bob@remote.test"]
+    [signature] = signatures(forwarded.content)
+    assert (signature["d"], signature["s"]) == (domain, "e1")
+    lookup = await published(tenant.conn, settings, domain, dns_server)
+    assert dkim.verify(forwarded.content, dnsfunc=lookup)
+
+
+@pytest.mark.peer
+async def test_rspamd_verifies_what_we_sign(
+    tenant: Tenant,
+    make_harness: Any,
+    sink: Sink,
+    tmp_path: Path,
+    dns_server: Callable[..., DnsServer],
+) -> None:
+    """A second, independent verifier: Debian's rspamd, resolving through the test DNS server."""
+    settings = dkim_settings(sink, tmp_path)
+    domain = tenant.domain.name
+    await dkim_admin.generate(tenant.conn, settings, domain, algorithm="rsa", selector="r1")
+    await dkim_admin.generate(tenant.conn, settings, domain, algorithm="ed25519", selector="e1")
+    keys = await dkim_store.list_keys(tenant.conn, domain)
+    server = dns_server(served(dns_records.required_records(domain, settings, keys)))
+    h = await make_harness(settings)
+    alice = tenant.address("alice")
+    await h.deliver(await h.spool(message(sender=alice), alice, ["bob@remote.test"]))
+    [received] = sink.handler.received
+    with start_rspamd(tmp_path / "rspamd", dns=server.resolvers, enabled=("dkim",)) as rspamd:
+        async with httpx.AsyncClient(timeout=30) as client:
+            reply = await client.post(
+                f"{rspamd.url}/checkv2",
+                content=received.content,
+                # rspamd skips DKIM for mail from local networks; the client address is only
+                # a header here (TEST-NET-1, RFC 5737), never a connection.
+                headers={"IP": "192.0.2.1", "From": alice, "Rcpt": "bob@remote.test"},
+            )
+    symbols = reply.json()["symbols"]
+    assert "R_DKIM_ALLOW" in symbols, " ".join(sorted(symbols))
+    assert not {"R_DKIM_REJECT", "R_DKIM_PERMFAIL", "R_DKIM_TEMPFAIL"} & set(symbols)
+    assert symbols["DKIM_TRACE"]["options"] == [f"{domain}:+"]
