@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     # Limits.
     max_message_size: int = Field(default=50 * 1024 * 1024, ge=1024)
     max_recipients: int = Field(default=100, ge=1)
+    # Octets of messages being received at once by one process (SMTP DATA, kept in files
+    # under the data dir as they arrive); past it: 452 4.3.1.
+    max_inflight_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024 * 1024)
     smtp_timeout: float = Field(default=300.0, gt=0)
     max_connections: int = Field(default=500, ge=1)
     max_connections_per_ip: int = Field(default=20, ge=1)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+import struct
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +15,7 @@ from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from postroom.db import Conn
-from postroom.errors import InvalidInput, NotFound
+from postroom.errors import InvalidInput, NotFound, StoreError
 from postroom.message import ParsedMessage, decode_header_value, parse_message, search_body_start
 from postroom.store.notify import CHANNEL, notify
 from postroom.store.quota import enforced
@@ -163,6 +164,50 @@ async def put_blob(conn: Conn, raw: bytes) -> BlobId:
     row = await cur.fetchone()
     assert row is not None
     return BlobId(row["id"])
+
+
+# Binary COPY (PostgreSQL's COPY file format): a row's field lengths come first, so the
+# content can follow as a stream of pieces without ever being one bytes object here.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+_COPY_TRAILER = struct.pack("!h", -1)
+
+
+async def put_blob_stream(
+    conn: Conn, sha256: bytes, size: int, pieces: AsyncIterable[bytes]
+) -> BlobId:
+    """Store content given as pieces (``size`` octets whose SHA-256 is ``sha256``), unparsed,
+    holding one piece in memory at a time; returns its id (the stored copy's, if present)."""
+    found = await _blob_by_sha(conn, sha256)
+    if found is not None:
+        return found
+    row_start = struct.pack("!hi", 3, len(sha256)) + sha256 + struct.pack("!iii", 4, size, size)
+    written = 0
+    try:
+        async with (
+            conn.cursor() as cur,
+            cur.copy("COPY blobs (sha256, size, data) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            await copy.write(_COPY_HEADER + row_start)
+            async for piece in pieces:
+                written += len(piece)
+                if written > size:
+                    raise InvalidInput("the content is longer than announced")
+                await copy.write(piece)
+            if written != size:
+                raise InvalidInput("the content is shorter than announced")
+            await copy.write(_COPY_TRAILER)
+    except psycopg.errors.UniqueViolation:
+        pass  # the same content, stored meanwhile by someone else
+    found = await _blob_by_sha(conn, sha256)
+    if found is None:
+        raise StoreError("the stored content is not there")
+    return found
+
+
+async def _blob_by_sha(conn: Conn, sha256: bytes) -> BlobId | None:
+    cur = await conn.execute("SELECT id FROM blobs WHERE sha256 = %s", (sha256,))
+    row = await cur.fetchone()
+    return BlobId(row["id"]) if row else None
 
 
 async def ensure_parsed(conn: Conn, blob_id: BlobId) -> None:

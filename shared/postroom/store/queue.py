@@ -125,8 +125,12 @@ async def spool(
     arrival: Arrival,
     now: datetime,
     message_id: str | None = None,
+    blob_id: BlobId | None = None,
 ) -> Spooled:
     """Put a message in the queue with one delivery per recipient, atomically.
+
+    The content is ``raw``, or ``blob_id`` when it is already stored (`put_blob_stream`; then
+    ``raw`` need only hold the header section, for the Message-ID).
 
     When this returns, the message is committed (if the caller's connection is in autocommit
     mode, as the store expects): only then may an SMTP server answer 250.
@@ -135,7 +139,7 @@ async def spool(
         raise InvalidInput("a message needs at least one recipient")
     specs = [r if isinstance(r, RecipientSpec) else RecipientSpec(r) for r in recipients]
     params = {
-        **blob_params(raw),
+        **(blob_params(raw) if blob_id is None else {"blob": blob_id}),
         "rp": reverse_path,
         "now": now,
         "source": arrival.source,
@@ -158,7 +162,7 @@ async def spool(
     # One statement, so one round trip and its own transaction: the content stays unparsed
     # (it may only pass through to another server). ON CONFLICT DO UPDATE (a no-op) rather
     # than DO NOTHING so that content already stored still yields its row.
-    cur = await conn.execute(_SPOOL, params)
+    cur = await conn.execute(_SPOOL if blob_id is None else _SPOOL_STORED, params)
     rows = await cur.fetchall()
     if not rows:
         raise StoreError("spooling returned no rows")
@@ -171,12 +175,7 @@ _Q_SELECT = ", ".join(
     for c in _QM_COLUMNS.split(",")
 )
 
-_SPOOL = f"""
-    WITH b AS (
-        INSERT INTO blobs (sha256, size, data) VALUES (%(sha)s, %(size)s, %(data)s)
-        ON CONFLICT (sha256) DO UPDATE SET sha256 = EXCLUDED.sha256
-        RETURNING id, size
-    ), q AS (
+_SPOOL_ENTRY = f"""q AS (
         INSERT INTO queue_messages AS q (blob_id, reverse_path, received_at, source,
             client_address, client_name, helo_name, protocol, tls, auth_account_id, message_id,
             size, env_id, dsn_ret, bounce_of, target_special_use, checks)
@@ -195,6 +194,14 @@ _SPOOL = f"""
         RETURNING {_D_COLUMNS}
     )
     SELECT d.*, {_Q_SELECT} FROM d CROSS JOIN q"""
+_SPOOL = f"""
+    WITH b AS (
+        INSERT INTO blobs (sha256, size, data) VALUES (%(sha)s, %(size)s, %(data)s)
+        ON CONFLICT (sha256) DO UPDATE SET sha256 = EXCLUDED.sha256
+        RETURNING id, size
+    ), {_SPOOL_ENTRY}"""
+_SPOOL_STORED = f"""
+    WITH b AS (SELECT id, size FROM blobs WHERE id = %(blob)s), {_SPOOL_ENTRY}"""
 
 _MESSAGE_ID_LINE = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
 

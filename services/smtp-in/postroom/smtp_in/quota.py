@@ -37,9 +37,8 @@ async def recipient_has_room(txn: Envelope, address: str, resolution: Resolution
         raise SmtpError(R552_MAILBOX_FULL, "mailbox_full")
 
 
-async def message_fits(txn: Envelope, raw: bytes) -> Verdict:
+async def message_fits(txn: Envelope, size: int) -> Verdict:
     """End of DATA: 552 5.2.2 when the message fits no recipient's mailbox."""
-    size = len(raw)
     for address in txn.recipients:
         resolution = txn.resolutions.get(address)
         if resolution is None or not _local_only(resolution):
@@ -51,4 +50,4 @@ async def message_fits(txn: Envelope, raw: bytes) -> Verdict:
 
 def install(hooks: Hooks) -> None:
     hooks.recipient_checks.append(recipient_has_room)
-    hooks.message_checks.append(message_fits)
+    hooks.size_checks.append(message_fits)

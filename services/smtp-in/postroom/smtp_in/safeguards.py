@@ -74,4 +74,5 @@ def unauthenticated_dsn(settings: Settings) -> MessageCheck:
 
 
 def install(hooks: Hooks, settings: Settings) -> None:
-    hooks.message_checks[:0] = [hop_limit(settings), unauthenticated_dsn(settings)]
+    # Both read the header section (and the envelope) only: header checks.
+    hooks.header_checks[:0] = [hop_limit(settings), unauthenticated_dsn(settings)]

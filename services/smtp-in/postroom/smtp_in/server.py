@@ -30,6 +30,8 @@ from postroom.smtp_in.policy import Port
 from postroom.smtp_in.reader import Content, EndOfData, Reader
 from postroom.smtp_in.replies import SmtpError
 from postroom.smtp_in.session import Authenticator, Context, Next, Session
+from postroom.smtp_in.spooling import FileSink
+from postroom.spool import InflightBudget
 from postroom.store.revocation import RevocationWatcher
 from postroom.store.types import Account
 from postroom.throttle import AuthThrottle
@@ -232,6 +234,9 @@ async def start_server(
     quota.install(ctx.hooks)
     identity.install(ctx.hooks, pool, db_timeout)
     inbound = checks.install(ctx)
+    budget = InflightBudget(settings.max_inflight_bytes)
+    folder = settings.data_dir / "spool"
+    ctx.hooks.new_sink = lambda _envelope: FileSink(folder, budget)
 
     async def handler(conn: L.Connection) -> None:
         await serve_connection(ctx, tls, conn)

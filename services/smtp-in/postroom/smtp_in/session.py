@@ -43,6 +43,7 @@ from postroom.smtp_in.dispatch import Dispatcher
 from postroom.smtp_in.policy import Port
 from postroom.smtp_in.reader import BadLine, EndOfData, Line
 from postroom.smtp_in.replies import Reply, SmtpError
+from postroom.smtp_in.spooling import FileSink
 from postroom.store.queue import spool
 from postroom.store.types import Account, AccountId, Arrival, RecipientSpec, Resolution
 
@@ -133,7 +134,7 @@ class MessageSink(Protocol):
         """The whole content, after the end of DATA (for checks and the spool)."""
 
     async def discard(self) -> None:
-        """The transaction failed: forget what was written."""
+        """The transaction is over (stored or failed): forget what was written."""
 
 
 class MemorySink:
@@ -172,16 +173,27 @@ ACCEPT = Verdict()
 
 RecipientCheck = Callable[[Envelope, str, Resolution], Awaitable[None]]
 MessageCheck = Callable[[Envelope, bytes], Awaitable[Verdict]]
+SizeCheck = Callable[[Envelope, int], Awaitable[Verdict]]
 
 
 @dataclass
 class Hooks:
     recipient_checks: list[RecipientCheck] = field(default_factory=list)
     message_checks: list[MessageCheck] = field(default_factory=list)
+    # Checks that need only the header section, or only the size: with no message check
+    # installed, a large message is then never read whole.
+    header_checks: list[MessageCheck] = field(default_factory=list)
+    size_checks: list[SizeCheck] = field(default_factory=list)
     new_sink: Callable[[Envelope], MessageSink] = lambda _envelope: MemorySink()
 
 
 # --- what every session of a process shares ---------------------------------------------------
+
+
+def _header_section(raw: bytes) -> bytes:
+    """The header fields and the empty line after them (all of ``raw`` without a body)."""
+    end = raw.find(b"\r\n\r\n")
+    return raw if end < 0 else raw[: end + 4]
 
 
 class AcceptedRecipients:
@@ -548,12 +560,26 @@ class Session:
                 raise self._sink_error
             return await self._accept(txn, sink, end.size)
         except SmtpError as exc:
-            await sink.discard()
             self._log_transaction(txn, "rejected", size=end.size, reason=exc.reason)
             return self._refused(exc)
+        finally:
+            await sink.discard()  # stored or refused, its file and budget go back
 
     async def _accept(self, txn: Envelope, sink: MessageSink, size: int) -> Next:
-        raw = await sink.read()
+        for size_check in self.ctx.hooks.size_checks:
+            verdict = await size_check(txn, size)
+            if verdict.reply is not None:
+                raise SmtpError(verdict.reply, "message_check")
+        # A large message in a file is stored as a stream, unless a check needs it whole.
+        streamed = isinstance(sink, FileSink) and sink.streamed
+        streamed = streamed and not self.ctx.hooks.message_checks
+        raw = b"" if streamed else await sink.read()
+        if self.ctx.hooks.header_checks:
+            head = sink.header_section() if isinstance(sink, FileSink) else _header_section(raw)
+            for header_check in self.ctx.hooks.header_checks:
+                verdict = await header_check(txn, head)
+                if verdict.reply is not None:
+                    raise SmtpError(verdict.reply, verdict.reason or "message_check")
         added = b""
         target: str | None = None
         checks: dict[str, Any] = {}
@@ -566,7 +592,7 @@ class Session:
             target = verdict.target_special_use or target
             checks.update(verdict.checks or {})
         now = datetime.now(UTC)
-        if self.port.is_submission:
+        if self.port.is_submission and not streamed:
             raw = received.add_submission_headers(raw, hostname=self.settings.hostname, now=now)
         protocol = received.protocol_name(
             esmtp=self.esmtp,
@@ -599,9 +625,20 @@ class Session:
         message = trace + added + raw
         try:
             async with self._db() as conn:
+                blob_id = None
+                if streamed:
+                    assert isinstance(sink, FileSink)
+                    blob_id, message = await sink.store(
+                        conn,
+                        message,
+                        submission=self.port.is_submission,
+                        hostname=self.settings.hostname,
+                        now=now,
+                    )
                 spooled = await spool(
                     conn,
                     message,
+                    blob_id=blob_id,
                     reverse_path=txn.reverse_path,
                     recipients=[
                         RecipientSpec(r, txn.dsn[r].original, txn.dsn[r].notify)
@@ -620,8 +657,8 @@ class Session:
         self.reply(f"250 2.0.0 OK queued as {queue_id}\r\n".encode())
         self.ctx.dispatcher.submit([d.id for d in spooled.deliveries])
         metrics.ACCEPTED.labels(self.port.value).inc()
-        metrics.ACCEPTED_BYTES.labels(self.port.value).inc(len(message))
-        self._log_transaction(txn, "accepted", size=len(message), queue_id=queue_id)
+        metrics.ACCEPTED_BYTES.labels(self.port.value).inc(spooled.message.size)
+        self._log_transaction(txn, "accepted", size=spooled.message.size, queue_id=queue_id)
         return Next.READ
 
     def _log_transaction(
