@@ -1,7 +1,8 @@
 """Messages on their way in, kept in a file rather than in memory, within a byte budget.
 
 A protocol server writes a message here piece by piece as it arrives (SMTP DATA after
-unstuffing), so a connection holds one piece in memory, never the message: fifty senders of
+unstuffing), so a connection holds one piece in memory (and a small message, up to
+SPILL_SIZE), never a large message: fifty senders of
 50 MiB each cost disk, not RAM; the store then takes the content as a stream of pieces
 (`store.put_blob_stream`).
 
@@ -17,12 +18,16 @@ import os
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import BinaryIO
 
 from postroom.errors import LimitExceeded
 
 # The start of the message is also kept in memory: header fields are read from it.
 HEAD_SIZE = 64 * 1024
 CHUNK_SIZE = 1024 * 1024
+# Up to this much stays in memory, no file made: most mail is small, and a file per message
+# would cost more than it saves. 500 connections hold at most 128 MiB so.
+SPILL_SIZE = 256 * 1024
 
 
 class InflightBudget:
@@ -43,11 +48,13 @@ class InflightBudget:
 
 
 class SpoolFile:
-    """One message being received: its bytes in an unlinked-on-close file under ``folder``."""
+    """One message being received: in memory up to SPILL_SIZE, past it in a file under
+    ``folder`` (unlinked from the start, so nothing is left behind by a crash)."""
 
     def __init__(self, folder: Path, budget: InflightBudget | None = None) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self._file = tempfile.TemporaryFile(dir=folder, prefix="in-")  # noqa: SIM115 - closed by close()
+        self._folder = folder
+        self._memory = bytearray()
+        self._file: BinaryIO | None = None
         self._budget = budget
         self._reserved = 0
         self.size = 0
@@ -59,18 +66,32 @@ class SpoolFile:
             if not self._budget.reserve(len(data)):
                 raise LimitExceeded("too many messages are being received at once")
             self._reserved += len(data)
-        self._file.write(data)
+        if self._file is None and len(self._memory) + len(data) <= SPILL_SIZE:
+            self._memory += data
+        else:
+            if self._file is None:
+                self._folder.mkdir(parents=True, exist_ok=True)
+                self._file = tempfile.TemporaryFile(dir=self._folder, prefix="in-")  # noqa: SIM115 - closed by close()
+                self._file.write(self._memory)
+                self._memory = bytearray()
+            self._file.write(data)
         if len(self.head) < HEAD_SIZE:
             self.head += data[: HEAD_SIZE - len(self.head)]
         self.size += len(data)
 
     def read_all(self) -> bytes:
         """The whole message in memory (for a small one, or a check that needs it all)."""
+        if self._file is None:
+            return bytes(self._memory)
         self._file.flush()
         return os.pread(self._file.fileno(), self.size, 0)
 
     async def chunks(self, start: int = 0, size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
         """Bytes ``start..`` in pieces of ``size``, one piece in memory at a time."""
+        if self._file is None:
+            for offset in range(start, self.size, size):
+                yield bytes(self._memory[offset : offset + size])
+            return
         self._file.flush()
         offset = start
         while offset < self.size:
@@ -85,4 +106,7 @@ class SpoolFile:
         if self._budget is not None:
             self._budget.release(self._reserved)
         self._reserved = 0
-        self._file.close()
+        self._memory = bytearray()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
