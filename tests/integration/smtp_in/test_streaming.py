@@ -120,3 +120,15 @@ async def test_past_the_inflight_budget_data_is_452_4_3_1_and_the_session_goes_o
         code, _ = client.data(big_message(1024 * 1024 + 500))
         assert code == 250
         assert client.noop()[0] == 250
+
+
+async def test_a_large_message_is_still_held_to_the_hop_limit(
+    start_smtp: Callable[..., ServerThread], tenant: Tenant
+) -> None:
+    server = start_smtp(max_message_size=str(8 * 1024 * 1024), max_hops="3")
+    bob = await tenant.account("bob")
+    looped = b"Received: from a by b; Mon, 1 Jan 2024 00:00:00 +0000\r\n" * 4
+    assert send(server.inbound, bob.address, looped + big_message(BIG)) == (
+        554,
+        "5.4.6 Too many hops (4 Received: fields): a mail loop?",
+    )
