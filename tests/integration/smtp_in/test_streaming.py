@@ -18,8 +18,8 @@ from tests.support import Tenant
 BIG = 3 * 1024 * 1024
 
 
-def big_message(size: int, subject: str = "big") -> bytes:
-    head = f"From: a@b.example\r\nSubject: {subject}\r\n\r\n".encode()
+def big_message(size: int, subject: str = "big", sender: str = "a@b.example") -> bytes:
+    head = f"From: {sender}\r\nSubject: {subject}\r\n\r\n".encode()
     line = b"0123456789" * 7 + b"abcdef\r\n"  # 78 octets
     body = line * ((size - len(head)) // len(line))
     return head + body + b".leading dot kept\r\n"
@@ -85,14 +85,14 @@ async def test_a_large_submission_gets_message_id_and_date(
 ) -> None:
     server = start_smtp(max_message_size=str(8 * 1024 * 1024))
     alice = await tenant.account("alice", PASSWORD)
-    msg = big_message(BIG)
+    msg = big_message(BIG, sender=alice.address)
     reply = submit(
         server.submission, client_tls, alice.address, alice.address, ["bob@remote.example"], msg
     )
     raw, _, _ = await queued(conn, reply)
     head, _, body = raw.partition(b"\r\n\r\n")
     fields = head.split(b"\r\n")
-    assert fields[-4:-2] == [b"From: a@b.example", b"Subject: big"]
+    assert fields[-4:-2] == [f"From: {alice.address}".encode(), b"Subject: big"]
     assert fields[-2].startswith(b"Date: ")
     assert fields[-1].startswith(b"Message-ID: <")
     assert fields[-1].endswith(b"@" + HOSTNAME.encode() + b">")
@@ -120,6 +120,22 @@ async def test_past_the_inflight_budget_data_is_452_4_3_1_and_the_session_goes_o
         code, _ = client.data(big_message(1024 * 1024 + 500))
         assert code == 250
         assert client.noop()[0] == 250
+
+
+async def test_a_large_submission_is_still_held_to_its_from_address(
+    start_smtp: Callable[..., ServerThread], client_tls: ssl.SSLContext, tenant: Tenant
+) -> None:
+    server = start_smtp(max_message_size=str(8 * 1024 * 1024))
+    alice = await tenant.account("alice", PASSWORD)
+    reply = submit(
+        server.submission,
+        client_tls,
+        alice.address,
+        alice.address,
+        ["bob@remote.example"],
+        big_message(BIG, sender="ceo@elsewhere.example"),
+    )
+    assert reply == "550 5.7.1 From or Sender header address not owned by the authenticated user"
 
 
 async def test_a_large_message_is_still_held_to_the_hop_limit(

@@ -67,4 +67,5 @@ def check_headers(pool: AsyncConnectionPool[Conn], db_timeout: float) -> Message
 
 
 def install(hooks: Hooks, pool: AsyncConnectionPool[Conn], db_timeout: float) -> None:
-    hooks.message_checks.append(check_headers(pool, db_timeout))
+    # It reads the header section only: a header check, so a large message stays in its file.
+    hooks.header_checks.append(check_headers(pool, db_timeout))
