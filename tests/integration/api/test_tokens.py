@@ -3,11 +3,19 @@ password; the session cookie is Secure outside loopback development."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from contextlib import aclosing
 
+import httpx
+import pytest
+import uvicorn
 from fastapi import FastAPI
 
 from postroom import store
+from postroom.api.__main__ import proxy_options
+from postroom.api.app import create_app
+from postroom.config import Settings
 from tests.integration.api.conftest import MakeUser, client_for
 
 ORIGIN = {"Origin": "http://mail.test"}
@@ -96,3 +104,54 @@ async def test_changing_ones_own_password_ends_every_session(
     )
     assert changed.status_code == 204
     assert (await alice.client.get("/api/v1/session")).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("trusted", "seen"),
+    [("", "127.0.0.1"), ("127.0.0.1/32", "198.51.100.23")],
+    ids=["untrusted-peer", "trusted-proxy"],
+)
+async def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(
+    database_url: str, redis_url: str, make_user: MakeUser, trusted: str, seen: str
+) -> None:
+    user = await make_user()
+    settings = Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        hostname="mail.test",
+        trusted_proxies=trusted,  # type: ignore[arg-type]
+    )
+    config = uvicorn.Config(
+        create_app(settings, pool_size=2),
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+        **proxy_options(settings),
+    )
+    server = uvicorn.Server(config)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            for _ in range(100):
+                if server.started:
+                    break
+                await asyncio.sleep(0.05)
+            reply = await client.post(
+                "/api/v1/tokens",
+                json={"address": user.account.address, "password": user.password},
+                headers={"X-Forwarded-For": "198.51.100.23"},
+            )
+            assert reply.status_code == 201
+            token = reply.json()["token"]
+            listed = await client.get(
+                "/api/v1/tokens", headers={"Authorization": f"Bearer {token}"}
+            )
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        sock.close()
+    [mine] = [s for s in listed.json() if s["current"]]
+    assert mine["client_address"] == seen

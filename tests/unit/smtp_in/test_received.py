@@ -37,6 +37,16 @@ def test_received_with_tls_and_one_recipient() -> None:
     )
 
 
+def test_a_recipient_cannot_write_the_date_of_the_header() -> None:
+    """<"x; Mon, 1 Jan 2001"@d> would end the FOR clause and bring its own date."""
+    header = received_header(
+        helo="c", client_ip="127.0.0.1", hostname="mx", protocol="SMTP", transaction_id="1",
+        tls=None, recipient='"x; Mon, 1 Jan 2001 00:00:00 +0000"@b.example', now=NOW,
+    )  # fmt: skip
+    assert header.endswith(b"\twith SMTP id 1; Thu, 26 Nov 2026 12:00:00 +0000\r\n")
+    assert b"2001" not in header
+
+
 def test_a_hostile_helo_cannot_break_the_header() -> None:
     header = received_header(
         helo="x(y);z", client_ip="127.0.0.1", hostname="mx", protocol="SMTP",

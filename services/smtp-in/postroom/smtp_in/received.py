@@ -42,7 +42,9 @@ def received_header(
     if tls:
         version, _, cipher = tls.partition(" ")
         lines.append(f"\t(version={version} cipher={cipher or 'unknown'})")
-    if recipient:
+    # A quoted local part may hold ";" or parentheses (<"x; date"@d>), which would end the
+    # clause early and let the sender write the date: such a recipient is not named.
+    if recipient and not any(c in recipient for c in ";()\\\r\n"):
         lines.append(f"\tfor <{recipient}>")
     lines[-1] += f"; {format_datetime(now)}"
     return ("\r\n".join(lines) + "\r\n").encode("utf-8", "surrogateescape")
