@@ -191,6 +191,9 @@ class Settings(BaseSettings):
     # Internal failures (exceptions, a worker lost while holding it) after which a delivery
     # is held for an administrator instead of being tried again.
     max_internal_failures: int = Field(default=5, ge=1)
+    # Deliver to loopback, link-local and private addresses found in DNS (or address
+    # literals); off, only a transport map entry or the relay host can point there.
+    allow_internal_destinations: bool = False
     # Mail with more Received: fields than this is refused 554 5.4.6 (RFC 5321 §6.3: a loop).
     max_hops: int = Field(default=50, ge=1)
     # The DSN kinds (RFC 3461 NOTIFY) honoured for senders who did not authenticate; their

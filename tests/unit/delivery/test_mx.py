@@ -37,7 +37,12 @@ async def test_transport_map_names_the_host_exactly() -> None:
 
 
 async def test_address_literal_is_its_own_hop() -> None:
-    assert await next_hops("[127.0.0.1]", load_settings({})) == [Hop("127.0.0.1", "127.0.0.1", 25)]
+    assert await next_hops("[8.8.8.8]", load_settings({})) == [Hop("8.8.8.8", "8.8.8.8", 25)]
+
+
+async def test_an_internal_address_literal_is_a_hop_only_when_allowed() -> None:
+    settings = load_settings({"POSTROOM_ALLOW_INTERNAL_DESTINATIONS": "true"})
+    assert await next_hops("[127.0.0.1]", settings) == [Hop("127.0.0.1", "127.0.0.1", 25)]
 
 
 async def test_bad_address_literal_is_permanent() -> None:

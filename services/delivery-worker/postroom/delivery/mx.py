@@ -59,8 +59,40 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def is_internal(address: str) -> bool:
+    """Loopback, link-local, private (RFC 1918, RFC 4193), unspecified, multicast or reserved:
+    an address no public mail server has."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast or ip.is_reserved
+
+
 async def next_hops(domain: str, settings: Settings, resolver: Resolver | None = None) -> list[Hop]:
-    """The addresses to try for ``domain``, best first; raises DestinationError."""
+    """The addresses to try for ``domain``, best first; raises DestinationError.
+
+    Addresses found in DNS or given as an address literal are public ones only: anyone may
+    send to any domain, and an MX record pointing at 127.0.0.1 or 10.0.0.5 would otherwise
+    let a stranger reach internal port-25 services. A next hop the administrator named (the
+    transport map, the relay host) may be anywhere, and POSTROOM_ALLOW_INTERNAL_DESTINATIONS
+    lifts the rule for networks whose mail servers are all internal.
+    """
+    domain = domain.lower().rstrip(".")
+    hops = await _next_hops(domain, settings, resolver)
+    named = domain in settings.transport_map or settings.relayhost is not None
+    if named or settings.allow_internal_destinations:
+        return hops
+    public = [h for h in hops if not is_internal(h.address)]
+    if not public:
+        raise DestinationError(
+            f"5.4.4 {domain} resolves only to internal addresses"
+            f" ({', '.join(sorted({h.address for h in hops}))}); not delivered there",
+            permanent=True,
+        )
+    return public
+
+
+async def _next_hops(domain: str, settings: Settings, resolver: Resolver | None) -> list[Hop]:
     resolver = resolver or get_resolver(settings)
     domain = domain.lower().rstrip(".")
     if domain.startswith("[") and domain.endswith("]"):  # RFC 5321 §4.1.3 address literal
