@@ -136,3 +136,17 @@ async def test_accepted_deliveries_are_dispatched_as_celery_tasks(
     broker.delete(DELIVERY_QUEUE)
     broker.close()
     t.close()
+
+
+def test_shutdown_tells_an_idle_client_421(
+    start_smtp: Callable[..., ServerThread],
+) -> None:
+    server = start_smtp()
+    idle = Transcript(server.inbound).greeting()
+    idle.send("EHLO client.example").expect("250 ")
+    assert server.server is not None
+    stopping = asyncio.run_coroutine_threadsafe(server.server.stop(grace=5), server.loop)
+    idle.expect_exactly("421 4.3.2 Service shutting down, closing connection")
+    assert idle.closed()
+    stopping.result(30)
+    idle.close()

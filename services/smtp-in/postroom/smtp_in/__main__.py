@@ -31,7 +31,7 @@ async def serve() -> None:
     log.info("smtp.started", ports={k.value: v for k, v in server.ports.items()})
     await stop.wait()
     log.info("smtp.stopping")
-    await server.stop()
+    await server.stop(settings.shutdown_grace)
     log.info("smtp.stopped")
 
 
