@@ -26,6 +26,9 @@ from postroom.runtime import redis_url
 TASK_DELIVER = "postroom.deliver"  # (delivery_ids: list[int]) deliver these if still due
 TASK_DISPATCH_DUE = "postroom.dispatch_due"  # () the periodic sweep: dispatch all due work
 TASK_HOUSEKEEP = "postroom.housekeep"  # () remove what nothing needs any more (postroom gc)
+# (mailbox_id: int, uids: list[int], spam: bool) teach the spam filter these messages: spam
+# when a user filed them into Junk, ham when taken out of it (postroom.learning).
+TASK_LEARN = "postroom.learn"
 DELIVERY_QUEUE = "postroom.delivery"
 MAX_IDS_PER_TASK = 100
 
@@ -134,6 +137,15 @@ class AsyncPublisher:
             await self._client.lpush(DELIVERY_QUEUE, *messages)
         except Exception as exc:  # the broker is down or unreachable; nothing is lost
             log.warning("queue.dispatch.failed", deliveries=len(ids), error=str(exc))
+            return False
+        return True
+
+    async def send(self, name: str, args: list[Any]) -> bool:
+        """One task of the contract by name; False (and a warning) when the broker is away."""
+        try:
+            await self._client.lpush(DELIVERY_QUEUE, task_message(self._app, name, args))
+        except Exception as exc:  # the broker is down or unreachable
+            log.warning("queue.send.failed", task=name, error=str(exc))
             return False
         return True
 

@@ -6,9 +6,15 @@ import structlog
 from celery import Celery
 
 from postroom.config import Settings
-from postroom.delivery import housekeeping, sweep
+from postroom.delivery import housekeeping, learn, sweep
 from postroom.delivery.runtime import Runtime
-from postroom.queue import TASK_DELIVER, TASK_DISPATCH_DUE, TASK_HOUSEKEEP, celery_config
+from postroom.queue import (
+    TASK_DELIVER,
+    TASK_DISPATCH_DUE,
+    TASK_HOUSEKEEP,
+    TASK_LEARN,
+    celery_config,
+)
 from postroom.runtime import redis_url
 
 log = structlog.get_logger("postroom.delivery")
@@ -54,6 +60,13 @@ def create_app(settings: Settings) -> Celery:
     @app.task(name=TASK_DISPATCH_DUE)  # type: ignore[untyped-decorator]
     def dispatch_due() -> None:
         runtime.run(lambda courier: sweep.dispatch_due(courier, runtime.backlog), timeout=limit)
+
+    @app.task(name=TASK_LEARN)  # type: ignore[untyped-decorator]
+    def learn_task(mailbox_id: int, uids: list[int], spam: bool) -> None:
+        runtime.run(
+            lambda courier: learn.learn(courier, mailbox_id, uids, spam),
+            timeout=settings.rspamd_timeout * learn.MAX_PER_TASK,
+        )
 
     return app
 

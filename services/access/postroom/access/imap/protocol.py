@@ -166,8 +166,11 @@ class Session:
         tls_available: bool = True,
         plaintext_allowed: bool = False,
         hostname: str = "localhost",
+        on_transfer: Callable[[Mailbox, Mailbox, list[tuple[int, int]]], None] | None = None,
     ) -> None:
         self._send = send
+        # Told of each COPY/MOVE (source, target, UID pairs): Junk teaches the spam filter.
+        self._on_transfer = on_transfer
         self._connection = connection
         self._authenticate = authenticate
         self.tls = tls
@@ -980,6 +983,8 @@ class Session:
                 return Next.READ
             operation = store.move_messages if move else store.copy_messages
             pairs = await operation(conn, view.mailbox.id, uids, target.id)
+        if pairs and self._on_transfer is not None:
+            self._on_transfer(view.mailbox, target, pairs)
         code = ""
         if pairs:
             # RFC 4315 §3: COPYUID uidvalidity source-uids destination-uids.

@@ -16,11 +16,13 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from postroom import learning
 from postroom import listener as L
 from postroom.access.imap import parser as p
 from postroom.access.imap.protocol import LoginRefused, Next, Session, State
@@ -134,6 +136,7 @@ class _Connection:
                 tls=tls, peer_ip=self.ip, allow_plaintext=settings.allow_plaintext_auth
             ),
             hostname=settings.hostname,
+            on_transfer=partial(learning.after_transfer, settings),
         )
 
     def _append_limit(self) -> int:

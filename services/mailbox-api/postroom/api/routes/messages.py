@@ -10,9 +10,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
-from postroom import store
+from postroom import learning, store
 from postroom.api import render, schemas
-from postroom.api.deps import AccountDep, ConnDep, owned_mailbox, pool_of
+from postroom.api.deps import AccountDep, ConnDep, SettingsDep, owned_mailbox, pool_of
 from postroom.api.problems import Problem
 from postroom.api.query import parse_query
 from postroom.errors import NotFound
@@ -442,7 +442,11 @@ def _uids(uids: list[int]) -> list[int]:
 
 @router.post("/move", response_model=schemas.TransferResult)
 async def move(
-    mailbox_id: int, body: schemas.Transfer, account: AccountDep, conn: ConnDep
+    mailbox_id: int,
+    body: schemas.Transfer,
+    account: AccountDep,
+    conn: ConnDep,
+    settings: SettingsDep,
 ) -> schemas.TransferResult:
     """Move messages to another of the caller's folders (RFC 6851 semantics)."""
     mailbox = await owned_mailbox(conn, account, mailbox_id)
@@ -450,6 +454,8 @@ async def move(
     if target == mailbox.id:
         raise Problem(422, "the target is the folder the messages are in")
     pairs = await store.move_messages(conn, mailbox.id, _uids(body.uids), target)
+    # Into Junk or out of it: the spam filter learns, in the background.
+    learning.after_transfer(settings, mailbox, await owned_mailbox(conn, account, target), pairs)
     return schemas.TransferResult(moved=pairs)
 
 
