@@ -95,6 +95,8 @@ def build_reply(
     if action.mime:
         # RFC 5230 §4.4: with :mime the reason is a whole MIME entity (headers and body).
         part = BytesParser(policy=SMTP).parsebytes(action.reason.encode())
+        if "MIME-Version" not in part:
+            reply["MIME-Version"] = "1.0"  # RFC 2045 §4
         for name, value in part.items():
             reply[name] = value
         reply.set_payload(part.get_payload())

@@ -108,3 +108,16 @@ def test_reply_subject_and_from_from_the_action() -> None:  # RFC 5230 §4.2, §
     )
     reply = email.message_from_bytes(raw)
     assert (reply["Subject"], reply["From"]) == ("Out of office", "Alice <a@example.test>")
+
+
+def test_mime_reason_is_the_whole_body_part() -> None:  # RFC 5230 §4.4
+    action = Vacation(
+        "Content-Type: text/html; charset=utf-8\r\n\r\n<p>Away</p>\r\n", 60, mime=True
+    )
+    raw = build_reply(
+        action, MessageView(BASE + b"\r\n"), ALICE, now=datetime.now(UTC), hostname="h.test"
+    )
+    reply = email.message_from_bytes(raw)
+    assert reply["MIME-Version"] == "1.0"
+    assert reply.get_content_type() == "text/html"
+    assert reply.get_payload() == "<p>Away</p>\r\n"
