@@ -30,6 +30,7 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 import psycopg
@@ -40,6 +41,7 @@ from postroom import auth, store
 from postroom.address import canonical_identity
 from postroom.db import Conn
 from postroom.errors import StoreError
+from postroom.store import app_passwords
 from postroom.store.types import Account
 from postroom.throttle import AuthThrottle
 
@@ -142,7 +144,14 @@ class LoginPath:
         except DB_ERRORS as exc:
             log.error("login.store_unavailable", error=str(exc).splitlines()[0][:200], **bind)
             return LoginResult("unavailable")
-        matched = await self._verify(canonical, secret, record)
+        # App passwords open IMAP, POP3 and SMTP, never the web, whose login may also ask
+        # for a second factor.
+        allowed = (
+            None
+            if record is None
+            else ((record.password_hash,) if service == "web" else record.secrets)
+        )
+        matched = await self._verify(canonical, secret, record, allowed)
         if matched is None or record is None or record.account.disabled:
             self.throttle.failure(client_ip, canonical)
             # The identity is not logged: a mistyped one is often a password.
@@ -151,6 +160,8 @@ class LoginPath:
         self.throttle.success(client_ip, canonical)
         if auth.needs_rehash(matched) and matched == record.password_hash:
             await self._rehash(record, secret)
+        if matched != record.password_hash:
+            await self._note_app_password(record, matched, client_ip)
         log.info("login.succeeded", account=record.account.address, **bind)
         return LoginResult("ok", record.account)
 
@@ -163,7 +174,11 @@ class LoginPath:
             return await store.login_record(conn, canonical)
 
     async def _verify(
-        self, canonical: str | None, secret: str, record: store.accounts.LoginRecord | None
+        self,
+        canonical: str | None,
+        secret: str,
+        record: store.accounts.LoginRecord | None,
+        allowed: tuple[str, ...] | None = None,
     ) -> str | None:
         """The stored hash the secret matches, or None; argon2 off the event loop, with no
         database connection held. An unknown identity costs a verification too (timing)."""
@@ -171,10 +186,11 @@ class LoginPath:
             await self._check(None, secret)
             return None
         assert canonical is not None
-        remembered = self._cache.matched(canonical, secret, record.secrets)
+        hashes = record.secrets if allowed is None else allowed
+        remembered = self._cache.matched(canonical, secret, hashes)
         if remembered is not None:
             return remembered
-        for stored in record.secrets:
+        for stored in hashes:
             if await self._check(stored, secret):
                 self._cache.remember(canonical, secret, stored)
                 return stored
@@ -183,6 +199,20 @@ class LoginPath:
     async def _check(self, stored: str | None, secret: str) -> bool:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, auth.verify_password, stored, secret)
+
+    async def _note_app_password(
+        self, record: store.accounts.LoginRecord, matched: str, client_ip: str | None
+    ) -> None:
+        """The app password's "last used" (a failure to write it never fails the login)."""
+        try:
+            async with self.pool.connection(timeout=self.pool_timeout) as conn:
+                if not conn.autocommit:
+                    await conn.set_autocommit(True)
+                await app_passwords.note_app_password_use(
+                    conn, record.account.id, matched, now=datetime.now(UTC), client=client_ip
+                )
+        except DB_ERRORS as exc:
+            log.warning("login.app_password_note_failed", error=str(exc)[:200])
 
     async def _rehash(self, record: store.accounts.LoginRecord, secret: str) -> None:
         loop = asyncio.get_running_loop()

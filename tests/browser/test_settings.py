@@ -3,6 +3,9 @@ contacts, senders whose images are shown, and changing the password."""
 
 from __future__ import annotations
 
+import re
+
+import pyotp
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Login, Site, axe_violations
@@ -93,7 +96,7 @@ def test_changing_the_password_ends_the_session(site: Site, login: Login) -> Non
     page.fill("#password-change input[name=current_password]", "wrong-one")
     page.fill("#password-change input[name=new_password]", "a-new-password")
     page.click("#password-change button[type=submit]")
-    page.wait_for_selector("#status:has-text('the current password is wrong')")
+    page.wait_for_selector("#status:has-text('the password is wrong')")
     page.fill("#password-change input[name=current_password]", "browser-pw-1")
     page.click("#password-change button[type=submit]")
     page.wait_for_url(f"{site.base}/login")
@@ -101,3 +104,62 @@ def test_changing_the_password_ends_the_session(site: Site, login: Login) -> Non
     page.fill("input[name=password]", "a-new-password")
     page.click("button[type=submit]")
     page.wait_for_url(f"{site.base}/")
+
+
+def test_two_factor_login_is_turned_on_and_then_asks_for_a_code(site: Site, login: Login) -> None:
+    alice = site.user("alice")
+    page = login(alice, path="/settings#security")
+    expect(page.locator("#totp-state")).to_have_text("Two-factor login is off.")
+    page.fill("#totp-start input[name=password]", "browser-pw-1")
+    page.click("#totp-start-button")
+    secret = page.locator("#totp-secret")
+    expect(secret).not_to_be_empty()
+    assert (page.get_attribute("#totp-uri", "href") or "").startswith("otpauth://totp/")
+    page.fill("#totp-confirm input[name=code]", pyotp.TOTP(secret.text_content() or "").now())
+    page.click("#totp-confirm button[type=submit]")
+    page.wait_for_selector("#status:has-text('Two-factor login is on.')")
+    codes = page.locator("#recovery-codes li").all_text_contents()
+    assert len(codes) == 10
+    expect(page.locator("#totp-state")).to_contain_text("10 recovery codes left")
+    assert axe_violations(page) == []
+
+    page.click("#logout")
+    page.wait_for_url(f"{site.base}/login")
+    page.fill("input[name=address]", alice.address)
+    page.fill("input[name=password]", "browser-pw-1")
+    page.click("button[type=submit]")
+    expect(page.locator("#otp-field")).to_be_visible()
+    page.fill("input[name=otp]", "000000")
+    page.click("button[type=submit]")
+    expect(page.locator("#login-error")).to_have_text("wrong or already used code")
+    page.fill("input[name=otp]", codes[0])
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{site.base}/")
+    again = page.request.post(
+        f"{site.base}/api/v1/tokens",
+        data={"address": alice.address, "password": "browser-pw-1", "otp": codes[0]},
+    )
+    assert again.status == 401  # a recovery code works once
+
+
+def test_app_passwords_are_created_listed_and_revoked(site: Site, login: Login) -> None:
+    alice = site.user("alice")
+    page = login(alice, path="/settings#security")
+    page.fill("#app-password-form input[name=name]", "Thunderbird")
+    page.click("#app-password-form button[type=submit]")
+    secret = page.locator("#app-password-secret")
+    expect(secret).to_have_text(re.compile(r"^[a-z]{4}(-[a-z]{4}){3}$"))
+    row = page.locator("#app-password-rows tr", has_text="Thunderbird")
+    expect(row).to_contain_text("never")
+    # It is not a web password.
+    refused = page.request.post(
+        f"{site.base}/api/v1/tokens",
+        data={"address": alice.address, "password": secret.text_content() or ""},
+    )
+    assert refused.status == 401
+    expect(page.locator("#session-rows tr")).to_have_count(1)
+    expect(page.locator("#session-rows")).to_contain_text("this one")
+    assert axe_violations(page) == []
+    row.locator("button:has-text('Revoke')").click()
+    page.wait_for_selector("#status:has-text('App password Thunderbird revoked.')")
+    expect(row).to_have_count(0)

@@ -219,23 +219,27 @@ class LoginRecord:
 
     account: Account
     password_hash: str
+    app_password_hashes: tuple[str, ...] = ()
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return (self.password_hash,)
+        return (self.password_hash, *self.app_password_hashes)
 
 
 async def login_record(conn: Conn, canonical_address: str) -> LoginRecord | None:
     """The account named by a canonical address with its password hash; one short query,
     so that the caller can give the connection back before the slow verification."""
     cur = await conn.execute(
-        f"SELECT {_ACCOUNT_COLUMNS}, password_hash FROM accounts WHERE address = %s",
+        f"""SELECT {_ACCOUNT_COLUMNS}, password_hash,
+                   ARRAY(SELECT p.password_hash FROM app_passwords p
+                         WHERE p.account_id = accounts.id ORDER BY p.id) AS app_hashes
+            FROM accounts WHERE address = %s""",
         (canonical_address,),
     )
     row = await cur.fetchone()
     if row is None:
         return None
-    return LoginRecord(_account(row), row["password_hash"])
+    return LoginRecord(_account(row), row["password_hash"], tuple(row["app_hashes"]))
 
 
 async def replace_password_hash(

@@ -21,6 +21,8 @@ class Strict(BaseModel):
 class Login(Strict):
     address: str = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=1024)
+    # The authenticator app's code (or a recovery code) when two-factor login is on.
+    otp: str | None = Field(default=None, max_length=32)
 
 
 class AccountPublic(BaseModel):

@@ -8,7 +8,7 @@ import structlog
 from fastapi import APIRouter, Request, Response
 
 from postroom import store
-from postroom.api import schemas
+from postroom.api import schemas, two_factor
 from postroom.api.convert import account_public
 from postroom.api.deps import (
     AuthDep,
@@ -17,6 +17,7 @@ from postroom.api.deps import (
     client_ip,
     login_of,
     loopback_client,
+    settings_of,
 )
 from postroom.api.problems import Problem
 from postroom.api.security import SESSION_COOKIE, csrf_token
@@ -61,6 +62,7 @@ async def log_in(
     """Log in from a browser: sets an HTTP-only, SameSite=Strict session cookie."""
     check_origin(request)
     account = await _login(request, body)
+    await two_factor.require(conn, settings_of(request), account, body.otp)
     token, session = await create_session(
         conn,
         account.id,
@@ -92,6 +94,7 @@ async def log_in(
 async def create_token(body: schemas.Login, request: Request, conn: ConnDep) -> schemas.TokenPublic:
     """Log in from a script: a bearer token for the Authorization header."""
     account = await _login(request, body)
+    await two_factor.require(conn, settings_of(request), account, body.otp)
     token, session = await create_session(
         conn,
         account.id,

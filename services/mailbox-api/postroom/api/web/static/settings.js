@@ -2,7 +2,7 @@
 // Settings: filters and out-of-office (kept as a Sieve script by /api/v1/sieve), identities,
 // contacts, senders whose images are shown, the password. One section per #fragment.
 const $ = (id) => document.getElementById(id);
-const SECTIONS = ["filters", "vacation", "identities", "contacts", "privacy", "password"];
+const SECTIONS = ["filters", "vacation", "identities", "contacts", "privacy", "security", "password"];
 
 async function act(fn) {
   try { await fn(); } catch (e) { status(e.message); }
@@ -183,9 +183,52 @@ async function loadImageSenders() {
   if (!list.length) $("image-senders").append(el("li", "None: every message asks first.", { class: "muted" }));
 }
 
+// --- security: two-factor login, app passwords, sessions ------------------------------------
+
+async function loadSecurity() {
+  const [totp, passwords, sessions] = await Promise.all([
+    api("GET", "/api/v1/account/two-factor"), api("GET", "/api/v1/account/app-passwords"), api("GET", "/api/v1/tokens"),
+  ]);
+  $("totp-state").textContent = totp.enabled
+    ? `Two-factor login is on: the web asks for a code from your app. ${totp.recovery_codes_left} recovery codes left.`
+    : "Two-factor login is off.";
+  $("totp-start-button").hidden = totp.enabled;
+  $("totp-disable").hidden = !totp.enabled;
+  $("app-password-rows").replaceChildren(...passwords.map((p) => {
+    const row = el("tr", null, { "data-id": p.id });
+    const revoke = el("button", "Revoke", { type: "button", class: "danger", "aria-label": `Revoke ${p.name}` });
+    revoke.addEventListener("click", () => act(async () => {
+      await api("DELETE", `/api/v1/account/app-passwords/${p.id}`);
+      status(`App password ${p.name} revoked.`);
+      await loadSecurity();
+    }));
+    const actions = el("td");
+    actions.append(revoke);
+    row.append(el("td", p.name), el("td", when(p.created_at)),
+      el("td", p.last_used_at ? `${when(p.last_used_at)}${p.last_used_from ? " from " + p.last_used_from : ""}` : "never"), actions);
+    return row;
+  }));
+  $("session-rows").replaceChildren(...sessions.map((s) => {
+    const row = el("tr", null, { "data-id": s.id });
+    const actions = el("td");
+    if (s.current) actions.append(el("span", "this one", { class: "muted" }));
+    else {
+      const end = el("button", "End", { type: "button", class: "danger", "aria-label": `End session ${s.id}` });
+      end.addEventListener("click", () => act(async () => {
+        await api("DELETE", `/api/v1/tokens/${s.id}`);
+        status("Session ended.");
+        await loadSecurity();
+      }));
+      actions.append(end);
+    }
+    row.append(el("td", s.kind === "cookie" ? "browser" : "token"), el("td", when(s.created_at)), el("td", s.client_address || ""), el("td", when(s.expires_at)), actions);
+    return row;
+  }));
+}
+
 // --- wiring -------------------------------------------------------------------------------
 
-const LOADERS = { filters: loadFilters, vacation: loadVacation, identities: loadIdentities, contacts: loadContacts, privacy: loadImageSenders, password: async () => {} };
+const LOADERS = { filters: loadFilters, vacation: loadVacation, identities: loadIdentities, contacts: loadContacts, privacy: loadImageSenders, security: loadSecurity, password: async () => {} };
 function route() {
   const name = SECTIONS.includes(location.hash.slice(1)) ? location.hash.slice(1) : "filters";
   for (const s of SECTIONS) $(s).hidden = s !== name;
@@ -234,6 +277,48 @@ document.addEventListener("DOMContentLoaded", () => {
     act(async () => {
       await api("POST", "/api/v1/account/password", { current_password: f.current_password.value, new_password: f.new_password.value });
       location.href = "/login";
+    });
+  });
+  $("totp-start").addEventListener("submit", (event) => {
+    event.preventDefault();
+    act(async () => {
+      const setup = await api("POST", "/api/v1/account/two-factor/setup", { password: event.target.password.value });
+      event.target.reset();
+      $("totp-secret").textContent = setup.secret;
+      $("totp-uri").href = setup.uri;
+      $("totp-confirm").hidden = false;
+      $("totp-confirm").code.focus();
+    });
+  });
+  $("totp-confirm").addEventListener("submit", (event) => {
+    event.preventDefault();
+    act(async () => {
+      const result = await api("POST", "/api/v1/account/two-factor/confirm", { code: event.target.code.value });
+      event.target.reset();
+      $("totp-confirm").hidden = true;
+      $("recovery-codes").replaceChildren(...result.recovery_codes.map((c) => el("li", null).appendChild(el("code", c)).parentNode));
+      $("recovery").hidden = false;
+      status("Two-factor login is on.");
+      await loadSecurity();
+    });
+  });
+  $("totp-disable").addEventListener("click", () => act(async () => {
+    await api("POST", "/api/v1/account/two-factor/disable", { password: $("totp-start").password.value });
+    $("totp-start").reset();
+    $("recovery").hidden = true;
+    status("Two-factor login is off.");
+    await loadSecurity();
+  }));
+  $("app-password-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    act(async () => {
+      const created = await api("POST", "/api/v1/account/app-passwords", { name: event.target.name.value.trim() });
+      event.target.reset();
+      const note = $("app-password-new");
+      note.replaceChildren(el("span", `App password for ${created.name}: `), el("code", created.password, { id: "app-password-secret" }),
+        el("span", " — type it into that program now; it is not shown again."));
+      note.hidden = false;
+      await loadSecurity();
     });
   });
   route();
