@@ -56,7 +56,8 @@ def from_domains(message: bytes) -> list[str] | None:
     end = message.find(b"\r\n\r\n")
     head = message[: end if end >= 0 else len(message)].decode("utf-8", "replace")
     values = [
-        m.group(1) for m in re.finditer(r"^From[ \t]*:(.*(?:\r\n[ \t].*)*)", head, re.M | re.I)
+        m.group(1)
+        for m in re.finditer(r"^From[ \t]*:([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)", head, re.M | re.I)
     ]
     if not values:
         return None
