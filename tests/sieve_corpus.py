@@ -380,6 +380,13 @@ SCRIPTS: list[tuple[str, str]] = [
         'require "fileinto"; if address :domain "x-original-to" "example.test"'
         ' { fileinto "orig"; }',
     ),
+    ("include-personal", 'require "include"; include :personal "fileinto"; keep;'),
+    (
+        "include-once-optional",
+        'require "include"; include :once "flags-keep"; include :once "flags-keep";'
+        ' include :optional "no-such-script";',
+    ),
+    ("include-missing", 'require "include"; include "no-such-script";'),
     ("syntax-missing-semicolon", "keep"),
     ("syntax-unknown-command", "frobnicate;"),
     ("syntax-no-require", 'fileinto "X";'),

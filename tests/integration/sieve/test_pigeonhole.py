@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from postroom.sieve import (
+    CompiledScript,
     Context,
     Envelope,
     FileInto,
@@ -36,7 +37,14 @@ _CONTROL_IN_MAILBOX = (
     "The multi-line string leaves CRLF in the mailbox name; RFC 3501 §9 admits no CR or LF in"
     " a mailbox name, so Postroom's fileinto fails and the message is kept (RFC 5228 §2.10.6)."
 )
+_INCLUDE_MISSING = (
+    "Pigeonhole resolves includes when it compiles and refuses the script; Postroom compiles"
+    " each script alone (an included one may be uploaded later, RFC 6609 §3.2) and finds the"
+    " missing script at run time, an error that keeps the message (RFC 5228 §2.10.6): the"
+    " message is kept either way."
+)
 DIFFERENCES: dict[tuple[str, str], str] = {
+    **{("include-missing", m.name): _INCLUDE_MISSING for m in MESSAGES},
     **{("header-matches-q", m): _QUESTION_MARK for m in ("list", "mime", "bounce", "big")},
     **{("syntax-multiline", m.name): _CONTROL_IN_MAILBOX for m in MESSAGES},
 }
@@ -47,6 +55,7 @@ state_dir = {root}/state
 log_path = /dev/stderr
 mail_location = maildir:{root}/mail
 plugin {{
+  sieve = file:{root}/scripts
   sieve_extensions = +vacation-seconds +ereject
   sieve_vacation_min_period = 0
 }}
@@ -134,9 +143,18 @@ def _postroom_actions(script: str, sample: Sample) -> ActionSet:
         compiled = compile_script(script)
     except SieveSyntaxError:
         return frozenset({("compile-error",)})
-    outcome = run(
-        compiled, Context(MessageView(sample.raw), Envelope(sample.sender, sample.recipient))
+    # RFC 6609: include :personal names the other scripts of the corpus, as Pigeonhole's
+    # sieve directory holds them.
+    library = dict(SCRIPTS)
+
+    def includes(location: str, name: str) -> CompiledScript | None:
+        source = library.get(name) if location == "personal" else None
+        return compile_script(source) if source is not None else None
+
+    context = Context(
+        MessageView(sample.raw), Envelope(sample.sender, sample.recipient), includes=includes
     )
+    outcome = run(compiled, context)
     actions: set[tuple[str, ...]] = set()
     for action in outcome.actions:
         if isinstance(action, Keep):
