@@ -229,6 +229,10 @@ class Settings(BaseSettings):
     relayhost_ca_file: Path | None = None
     # Implicit TLS (RFC 8314) instead of STARTTLS; unset: on port 465.
     relayhost_implicit_tls: bool | None = None
+    # Verified TLS outbound (MTA-STS): CA certificates trusted besides the system's, and the
+    # port of the policy host (443 per RFC 8461 §3.3; another only for tests).
+    outbound_ca_file: Path | None = None
+    mta_sts_policy_port: Port = 443
 
     # Sieve (RFC 5228) filters: the ManageSieve listener (RFC 5804), limits on each account's
     # scripts and on what one run may do, and a site-wide script run before each user's.

@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 from postroom import store
 from postroom.config import Settings
 from postroom.db import Conn
-from postroom.delivery import bounce, local, mx, remote, signing
+from postroom.delivery import bounce, local, mta_sts, mx, remote, signing
 from postroom.delivery.dsn import is_smtputf8
 from postroom.delivery.limits import DestinationSlots
 from postroom.delivery.metrics import FAILURES, HELD
@@ -75,6 +75,7 @@ class Courier:
     owner: str = field(default_factory=default_owner)
     next_hops: Callable[[str, Settings], Awaitable[list[mx.Hop]]] = mx.next_hops
     signer: signing.Signer = field(default_factory=signing.Signer)
+    sts_policies: mta_sts.PolicyCache = field(default_factory=mta_sts.PolicyCache)
 
     async def deliver(self, ids: Sequence[int]) -> int:
         """Deliver these deliveries if they are still due; returns how many were attempted."""
@@ -241,7 +242,10 @@ class Courier:
                     orcpt={c.delivery.recipient: c.delivery.original_recipient for c in group},
                     smtputf8=is_smtputf8(message),
                 )
-                results = await remote.send(hops, transaction, self.settings)
+                policy = None
+                if mta_sts.applies(domain, self.settings):
+                    policy = await self.sts_policies.policy_for(domain, self.settings)
+                results = await remote.send(hops, transaction, self.settings, policy)
         return results
 
     async def _record(

@@ -22,7 +22,7 @@ import structlog
 from aiosmtplib.errors import SMTPRecipientRefused
 
 from postroom.config import Settings
-from postroom.delivery import relay
+from postroom.delivery import mta_sts, relay
 from postroom.delivery.mx import Hop
 from postroom.delivery.retry import Result, from_reply, permanent, transient
 
@@ -112,13 +112,35 @@ class _NextHop(Exception):
 
 
 async def send(
-    hops: Sequence[Hop], transaction: Transaction, settings: Settings
+    hops: Sequence[Hop],
+    transaction: Transaction,
+    settings: Settings,
+    policy: mta_sts.Policy | None = None,
 ) -> dict[str, Result]:
-    """Deliver to the first hop that takes the transaction; a result for every recipient."""
+    """Deliver to the first hop that takes the transaction; a result for every recipient.
+
+    Under an MTA-STS policy (RFC 8461 §5) in enforce mode only the MX hosts it names are
+    tried, each with STARTTLS and a certificate valid for its name; in testing mode a host it
+    does not name is logged and mail goes as without a policy.
+    """
     last = transient("4.4.1 no next hop to try")
+    enforce = policy is not None and policy.mode == "enforce"
+    if policy is not None and policy.mode != "none":
+        allowed = [hop for hop in hops if policy.allows(hop.name)]
+        if len(allowed) < len(hops):
+            log.info(
+                "delivery.mta_sts.mx_mismatch",
+                mode=policy.mode,
+                hosts=sorted({hop.name for hop in hops if hop not in allowed}),
+            )
+        if enforce:
+            if not allowed:
+                text = f"4.7.5 MTA-STS: no MX host is in the policy (mx: {', '.join(policy.mx)})"
+                return dict.fromkeys(transaction.recipients, transient(text))
+            hops = allowed
     for hop in hops:
         try:
-            return await _send_to(hop, transaction, settings, tls=True)
+            return await _send_to(hop, transaction, settings, tls=True, verified=enforce)
         except _NextHop as exc:
             last = exc.result
             log.info("delivery.remote.next_hop", hop=str(hop), error=exc.result.text)
@@ -175,8 +197,29 @@ async def _connect(hop: Hop, settings: Settings) -> aiosmtplib.SMTP:
     return client
 
 
+async def _verified_starttls(client: aiosmtplib.SMTP, hop: Hop, settings: Settings) -> str:
+    """RFC 8461 §4.2: STARTTLS with a certificate valid for the MX name, or not this MX."""
+    host = str(hop)
+    if not client.supports_extension("starttls"):
+        raise _NextHop(transient(f"4.7.5 MTA-STS: {hop.name} offers no STARTTLS", host=host))
+    try:
+        await client.starttls(
+            server_hostname=hop.name,
+            tls_context=mta_sts.verified_context(settings),
+            validate_certs=True,
+        )
+        await client.ehlo()  # RFC 3207 §4.2: forget what was said before TLS
+    except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as exc:
+        raise _NextHop(
+            transient(f"4.7.5 MTA-STS: TLS with {hop.name} failed: {exc}", host=host)
+        ) from None
+    ssl_object = client.transport.get_extra_info("ssl_object") if client.transport else None
+    version = ssl_object.version() if ssl_object is not None else "TLS"
+    return f"{version} MTA-STS"
+
+
 async def _send_to(
-    hop: Hop, transaction: Transaction, settings: Settings, *, tls: bool
+    hop: Hop, transaction: Transaction, settings: Settings, *, tls: bool, verified: bool = False
 ) -> dict[str, Result]:
     host = str(hop)
     client = await _connect(hop, settings)
@@ -184,6 +227,8 @@ async def _send_to(
     try:
         if hop.relay:
             tls_version = await relay.prepare(client, hop.name, settings)
+        elif verified:
+            tls_version = await _verified_starttls(client, hop, settings)
         elif tls and client.supports_extension("starttls"):
             try:
                 await client.starttls(tls_context=opportunistic_tls(), validate_certs=False)
