@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -14,6 +15,13 @@ from postroom.sieve import CompiledScript, compile_script
 from postroom.store.types import AccountId
 
 MAX_NAME_LENGTH = 128
+
+
+@lru_cache(maxsize=256)
+def _decoded(compiled: str) -> CompiledScript | None:
+    # The compiled form is decoded once per process and version, not at every delivery
+    # (a 20-rule script: a JSON decode costs several runs of it). Runs never change it.
+    return CompiledScript.from_json(compiled)
 
 
 class ScriptIsActive(StoreError):
@@ -189,7 +197,7 @@ async def active_script(conn: Conn, account_id: AccountId) -> CompiledScript | N
     row = await cur.fetchone()
     if row is None:
         return None
-    compiled = CompiledScript.from_json(row["compiled"])
+    compiled = _decoded(row["compiled"])
     if compiled is None:  # stored by an older compiler: build again from the source
         compiled = compile_script(row["source"], max_size=len(row["source"].encode()) + 1)
     return compiled
@@ -202,7 +210,7 @@ async def compiled_scripts(conn: Conn, account_id: AccountId) -> dict[str, Compi
     )
     scripts: dict[str, CompiledScript] = {}
     for row in await cur.fetchall():
-        compiled = CompiledScript.from_json(row["compiled"])
+        compiled = _decoded(row["compiled"])
         if compiled is None:
             compiled = compile_script(row["source"], max_size=len(row["source"].encode()) + 1)
         scripts[row["name"]] = compiled
