@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Final, Literal, TypeAlias
 
 from postroom.access.imap import mutf7, wire
+from postroom.spool import InflightBudget
 
 __all__ = [
     "MAX_APPEND_SIZE",
@@ -693,9 +694,12 @@ class TooBig:
     tag: str | None
     message: str
     status: Literal["NO", "BAD"]
+    # RFC 5530 §3: TOOBIG for a literal over the size limit, LIMIT when the process's budget
+    # of messages being received has no room for it.
+    code: str = "TOOBIG"
 
     def response(self) -> bytes:
-        text = f"[TOOBIG] {self.message}" if self.status == "NO" else self.message
+        text = f"[{self.code}] {self.message}" if self.status == "NO" else self.message
         return _status_line(self.tag, self.status, text)
 
 
@@ -1617,10 +1621,15 @@ class CommandReader:
         max_line_length: int = MAX_LINE_LENGTH,
         max_literal_size: int = MAX_LITERAL_SIZE,
         max_append_size: int = MAX_APPEND_SIZE,
+        budget: InflightBudget | None = None,
     ) -> None:
         self.max_line_length = max_line_length
         self.max_literal_size = max_literal_size
         self.max_append_size = max_append_size
+        # The process's budget of messages being received: APPEND's literal is reserved in it
+        # when announced and given back once its command has been answered (`next_event`).
+        self.budget = budget
+        self._reserved = 0
         self._buffer = bytearray()
         self._scanned = 0  # octets at the start of _buffer known to hold no LF
         # The command being framed: its lines (without CRLF) and the literals after them.
@@ -1666,6 +1675,8 @@ class CommandReader:
 
     def next_event(self) -> Event | None:
         """The next event, or None when more bytes are needed."""
+        if self._reserved and not self._lines and not self._collecting:
+            self.close()  # the command that held it has been answered
         while True:
             if self._discard_left:
                 if not self._discard():
@@ -1761,6 +1772,12 @@ class CommandReader:
             self._discard_left = int(announced[1])
             self._skipping = True
 
+    def close(self) -> None:
+        """Give back what this reader holds of the budget (also when the connection ends)."""
+        if self.budget is not None and self._reserved:
+            self.budget.release(self._reserved)
+        self._reserved = 0
+
     def _reset_command(self) -> None:
         self._lines = []
         self._literals = []
@@ -1816,6 +1833,11 @@ class CommandReader:
         if error is not None:
             self._refuse(size, synchronizing=synchronizing)
             return error
+        if name == "APPEND" and self.budget is not None:
+            if not self.budget.reserve(size):
+                self._refuse(size, synchronizing=synchronizing)
+                return TooBig(tag, "Too many messages are being received at once", "NO", "LIMIT")
+            self._reserved += size
         self._literal_octets += size
         self._literal_left = size
         self._collecting = True

@@ -31,6 +31,7 @@ from postroom.config import Settings
 from postroom.db import Conn, require_url
 from postroom.errors import StoreError
 from postroom.login import LoginPath
+from postroom.spool import InflightBudget
 from postroom.store.notify import ChangeHub, Subscription
 from postroom.store.types import Account, AccountId
 from postroom.throttle import AuthThrottle
@@ -82,6 +83,8 @@ class ImapServer:
         self.tls = tls
         # RFC 3501 §5.4: an autologout timer of at least 30 minutes.
         self.idle_timeout = settings.imap_idle_timeout
+        # APPEND literals being received by this process, at most POSTROOM_MAX_INFLIGHT_BYTES.
+        self.budget = InflightBudget(settings.max_inflight_bytes)
         self._per_account: Counter[AccountId] = Counter()
 
         self.listener = L.Listener.from_settings(
@@ -147,7 +150,7 @@ class _Connection:
         return self.server.settings.max_message_size
 
     def _command_reader(self) -> p.CommandReader:
-        return p.CommandReader(max_append_size=self._append_limit())
+        return p.CommandReader(max_append_size=self._append_limit(), budget=self.server.budget)
 
     async def send(self, data: bytes) -> None:
         await self.client.send(data)
@@ -262,6 +265,7 @@ class _Connection:
         # RFC 3501 §6.2.1: anything the client sent after STARTTLS is discarded, in this
         # reader and in the connection's buffer alike.
         discarded = self.commands.buffered
+        self.commands.close()
         self.commands = self._command_reader()
         if not await self.client.start_tls(self.server.tls, discarded=discarded):
             return False
@@ -326,6 +330,7 @@ class _Connection:
                 read.cancel()
 
     async def close(self) -> None:
+        self.commands.close()
         if self.subscription is not None:
             self.subscription.close()
         if self.account is not None:
