@@ -140,3 +140,37 @@ async def test_the_admin_api_shows_usage_and_sets_a_message_limit(
     assert cleared["quota_messages"] is None
     listed = (await admin.client.get("/api/v1/admin/accounts")).json()
     assert [a["used_messages"] for a in listed if a["address"] == alice.account.address] == [1]
+
+
+@pytest_asyncio.fixture
+async def small_budget_app(database_url: str, redis_url: str) -> AsyncIterator[FastAPI]:
+    """The app with the smallest budget of messages being received."""
+    settings = Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        hostname="mail.test",
+        max_inflight_bytes=1024 * 1024,
+    )
+    application = create_app(settings, pool_size=2)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+async def test_a_send_past_the_inflight_budget_is_a_503_and_the_budget_comes_back(
+    small_budget_app: FastAPI, tenant: Tenant
+) -> None:
+    client = await logged_in(small_budget_app, tenant)
+    try:
+        me = (await client.get("/api/v1/session")).json()["account"]["address"]
+        form = {"from": me, "to": "far@remote.test", "text": "hello"}
+        big = {"attachments": ("big.bin", b"x" * (1536 * 1024), "application/octet-stream")}
+        refused = await client.post("/api/v1/send", data=form, files=big)
+        assert refused.status_code == 503
+        assert refused.json()["detail"] == (
+            "too many messages are being received; try again shortly"
+        )
+        for _ in range(2):  # what a send reserved is given back after it
+            sent = await client.post("/api/v1/send", data=form)
+            assert sent.status_code == 202, sent.text
+    finally:
+        await client.aclose()

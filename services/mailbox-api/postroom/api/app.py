@@ -32,6 +32,7 @@ from postroom.config import Settings
 from postroom.db import create_pool
 from postroom.login import LoginPath
 from postroom.runtime import database_url
+from postroom.spool import InflightBudget
 from postroom.store.notify import ChangeHub
 from postroom.throttle import AuthThrottle
 
@@ -93,7 +94,11 @@ def create_app(
         app.include_router(module.router)
     web.mount_static(app)
     # Starlette runs the last added outermost: the size check inside the security headers.
-    app.add_middleware(BodyLimit, max_message_size=settings.max_message_size)
+    app.add_middleware(
+        BodyLimit,
+        max_message_size=settings.max_message_size,
+        budget=InflightBudget(settings.max_inflight_bytes),
+    )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -9,6 +9,7 @@ import hmac
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postroom.api.problems import problem_response
+from postroom.spool import InflightBudget
 
 # The app's pages: scripts and styles only from our own files (no inline script), frames only
 # from ourselves (the sandboxed message body), and nobody may frame us. Remote images are
@@ -87,11 +88,16 @@ def send_body_limit(max_message_size: int) -> int:
 
 class BodyLimit:
     """413 for a declared Content-Length over the limit, 411 for a body of unknown length
-    (chunked); the server's HTTP parser holds a body to its declared length."""
+    (chunked); the server's HTTP parser holds a body to its declared length. A message being
+    sent counts against the process's budget of messages being received
+    (POSTROOM_MAX_INFLIGHT_BYTES) until its response is done: 503 past it."""
 
-    def __init__(self, app: ASGIApp, *, max_message_size: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_message_size: int, budget: InflightBudget | None = None
+    ) -> None:
         self.app = app
         self.send_limit = send_body_limit(max_message_size)
+        self.budget = budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,8 +112,18 @@ class BodyLimit:
                 refusal = (413, f"the request body may be at most {limit} octets")
         elif b"chunked" in headers.get(b"transfer-encoding", b"").lower():
             refusal = (411, "send the request body with a Content-Length")
+        reserved = 0
+        if refusal is None and self.budget is not None and scope.get("path") == SEND_PATH:
+            reserved = int(length or 0)
+            if not self.budget.reserve(reserved):
+                reserved = 0
+                refusal = (503, "too many messages are being received; try again shortly")
         if refusal is None:
-            await self.app(scope, receive, send)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                if self.budget is not None:
+                    self.budget.release(reserved)
             return
         response = problem_response(*refusal, headers={"Connection": "close"})
         await response(scope, receive, send)
