@@ -179,3 +179,36 @@ async def test_uid_fetch_vanished_names_expunged_uids_of_the_set(
     assert await t.lines("f FETCH 1:* (FLAGS) (CHANGEDSINCE 3 VANISHED)") == [
         "f BAD VANISHED needs UID FETCH and QRESYNC"
     ]
+
+
+async def test_the_first_condstore_enabling_command_says_highestmodseq(
+    conn: Conn, alice: Account, box: Mailbox
+) -> None:
+    t = await login(conn, alice)
+    await t.send("a SELECT INBOX")
+    assert await t.lines("b FETCH 1 (MODSEQ)") == [
+        "* OK [HIGHESTMODSEQ 4] Highest",
+        "* 1 FETCH (MODSEQ (2))",
+        "b OK FETCH completed",
+    ]
+    assert await t.lines("c FETCH 1 (MODSEQ)") == ["* 1 FETCH (MODSEQ (2))", "c OK FETCH completed"]
+
+
+@pytest.mark.parametrize(
+    ("returns", "response"),
+    [
+        ("MIN", "MIN 1 MODSEQ 2"),
+        ("MAX", "MAX 3 MODSEQ 4"),
+        ("MIN MAX", "MIN 1 MAX 3 MODSEQ 4"),
+        ("", "ALL 1:3 MODSEQ 4"),
+    ],
+    ids=["min", "max", "min-max", "all"],
+)
+async def test_esearch_modseq_is_that_of_the_messages_named(
+    selected: Transcript, returns: str, response: str
+) -> None:
+    # RFC 4731 §3.2 with RFC 7162 §3.1.5.
+    assert await selected.lines(f"t SEARCH RETURN ({returns}) MODSEQ 1") == [
+        f'* ESEARCH (TAG "t") {response}',
+        "t OK SEARCH completed",
+    ]

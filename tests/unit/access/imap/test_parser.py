@@ -721,7 +721,7 @@ def test_status_items_are_upper_cased() -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("A1 STATUS INBOX (SIZE)", "Invalid STATUS item SIZE"),
+        ("A1 STATUS INBOX (FROB)", "Invalid STATUS item FROB"),
         ("A1 STATUS INBOX ()", "Expected atom"),
         ("A1 STATUS INBOX MESSAGES", "Expected STATUS item list"),
         ("A1 STATUS INBOX (MESSAGES", "Missing ')'"),

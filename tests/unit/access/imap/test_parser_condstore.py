@@ -102,3 +102,27 @@ def test_any_mod_sequence_value_round_trips(value: int) -> None:
     assert args(f"a FETCH 1 (FLAGS) (CHANGEDSINCE {value})") == Fetch(
         SequenceSet(((1, 1),)), (FetchItem("FLAGS"),), value
     )
+
+
+# RFC 4731 ESEARCH: SEARCH RETURN (...)
+
+
+def test_search_return_options() -> None:
+    search = args("a SEARCH RETURN (MIN COUNT) CHARSET UTF-8 ALL")
+    assert isinstance(search, Search)
+    assert search.returns == ("MIN", "COUNT")
+    assert search.charset == "UTF-8"
+
+
+def test_search_return_empty_means_all() -> None:
+    search = args("a SEARCH RETURN () ALL")
+    assert isinstance(search, Search)
+    assert search.returns == ("ALL",)
+
+
+def test_search_return_unknown_option_is_refused() -> None:
+    assert refused("a SEARCH RETURN (FROB) ALL") == "Invalid RETURN option FROB"
+
+
+def test_status_size_and_appendlimit() -> None:
+    assert args("a STATUS INBOX (SIZE APPENDLIMIT)") == Status("INBOX", ("SIZE", "APPENDLIMIT"))

@@ -605,6 +605,8 @@ class Search:
 
     charset: str | None
     criteria: SearchKey
+    # RFC 4731 §3.1 RETURN options, upper-cased; None without RETURN (a plain SEARCH).
+    returns: tuple[str, ...] | None = None
 
 
 Arguments: TypeAlias = (
@@ -1106,8 +1108,9 @@ def _list(cursor: _Cursor) -> Arguments:
 
 _STATUS_ITEMS: Final = frozenset(
     {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "DELETED-STORAGE"}
-    | {"HIGHESTMODSEQ"}
-)  # RFC 9208 §4.1.4: DELETED, DELETED-STORAGE; RFC 7162 §3.1.3: HIGHESTMODSEQ
+    | {"HIGHESTMODSEQ", "SIZE", "APPENDLIMIT"}
+)  # RFC 9208 §4.1.4: DELETED, DELETED-STORAGE; RFC 7162 §3.1.3: HIGHESTMODSEQ;
+# RFC 8438: SIZE; RFC 7889: APPENDLIMIT
 
 
 def _status(cursor: _Cursor) -> Arguments:
@@ -1394,9 +1397,32 @@ _SEARCH_KEYS_WITH_ARGUMENT: Final = frozenset(
 _SEARCH_CHARSETS: Final = frozenset({"US-ASCII", "UTF-8"})
 
 
+_SEARCH_RETURNS: Final = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
+
+
 def _search(cursor: _Cursor) -> Arguments:
-    # search = "SEARCH" [SP "CHARSET" SP astring] 1*(SP search-key)
+    # search = "SEARCH" [search-return-opts] [SP "CHARSET" SP astring] 1*(SP search-key)
+    # RFC 4731 §7: search-return-opts = SP "RETURN" SP "(" [search-return-opt *(SP ...)] ")"
     cursor.sp()
+    returns: tuple[str, ...] | None = None
+    found = _WORD.match(cursor.line, cursor.pos)
+    if found is not None and found[0].upper() == b"RETURN":
+        cursor.pos = found.end()
+        cursor.sp()
+        if not cursor.take(_OPEN):
+            raise cursor.missing_or("Expected RETURN options")
+        options: list[str] = []
+        if not cursor.take(_CLOSE):
+            while True:
+                option = cursor.atom().upper()
+                if option not in _SEARCH_RETURNS - {"SAVE"}:
+                    raise ImapSyntaxError(f"Invalid RETURN option {_shown(option.encode())}")
+                options.append(option)
+                if not cursor.take(_SP):
+                    break
+            cursor.close()
+        returns = tuple(options) or ("ALL",)  # RFC 4731 §3.1: "()" means ALL
+        cursor.sp()
     charset: str | None = None
     found = _WORD.match(cursor.line, cursor.pos)
     if found is not None and found[0].upper() == b"CHARSET":
@@ -1411,7 +1437,7 @@ def _search(cursor: _Cursor) -> Arguments:
     keys = [_search_key(cursor, 0)]
     while cursor.take(_SP):
         keys.append(_search_key(cursor, 0))
-    return Search(charset, keys[0] if len(keys) == 1 else And(tuple(keys)))
+    return Search(charset, keys[0] if len(keys) == 1 else And(tuple(keys)), returns)
 
 
 def _search_key(cursor: _Cursor, depth: int) -> SearchKey:

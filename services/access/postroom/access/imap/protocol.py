@@ -59,7 +59,7 @@ STREAM_CHUNK = 256 * 1024
 
 CAPABILITIES = (
     "IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE NAMESPACE ID ENABLE UNSELECT CHILDREN SPECIAL-USE"
-    f" {quota.CAPABILITIES} CONDSTORE QRESYNC"
+    f" {quota.CAPABILITIES} CONDSTORE QRESYNC ESEARCH STATUS=SIZE"
 )
 SYSTEM_FLAGS = b"\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 
@@ -167,7 +167,9 @@ class Session:
         plaintext_allowed: bool = False,
         hostname: str = "localhost",
         on_transfer: Callable[[Mailbox, Mailbox, list[tuple[int, int]]], None] | None = None,
+        append_limit: int | None = None,
     ) -> None:
+        self.append_limit = append_limit  # RFC 7889 APPENDLIMIT, octets
         self._send = send
         # Told of each COPY/MOVE (source, target, UID pairs): Junk teaches the spam filter.
         self._on_transfer = on_transfer
@@ -207,6 +209,8 @@ class Session:
 
     def capability(self) -> str:
         caps = CAPABILITIES
+        if self.append_limit is not None:
+            caps += f" APPENDLIMIT={self.append_limit}"  # RFC 7889 §3
         if not self.tls and self.tls_available and self.state is State.NOT_AUTHENTICATED:
             caps += " STARTTLS"
         if self.state is State.NOT_AUTHENTICATED:
@@ -445,6 +449,13 @@ class Session:
         self._tagged(command.tag, "OK", f"[{mode}] {command.name} completed")
         return Next.READ
 
+    def _enable_condstore(self) -> None:
+        """RFC 7162 §3.1: the first CONDSTORE-enabling command in the selected state also
+        says the mailbox's HIGHESTMODSEQ."""
+        if not self.condstore and self.view is not None:
+            self._emit(b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % self.view.modseq)
+        self.condstore = True
+
     async def _resync(self, view: View, known: p.Qresync) -> None:
         """RFC 7162 §3.2.5.2: what changed since the client's modseq, before the tagged OK:
         VANISHED (EARLIER) for the messages gone, FETCH for those changed."""
@@ -573,6 +584,9 @@ class Session:
             "DELETED": status.deleted,
             "DELETED-STORAGE": quota.kibibytes(status.deleted_size),
             "HIGHESTMODSEQ": status.highest_modseq,  # RFC 7162 §3.1.3
+            "SIZE": status.size,  # RFC 8438 §3: the octets of the messages
+            # RFC 7889 §4: the limit of this mailbox, NIL when there is none.
+            "APPENDLIMIT": "NIL" if self.append_limit is None else self.append_limit,
         }
         items = " ".join(f"{item} {values[item]}" for item in command.args.items)
         self._emit(b"* STATUS " + wire.encode_mailbox(mailbox.name) + f" ({items})\r\n".encode())
@@ -709,19 +723,27 @@ class Session:
         view = self._view()
         criterion = sr.criteria(command.args.criteria, view.uids, view.recent)
         with_modseq = sr.uses_modseq(command.args.criteria)
+        returns = command.args.returns
         highest = 0
+        if with_modseq:
+            self._enable_condstore()
         async with self._connection() as conn:
             found = await store_search.search_uids(
                 conn, view.mailbox.id, criterion, messages=len(view.uids)
             )
-            if with_modseq:
-                self.condstore = True  # RFC 7162 §3.1: a CONDSTORE-enabling command
-                highest = await store_messages.highest_modseq_of(conn, view.mailbox.id, found)
-        numbers: list[int] = []
-        for uid in found:
-            seq = view.seq(uid)
-            if seq is not None:  # messages not yet announced are left out
-                numbers.append(uid if command.uid else seq)
+            # Messages not yet announced are left out.
+            found = [uid for uid in found if view.seq(uid) is not None]
+            if with_modseq and found:
+                # RFC 4731 §3.2 with RFC 7162 §3.1.5: the highest modseq of the messages
+                # the response names (only the MIN and MAX ones when only those are asked).
+                named = found
+                if returns is not None and not {"ALL", "COUNT"} & set(returns):
+                    named = [found[0]] * ("MIN" in returns) + [found[-1]] * ("MAX" in returns)
+                highest = await store_messages.highest_modseq_of(conn, view.mailbox.id, named)
+        numbers = found if command.uid else [view.seq(uid) or 0 for uid in found]
+        if command.args.returns is not None:
+            self._emit_esearch(command, numbers, highest if with_modseq else None)
+            return await self._done(command)
         self._emit(b"* SEARCH")
         for start in range(0, len(numbers), 10_000):
             self._emit(b"".join(b" %d" % n for n in numbers[start : start + 10_000]))
@@ -731,6 +753,28 @@ class Session:
             self._emit(b" (MODSEQ %d)" % highest)
         self._emit(b"\r\n")
         return await self._done(command)
+
+    def _emit_esearch(self, command: p.Command, numbers: list[int], modseq: int | None) -> None:
+        """RFC 4731 §3.1: ``* ESEARCH (TAG "t") [UID] MIN n MAX n COUNT n ALL set``;
+        only the tag when nothing matched (MIN, MAX and ALL have nothing to say)."""
+        assert isinstance(command.args, p.Search)
+        assert command.args.returns is not None
+        wanted = command.args.returns
+        out = b'* ESEARCH (TAG "' + command.tag.encode() + b'")'
+        if command.uid:
+            out += b" UID"
+        if numbers:
+            if "MIN" in wanted:
+                out += b" MIN %d" % numbers[0]
+            if "MAX" in wanted:
+                out += b" MAX %d" % numbers[-1]
+        if "COUNT" in wanted:
+            out += b" COUNT %d" % len(numbers)
+        if numbers and "ALL" in wanted:
+            out += b" ALL " + sr.compact(numbers).encode()
+        if numbers and modseq is not None:
+            out += b" MODSEQ %d" % modseq  # RFC 7162 §3.1.5
+        self._emit(out + b"\r\n")
 
     async def _cmd_fetch(self, command: p.Command) -> Next:
         assert isinstance(command.args, p.Fetch)
@@ -746,7 +790,7 @@ class Session:
             return Next.READ
         wants_modseq = any(isinstance(i, p.FetchItem) and i.name == "MODSEQ" for i in items)
         if changed_since is not None or wants_modseq:
-            self.condstore = True  # RFC 7162 §3.1: CONDSTORE-enabling
+            self._enable_condstore()  # RFC 7162 §3.1: CONDSTORE-enabling
         if changed_since is not None:
             # RFC 7162 §3.1.4.1: only messages changed after it, with their MODSEQ.
             if not wants_modseq:
@@ -916,7 +960,7 @@ class Session:
         since = args.unchanged_since
         failed: list[int] = []
         if since is not None:
-            self.condstore = True  # RFC 7162 §3.1: CONDSTORE-enabling
+            self._enable_condstore()  # RFC 7162 §3.1: CONDSTORE-enabling
         async with self._connection() as conn:
             changed = await store.store_flags(
                 conn, view.mailbox.id, uids, args.flags, mode, unchanged_since=since

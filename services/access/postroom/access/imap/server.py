@@ -140,6 +140,7 @@ class _Connection:
             ),
             hostname=settings.hostname,
             on_transfer=partial(learning.after_transfer, settings),
+            append_limit=settings.max_message_size,
         )
 
     def _append_limit(self) -> int:
