@@ -26,6 +26,7 @@ from postroom import learning
 from postroom import listener as L
 from postroom.access.imap import parser as p
 from postroom.access.imap.protocol import LoginRefused, Next, Session, State
+from postroom.access.serving import POOL_TIMEOUT, ProtocolServer
 from postroom.auth import plaintext_auth_allowed
 from postroom.config import Settings
 from postroom.db import Conn, require_url
@@ -39,7 +40,6 @@ from postroom.throttle import AuthThrottle
 log = structlog.get_logger("postroom.access.imap")
 
 READ_SIZE = 64 * 1024
-POOL_TIMEOUT = 10.0
 # IDLE looks at the mailbox this often even when no notification came.
 IDLE_CHECK_INTERVAL = 60.0
 _DB_ERRORS = (psycopg.Error, PoolTimeout, StoreError, OSError)
@@ -62,8 +62,10 @@ _CLOSING: dict[L.CloseReason, bytes] = {
 }
 
 
-class ImapServer:
+class ImapServer(ProtocolServer):
     """Serves IMAP for one process: the STARTTLS and implicit-TLS listeners share it."""
+
+    protocol = "imap"
 
     def __init__(
         self,
@@ -76,35 +78,22 @@ class ImapServer:
         limits: L.ConnectionLimits | None = None,
         login: LoginPath | None = None,
     ) -> None:
-        self.settings = settings
-        self.pool = pool
-        self.hub = hub
-        self.login = login or LoginPath(pool, throttle, pool_timeout=POOL_TIMEOUT)
-        self.tls = tls
         # RFC 3501 §5.4: an autologout timer of at least 30 minutes.
         self.idle_timeout = settings.imap_idle_timeout
         # APPEND literals being received by this process, at most POSTROOM_MAX_INFLIGHT_BYTES.
         self.budget = InflightBudget(settings.max_inflight_bytes)
-        self._per_account: Counter[AccountId] = Counter()
-
-        self.listener = L.Listener.from_settings(
-            "imap",
-            self.handle,
+        super().__init__(
             settings,
+            pool,
             idle=self.idle_timeout,
-            refusal=lambda _why: b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+            refusal=b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+            throttle=throttle,
             tls=tls,
             limits=limits,
+            login=login,
         )
-
-    async def start(self, host: str, port: int, *, implicit_tls: bool) -> int:
-        """Listen on host:port (port 0 picks a free one); implicit TLS for IMAPS. The port."""
-        name = "imaps" if implicit_tls else "imap"
-        return await self.listener.listen(host, L.Port(name, port, implicit_tls=implicit_tls))
-
-    async def stop(self, grace: float = 10.0) -> None:
-        """Stop listening; end idle sessions at once (``* BYE``), busy ones after ``grace``."""
-        await self.listener.stop(grace)
+        self.hub = hub
+        self._per_account: Counter[AccountId] = Counter()
 
     async def handle(self, conn: L.Connection) -> None:
         await _Connection(self, conn).run()

@@ -28,6 +28,7 @@ from postroom.access.managesieve.protocol import (
     Unauthenticated,
     bye,
 )
+from postroom.access.serving import ProtocolServer
 from postroom.auth import plaintext_auth_allowed
 from postroom.config import Settings
 from postroom.db import Conn
@@ -68,8 +69,10 @@ _LOGIN_FAILURES: dict[str, LoginFailure] = {
 }
 
 
-class ManageSieveServer:
+class ManageSieveServer(ProtocolServer):
     """Serves ManageSieve (STARTTLS on one port) for one access process."""
+
+    protocol = "managesieve"
 
     def __init__(
         self,
@@ -81,27 +84,16 @@ class ManageSieveServer:
         limits: L.ConnectionLimits | None = None,
         login: LoginPath | None = None,
     ) -> None:
-        self.settings = settings
-        self.pool = pool
-        self.login = login or LoginPath(pool, throttle, pool_timeout=POOL_TIMEOUT)
-        self.tls = tls
-
-        self.listener = L.Listener.from_settings(
-            "managesieve",
-            self.handle,
+        super().__init__(
             settings,
+            pool,
             idle=IDLE_TIMEOUT,
-            refusal=lambda _why: R_TOO_MANY,
+            refusal=R_TOO_MANY,
+            throttle=throttle,
             tls=tls,
             limits=limits,
+            login=login,
         )
-
-    async def start(self, host: str, port: int) -> int:
-        """Listen on host:port (port 0 picks a free one); the bound port."""
-        return await self.listener.listen(host, L.Port("managesieve", port))
-
-    async def stop(self, grace: float = 10.0) -> None:
-        await self.listener.stop(grace)
 
     async def handle(self, conn: L.Connection) -> None:
         await _Connection(self, conn).run()

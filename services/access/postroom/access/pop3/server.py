@@ -26,6 +26,7 @@ from postroom.access.pop3.protocol import (
     TopFilter,
     Update,
 )
+from postroom.access.serving import POOL_TIMEOUT, ProtocolServer
 from postroom.auth import plaintext_auth_allowed
 from postroom.config import Settings
 from postroom.db import Conn
@@ -42,8 +43,6 @@ CHUNK_SIZE = 256 * 1024
 # asked for, in one query, up to this many and this many bytes held per session.
 READ_AHEAD_COUNT = 16
 READ_AHEAD_BYTES = 1024 * 1024
-# How long a login waits for a free database connection before answering [SYS/TEMP].
-POOL_TIMEOUT = 10.0
 # Errors of the database that make a login or an update fail for now, not for ever.
 _DB_ERRORS = (psycopg.Error, PoolTimeout, StoreError, OSError)
 
@@ -65,8 +64,11 @@ _CLOSING: dict[L.CloseReason, bytes] = {
 }
 
 
-class Pop3Server:
-    """Serves POP3 for one process: the plain (STLS) and implicit-TLS ports share it."""
+class Pop3Server(ProtocolServer):
+    """Serves POP3 for one process: the plain (STLS) and implicit-TLS ports share it. At
+    shutdown nothing marked deleted is removed (no UPDATE)."""
+
+    protocol = "pop3"
 
     def __init__(
         self,
@@ -78,29 +80,16 @@ class Pop3Server:
         limits: L.ConnectionLimits | None = None,
         login: LoginPath | None = None,
     ) -> None:
-        self.settings = settings
-        self.pool = pool
-        self.login = login or LoginPath(pool, throttle, pool_timeout=POOL_TIMEOUT)
-        self.tls = tls
-
-        self.listener = L.Listener.from_settings(
-            "pop3",
-            self.handle,
+        super().__init__(
             settings,
+            pool,
             idle=settings.pop3_idle_timeout,
-            refusal=lambda _why: R_TOO_MANY,
+            refusal=R_TOO_MANY,
+            throttle=throttle,
             tls=tls,
             limits=limits,
+            login=login,
         )
-
-    async def start(self, host: str, port: int, *, implicit_tls: bool) -> int:
-        """Listen on host:port (port 0 picks a free one); implicit TLS for POP3S. The port."""
-        name = "pop3s" if implicit_tls else "pop3"
-        return await self.listener.listen(host, L.Port(name, port, implicit_tls=implicit_tls))
-
-    async def stop(self, grace: float = 10.0) -> None:
-        """Stop listening; end every session (no UPDATE: nothing marked deleted is removed)."""
-        await self.listener.stop(grace)
 
     async def handle(self, conn: L.Connection) -> None:
         await _Connection(self, conn).run()
