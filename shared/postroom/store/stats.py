@@ -113,3 +113,18 @@ async def usage(conn: Conn, domain: str | None = None) -> list[Usage]:
         Usage(AccountId(r["id"]), r["address"], int(r["used"]), r["quota_bytes"], r["messages"])
         for r in await cur.fetchall()
     ]
+
+
+async def spam_actions(conn: Conn, *, now: datetime, hours: int = 24) -> list[tuple[str, int]]:
+    """The spam filter's actions on the messages accepted in the last ``hours`` hours (kept
+    with each queue entry), most first. Messages it had rejected are not in the queue: the
+    smtp-in process counts those (``postroom_smtp_spam_actions_total``)."""
+    hours = max(1, min(hours, MAX_HOURS))
+    cur = await conn.execute(
+        """SELECT checks -> 'spam' ->> 'action' AS action, count(*) AS n FROM queue_messages
+           WHERE received_at >= %(now)s::timestamptz - make_interval(hours => %(hours)s)
+             AND checks -> 'spam' ->> 'action' IS NOT NULL
+           GROUP BY 1 ORDER BY n DESC, action""",
+        {"now": now, "hours": hours},
+    )
+    return [(r["action"], r["n"]) for r in await cur.fetchall()]

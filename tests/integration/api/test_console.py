@@ -51,3 +51,26 @@ async def test_usage_of_a_missing_domain_is_404(make_user: MakeUser) -> None:
     admin = await make_user(is_admin=True)
     reply = await admin.client.get("/api/v1/admin/usage", params={"domain": "nowhere.test"})
     assert reply.status_code == 404
+
+
+async def test_dashboard_counts_the_spam_filters_actions(make_user: MakeUser) -> None:
+    admin = await make_user(is_admin=True)
+    before = {
+        a["action"]: a["messages"]
+        for a in (await admin.client.get("/api/v1/admin/dashboard")).json()["spam"]
+    }
+    for action in ("add header", "add header", "no action"):
+        await queue.spool(
+            admin.conn,
+            mail("Checked"),
+            reverse_path="someone@far.test",
+            recipients=[admin.account.address],
+            arrival=Arrival(source="smtp", checks={"spam": {"action": action, "score": 1.0}}),
+            now=datetime.now(UTC),
+        )
+    after = {
+        a["action"]: a["messages"]
+        for a in (await admin.client.get("/api/v1/admin/dashboard")).json()["spam"]
+    }
+    assert after["add header"] == before.get("add header", 0) + 2
+    assert after["no action"] == before.get("no action", 0) + 1

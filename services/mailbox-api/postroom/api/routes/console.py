@@ -31,10 +31,16 @@ class DeferralsPublic(BaseModel):
     deliveries: int
 
 
+class SpamActionPublic(BaseModel):
+    action: str
+    messages: int
+
+
 class DashboardPublic(BaseModel):
     hours: list[HourPublic]
     queue: dict[str, int]
     deferrals: list[DeferralsPublic]
+    spam: list[SpamActionPublic]
 
 
 class UsagePublic(BaseModel):
@@ -48,7 +54,9 @@ class UsagePublic(BaseModel):
 async def dashboard(
     admin: AdminDep, conn: ConnDep, hours: Annotated[int, Query(ge=1, le=stats.MAX_HOURS)] = 24
 ) -> DashboardPublic:
-    """Messages in and out per hour, the queue's depth by state, deferrals by destination."""
+    """Messages in and out per hour, the queue's depth by state, deferrals by destination,
+    and the spam filter's actions on the messages accepted in those hours."""
+    now = datetime.now(UTC)
     return DashboardPublic(
         hours=[
             HourPublic(
@@ -59,12 +67,16 @@ async def dashboard(
                 delivered_remote=h.delivered_remote,
                 deferred=h.deferred,
             )
-            for h in await stats.hourly(conn, now=datetime.now(UTC), hours=hours)
+            for h in await stats.hourly(conn, now=now, hours=hours)
         ],
         queue=await stats.queue_depth(conn),
         deferrals=[
             DeferralsPublic(domain=d, deliveries=n)
             for d, n in await stats.deferrals_by_destination(conn)
+        ],
+        spam=[
+            SpamActionPublic(action=a, messages=n)
+            for a, n in await stats.spam_actions(conn, now=now, hours=hours)
         ],
     )
 

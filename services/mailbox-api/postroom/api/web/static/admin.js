@@ -78,6 +78,12 @@ async function loadDashboard() {
   } else {
     $("chart-deferrals").replaceChildren(el("p", "Nothing is deferred.", { class: "muted" }));
   }
+  if (d.spam.length) {
+    barChart($("chart-spam"), "Spam filter actions", d.spam.map((x) => x.action),
+      [{ name: "messages", values: d.spam.map((x) => x.messages) }]);
+  } else {
+    $("chart-spam").replaceChildren(el("p", "The spam filter acted on nothing (or is not configured).", { class: "muted" }));
+  }
 }
 
 // --- domains ----------------------------------------------------------------------------
