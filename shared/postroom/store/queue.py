@@ -618,10 +618,17 @@ async def bounce_queue_entry(
     conn: Conn, queue_id: QueueId, *, now: datetime, reason: str
 ) -> list[DeliveryId]:
     """Bounce every pending delivery of an entry at once (``postroom queue delete --bounce``),
-    owing a failure DSN where one is due; returns the deliveries bounced."""
+    held ones that were pending included, owing a failure DSN where one is due; returns the
+    deliveries bounced."""
     await get_queue_entry(conn, queue_id, with_attempts=False)
     bounced: list[DeliveryId] = []
     async with conn.transaction():
+        await conn.execute(
+            """UPDATE deliveries SET state = held_state, held_state = NULL
+               WHERE queue_message_id = %s AND state = 'held'
+                 AND held_state IN ('queued', 'deferred')""",
+            (queue_id,),
+        )
         cur = await conn.execute(
             """SELECT id FROM deliveries WHERE queue_message_id = %s
                  AND state IN ('queued', 'deferred') ORDER BY id FOR UPDATE""",

@@ -145,3 +145,17 @@ async def test_a_delivery_whose_worker_died_too_often_is_held(
     d = await h.delivery(did)
     assert (d.state, d.failures) == ("held", 2)
     assert d.last_failure == "the worker holding it stopped without an outcome 2 times"
+
+
+async def test_a_held_delivery_can_be_bounced_from_the_queue(
+    database_url: str, tenant: Tenant, make_harness: Any
+) -> None:
+    await tenant.account("alice")
+    h = await make_harness(settings_for())
+    spooled = await h.spool(message(), tenant.address("alice"), ["carol@remote.test"])
+    [did] = [d.id for d in spooled.deliveries]
+    assert await queue_store.note_failure(h.conn, [did], error="x", max_failures=1) == [did]
+    result = cli("queue", "delete", str(spooled.message.id), "--bounce", database_url=database_url)
+    assert result.stdout == f"bounced 1 delivery of queue entry {spooled.message.id}\n"
+    d = await h.delivery(did)
+    assert (d.state, d.held_state) == ("bounced", None)
