@@ -144,7 +144,21 @@ def test_the_dashboard_charts_mail_per_hour_and_the_queue(site: Site, login: Log
             now=datetime.now(UTC),
         )
     )
+    site.run(
+        queue.spool(
+            site.conn,
+            mail("Spammy"),
+            reverse_path="someone@far.test",
+            recipients=[admin.address],
+            arrival=Arrival(source="smtp", checks={"spam": {"action": "add header"}}),
+            now=datetime.now(UTC),
+        )
+    )
     page = login(admin, path="/admin")
+    expect(page.locator("#chart-spam svg[role=img]")).to_have_attribute(
+        "aria-label", "Spam filter actions"
+    )
+    expect(page.locator("#chart-spam details")).to_contain_text("add header")
     expect(page.locator(".tabs a[aria-current=page]")).to_have_text("Dashboard")
     chart = page.locator("#chart-mail svg[role=img]")
     expect(chart).to_have_attribute("aria-label", "Messages per hour")
