@@ -73,3 +73,28 @@ async def test_appendlimit_is_announced_and_in_status(conn: Conn, alice: Account
         "* STATUS INBOX (APPENDLIMIT 1000)",
         "c OK STATUS completed",
     ]
+
+
+# --- RFC 6154 §3 CREATE-SPECIAL-USE -----------------------------------------------------------
+
+
+async def test_create_with_a_special_use_lists_it(conn: Conn, alice: Account) -> None:
+    t = Transcript(conn)
+    await t.send(f"a LOGIN {alice.address} pw")
+    assert await t.lines("b CREATE Old/Sent (USE (\\Archive))") == ["b OK CREATE completed"]
+    assert await t.lines('c LIST "" Old/Sent') == [
+        '* LIST (\\HasNoChildren \\Archive) "/" Old/Sent',
+        "c OK LIST completed",
+    ]
+
+
+@pytest.mark.parametrize("use", ["\\Important", "\\Archive \\Junk"], ids=["unknown", "two"])
+async def test_create_with_an_unsupported_use_is_no_useattr(
+    conn: Conn, alice: Account, use: str
+) -> None:
+    t = Transcript(conn)
+    await t.send(f"a LOGIN {alice.address} pw")
+    assert await t.lines(f"b CREATE Other (USE ({use}))") == [
+        "b NO [USEATTR] Unsupported special use"
+    ]
+    assert await t.lines('c LIST "" Other') == ["c OK LIST completed"]

@@ -126,3 +126,16 @@ def test_search_return_unknown_option_is_refused() -> None:
 
 def test_status_size_and_appendlimit() -> None:
     assert args("a STATUS INBOX (SIZE APPENDLIMIT)") == Status("INBOX", ("SIZE", "APPENDLIMIT"))
+
+
+# RFC 6154 §3 CREATE-SPECIAL-USE
+
+
+def test_create_with_use_attributes() -> None:
+    assert args("a CREATE Stuff (USE (\\Archive \\X-Mine))") == MailboxArgument(
+        "Stuff", use=("\\Archive", "\\X-Mine")
+    )
+
+
+def test_create_with_another_parameter_is_refused() -> None:
+    assert refused("a CREATE Stuff (FROB (x))") == "Invalid CREATE parameter"

@@ -281,6 +281,8 @@ class MailboxArgument:
     mailbox: str
     condstore: bool = False
     qresync: Qresync | None = None
+    # RFC 6154 §3: CREATE mailbox (USE (attributes)), as written.
+    use: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -1040,6 +1042,31 @@ def _quota_root(cursor: _Cursor) -> Arguments:
     return QuotaRoot(cursor.astring().decode("utf-8", "replace"))
 
 
+def _create(cursor: _Cursor) -> Arguments:
+    # RFC 6154 §6: create-param = "USE" SP "(" [use-attr *(SP use-attr)] ")"
+    cursor.sp()
+    mailbox = cursor.mailbox()
+    if not cursor.take(_SP):
+        return MailboxArgument(mailbox)
+    if not cursor.take(_OPEN) or cursor.atom().upper() != "USE":
+        raise ImapSyntaxError("Invalid CREATE parameter")
+    cursor.sp()
+    if not cursor.take(_OPEN):
+        raise ImapSyntaxError("Invalid CREATE parameter")
+    use: list[str] = []
+    if not cursor.take(_CLOSE):
+        while True:
+            # use-attr = "\All" / "\Archive" / ... / use-attr-ext ("\" atom)
+            if not cursor.take(ord("\\")):
+                raise ImapSyntaxError("Invalid special-use attribute")
+            use.append("\\" + cursor.atom())
+            if not cursor.take(_SP):
+                break
+        cursor.close()
+    cursor.close()
+    return MailboxArgument(mailbox, use=tuple(use))
+
+
 def _select(cursor: _Cursor) -> Arguments:
     # RFC 7162 §3.1.8, §3.2.5: select-params = SP "(" select-param *(SP select-param) ")"
     cursor.sp()
@@ -1516,7 +1543,7 @@ _COMMANDS: Final[dict[str, _Grammar]] = {
     # §6.3: authenticated.
     "SELECT": _select,
     "EXAMINE": _select,
-    "CREATE": _mailbox_argument,
+    "CREATE": _create,
     "DELETE": _mailbox_argument,
     "RENAME": _rename,
     "SUBSCRIBE": _mailbox_argument,

@@ -59,7 +59,7 @@ STREAM_CHUNK = 256 * 1024
 
 CAPABILITIES = (
     "IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE NAMESPACE ID ENABLE UNSELECT CHILDREN SPECIAL-USE"
-    f" {quota.CAPABILITIES} CONDSTORE QRESYNC ESEARCH STATUS=SIZE"
+    f" {quota.CAPABILITIES} CONDSTORE QRESYNC ESEARCH STATUS=SIZE CREATE-SPECIAL-USE"
 )
 SYSTEM_FLAGS = b"\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 
@@ -478,9 +478,20 @@ class Session:
         if name.upper() == "INBOX":
             self._tagged(command.tag, "NO", "[ALREADYEXISTS] INBOX always exists")
             return Next.READ
+        use = command.args.use
+        special_use = None
+        if use:
+            # RFC 6154 §3: one special use a mailbox here; any other is USEATTR.
+            known = {u.lower(): u for u in store.mailboxes.SPECIAL_USES}
+            if len(use) > 1 or use[0].lower() not in known:
+                self._tagged(command.tag, "NO", "[USEATTR] Unsupported special use")
+                return Next.READ
+            special_use = known[use[0].lower()]
         async with self._connection() as conn:
             # RFC 3501 §6.3.3 subscribes nothing: that is SUBSCRIBE's job (§6.3.6).
-            await store.create_mailbox(conn, self._account().id, name, subscribed=False)
+            await store.create_mailbox(
+                conn, self._account().id, name, special_use=special_use, subscribed=False
+            )
         return await self._done(command)
 
     async def _cmd_delete(self, command: p.Command) -> Next:
