@@ -10,8 +10,8 @@ import psycopg
 
 from postroom.address import normalize_domain
 from postroom.db import Conn
-from postroom.dkim import Algorithm, DkimKey, KeyState
-from postroom.errors import AlreadyExists, NotFound
+from postroom.dkim import Algorithm, DkimKey, KeyState, check_selector
+from postroom.errors import AlreadyExists, InvalidInput, NotFound
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +106,10 @@ async def _domain_exists(conn: Conn, name: str) -> bool:
 
 async def remove_key(conn: Conn, domain: str, selector: str) -> None:
     name = normalize_domain(domain)
+    try:
+        selector = check_selector(selector)
+    except InvalidInput:  # no key can have it (and a NUL byte must not reach Postgres)
+        raise NotFound(f"domain {name} has no DKIM selector {selector!r}") from None
     cur = await conn.execute(
         """
         DELETE FROM dkim_keys k USING domains d

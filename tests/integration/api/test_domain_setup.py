@@ -154,3 +154,9 @@ async def test_check_is_ok_once_the_records_are_published(
     assert dkim_lookup(server)(f"r1._domainkey.{admin.domain}.".encode()) == (
         dkim_finding["value"].encode()
     )
+
+
+@pytest.mark.parametrize("selector", ["a%00b", "a_b", "x" * 70], ids=["nul", "underscore", "long"])
+async def test_removing_a_selector_no_key_can_have_is_404(admin: Admin, selector: str) -> None:
+    reply = await admin.client.delete(f"/api/v1/admin/domains/{admin.domain}/dkim/{selector}")
+    assert reply.status_code == 404
