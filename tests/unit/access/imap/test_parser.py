@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from postroom.access.imap.parser import (
     All,
@@ -1383,3 +1386,15 @@ def test_date_time(text: str, moment: datetime) -> None:
 def test_invalid_date_time(text: str) -> None:
     with pytest.raises(ValueError, match="Invalid date-time"):
         parse_date_time(text)
+
+
+@given(st.binary(max_size=200))
+def test_authenticate_continuation_round_trips_any_response(response: bytes) -> None:
+    # RFC 4648 §4: whatever the client encodes is what the session gets back.
+    assert parse_auth_response(base64.b64encode(response)) == response
+
+
+@pytest.mark.parametrize("line", [b" AGZy", b"AGZy ", b" * ", b"AGZy\n"], ids=str)
+def test_authenticate_continuation_is_only_the_base64_line(line: bytes) -> None:
+    with pytest.raises(ImapSyntaxError, match="Invalid base64"):
+        parse_auth_response(line)

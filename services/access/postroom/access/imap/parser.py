@@ -12,8 +12,6 @@ the session's state, is left to the session.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import re
 from collections.abc import Callable, Iterator
@@ -21,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Final, Literal, TypeAlias
 
+from postroom import sasl
 from postroom.access.imap import mutf7, wire
 from postroom.spool import InflightBudget
 
@@ -1016,19 +1015,10 @@ def _authenticate(cursor: _Cursor) -> Arguments:
     token = b"" if found is None else found[0]
     if not token:
         raise cursor.missing_or("Invalid initial response")
-    if token == b"=":
-        return Authenticate(mechanism, b"")
-    return Authenticate(mechanism, _base64(token, "Invalid initial response"))
-
-
-def _base64(token: bytes, message: str) -> bytes:
-    # RFC 3501 §9: base64 = *(4base64-char) [base64-terminal]: whole quanta only.
-    if len(token) % 4:
-        raise ImapSyntaxError(message)
     try:
-        return base64.b64decode(token, validate=True)
-    except binascii.Error as exc:
-        raise ImapSyntaxError(message) from exc
+        return Authenticate(mechanism, sasl.decode_response(token))
+    except sasl.SaslError:
+        raise ImapSyntaxError("Invalid initial response") from None
 
 
 def _mailbox_argument(cursor: _Cursor) -> Arguments:
@@ -1642,12 +1632,19 @@ def parse_auth_response(line: bytes) -> bytes | None:
 
     Returns the decoded response (an empty line is an empty response), or None when the
     client cancelled with ``*`` (RFC 3501 §6.2.2). Raises ImapSyntaxError("Invalid base64").
+    What a response line means is decided once, in `postroom.sasl`, for every protocol.
     """
-    if line == b"*":
-        return None
-    if _BASE64.fullmatch(line) is None:
+    # RFC 9051 §6.2.2: an empty continuation answer is an empty line; "=" stands for an empty
+    # response only as the command's initial response (RFC 4959 §3), so here it is not base64.
+    # Only the line itself is decoded: spaces around it are not base64 either (RFC 3501 §9).
+    if line == b"=" or line != line.strip(b" "):
         raise ImapSyntaxError("Invalid base64")
-    return _base64(line, "Invalid base64")
+    try:
+        return sasl.decode_response(line)
+    except sasl.SaslError as exc:
+        if exc.problem == "cancelled":
+            return None
+        raise ImapSyntaxError("Invalid base64") from None
 
 
 # --- framing ------------------------------------------------------------------------------
