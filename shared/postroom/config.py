@@ -215,6 +215,10 @@ class Settings(BaseSettings):
     # Private keys kept in Postgres (DKIM) are sealed under this Fernet key; unset, a key
     # file made once in the data dir (postroom.keyring).
     key_encryption_key: SecretStr | None = None
+    # SRS (postroom.srs): the secret of the envelope senders of forwarded mail; unset, a key
+    # file made once in the data dir. A bounce address is honoured for srs_max_age_days.
+    srs_secret: SecretStr | None = None
+    srs_max_age_days: int = Field(default=21, ge=1, le=1000)
     # RFC 8461 §5: the MTA-STS policy published for the local domains; "testing" until the
     # certificate is one that senders can verify (ACME or your own), then "enforce".
     mta_sts_mode: str = Field(default="testing", pattern="^(enforce|testing|none)$")

@@ -22,7 +22,8 @@ def key_file(settings: Settings) -> Path:
     return settings.data_dir / "keys" / "encryption.key"
 
 
-def _read_or_make(path: Path) -> bytes:
+def read_or_make(path: Path) -> bytes:
+    """The secret kept in ``path``, made once (mode 0600) when it is not there yet."""
     if not path.is_file():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Several processes may start at once on one data dir: one of them makes the key.
@@ -50,7 +51,7 @@ def _fernet(secret: bytes) -> Fernet:
 def fernet(settings: Settings) -> Fernet:
     if settings.key_encryption_key is not None:
         return _fernet(settings.key_encryption_key.get_secret_value().encode())
-    return _fernet(_read_or_make(key_file(settings)))
+    return _fernet(read_or_make(key_file(settings)))
 
 
 def seal(settings: Settings, secret: bytes) -> bytes:

@@ -164,10 +164,18 @@ class Dispatched:
         return ids
 
 
+SRS_SECRET = "the SRS secret of these tests"
+
+
 def settings_for(*sinks: Sink, **env: str) -> Settings:
     transport = ",".join(f"{s.domain}=[127.0.0.1]:{s.port}" for s in sinks)
     return load_settings(
-        {"POSTROOM_HOSTNAME": "mx.postroom.test", "POSTROOM_TRANSPORT_MAP": transport, **env}
+        {
+            "POSTROOM_HOSTNAME": "mx.postroom.test",
+            "POSTROOM_TRANSPORT_MAP": transport,
+            "POSTROOM_SRS_SECRET": SRS_SECRET,
+            **env,
+        }
     )
 
 

@@ -7,10 +7,10 @@ from email import policy
 from email.message import EmailMessage
 from typing import Any
 
-from postroom import store
+from postroom import srs, store
 from postroom.store import queue as queue_store
 from postroom.store.types import RecipientSpec
-from tests.integration.delivery.harness import message, settings_for
+from tests.integration.delivery.harness import SRS_SECRET, message, settings_for
 from tests.support import Tenant
 
 
@@ -75,7 +75,31 @@ async def test_alias_to_a_remote_address_is_spooled_for_remote_delivery(
     spooled = await h.spool(message(), "a@example.test", [tenant.address("fwd")])
     await h.deliver(spooled)
     [received] = sink.handler.received
-    assert (received.mail_from, received.rcpt_tos) == ("a@example.test", ["far@remote.test"])
+    assert received.rcpt_tos == ["far@remote.test"]
+    # The forward leaves with an SRS sender of the alias's domain, which reverses to the sender.
+    assert received.mail_from.startswith("SRS0=")
+    assert received.mail_from.endswith(f"=example.test=a@{tenant.domain.name}")
+    assert srs.reverse(received.mail_from, SRS_SECRET.encode(), 21) == "a@example.test"
+
+
+async def test_alias_forward_keeps_a_local_sender(
+    tenant: Tenant, make_harness: Any, sink: Any
+) -> None:
+    await store.add_alias(tenant.conn, tenant.address("fwd"), "far@remote.test")
+    h = await make_harness(settings_for(sink))
+    await h.deliver(await h.spool(message(), tenant.address("alice"), [tenant.address("fwd")]))
+    [received] = sink.handler.received
+    assert received.mail_from == tenant.address("alice")
+
+
+async def test_alias_forward_keeps_the_null_sender(
+    tenant: Tenant, make_harness: Any, sink: Any
+) -> None:
+    await store.add_alias(tenant.conn, tenant.address("fwd"), "far@remote.test")
+    h = await make_harness(settings_for(sink))
+    await h.deliver(await h.spool(message(), "", [tenant.address("fwd")]))
+    [received] = sink.handler.received
+    assert received.mail_from == "<>"  # the null reverse-path, as the sink shows it
 
 
 async def test_unknown_local_recipient_bounces_to_the_local_sender(

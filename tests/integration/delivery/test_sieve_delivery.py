@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from postroom import store
+from postroom import srs, store
 from postroom.store import queue as queue_store
 from postroom.store import sieve as sieve_store
 from postroom.store.types import Account
-from tests.integration.delivery.harness import message, settings_for
+from tests.integration.delivery.harness import SRS_SECRET, message, settings_for
 from tests.support import Tenant
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
@@ -118,7 +118,11 @@ async def test_redirect_goes_through_the_queue(
     await h.deliver(await h.spool(message(), "a@example.test", [tenant.address("bob")]))
     assert await h.inbox(tenant.address("bob")) == []
     [received] = sink.handler.received
-    assert (received.mail_from, received.rcpt_tos) == ("a@example.test", ["far@remote.test"])
+    assert received.rcpt_tos == ["far@remote.test"]
+    # The redirect leaves with an SRS sender of the account's domain (SPF passes for us).
+    assert received.mail_from.startswith("SRS0=")
+    assert received.mail_from.endswith(f"=example.test=a@{tenant.domain.name}")
+    assert srs.reverse(received.mail_from, SRS_SECRET.encode(), 21) == "a@example.test"
     assert received.content.startswith(f"Delivered-To: {bob.address}\r\n".encode())
 
 

@@ -18,6 +18,7 @@ import structlog
 from postroom import store
 from postroom.config import Settings
 from postroom.db import Conn
+from postroom.delivery import forwarding
 from postroom.errors import StoreError
 from postroom.sieve import (
     CompiledScript,
@@ -134,7 +135,9 @@ async def deliver_to_account(
         elif isinstance(action, FileInto):
             await _file_into(conn, claimed, account, inbox_id, action, now, filed)
         elif isinstance(action, Redirect):
-            await _redirect(conn, claimed, account, inbox_id, raw, view, action, now, filed)
+            await _redirect(
+                conn, claimed, account, inbox_id, raw, view, action, now, filed, settings
+            )
         elif isinstance(action, Reject):
             filed.rejected = action.reason
             filed.notes.append("sieve: rejected")
@@ -205,6 +208,15 @@ async def _file_into(
     filed.notes.append(f"sieve: fileinto {action.mailbox}")
 
 
+async def _redirect_sender(
+    conn: Conn, reverse_path: str, account: Account, action: Redirect, settings: Settings
+) -> str:
+    """SRS for a redirect to another domain; a redirect to a local address keeps the sender."""
+    if await store.is_local_domain(conn, action.address.rpartition("@")[2].lower()):
+        return reverse_path
+    return await forwarding.forward_sender(conn, settings, reverse_path, account.address)
+
+
 async def _redirect(
     conn: Conn,
     claimed: ClaimedDelivery,
@@ -215,6 +227,7 @@ async def _redirect(
     action: Redirect,
     now: datetime,
     filed: Filed,
+    settings: Settings,
 ) -> None:
     message = claimed.message
     delivered_to = {v.strip().lower() for v in view.header_values("delivered-to")}
@@ -228,7 +241,7 @@ async def _redirect(
     spooled = await queue_store.spool(
         conn,
         content,
-        reverse_path=message.reverse_path,
+        reverse_path=await _redirect_sender(conn, message.reverse_path, account, action, settings),
         recipients=[RecipientSpec(action.address, f"rfc822;{claimed.delivery.recipient}")],
         arrival=Arrival(
             source="local",

@@ -1,8 +1,9 @@
 """Delivery into local mailboxes: resolve the recipient, file a copy for each account.
 
 Aliases that point to other domains are not delivered here: they become a new queue entry
-(same content, same envelope sender, the alias as original recipient) in the same transaction
-as the outcome, so they get their own retries and bounces like any remote recipient.
+(same content, the envelope sender rewritten by SRS, the alias as original recipient) in
+the same transaction as the outcome, so they get their own retries and bounces like any
+remote recipient.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Literal, cast
 from postroom import store
 from postroom.config import Settings, get_settings
 from postroom.db import Conn
-from postroom.delivery import filters, loops
+from postroom.delivery import filters, forwarding, loops
 from postroom.delivery.retry import Result, delivered, permanent, transient
 from postroom.errors import QuotaExceeded
 from postroom.store import queue as queue_store
@@ -139,7 +140,9 @@ async def deliver(
         spooled = await queue_store.spool(
             conn,
             raw,
-            reverse_path=message.reverse_path,
+            reverse_path=await forwarding.forward_sender(
+                conn, settings, message.reverse_path, delivery.recipient
+            ),
             recipients=[RecipientSpec(r, original, delivery.notify) for r in resolution.remote],
             arrival=Arrival(
                 source="local",

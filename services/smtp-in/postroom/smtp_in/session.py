@@ -32,11 +32,11 @@ import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
-from postroom import sasl, store
+from postroom import sasl, srs, store
 from postroom.config import Settings
 from postroom.db import Conn
 from postroom.errors import StoreError
-from postroom.smtp_in import metrics, policy, received
+from postroom.smtp_in import metrics, policy, received, srs_bounces
 from postroom.smtp_in import replies as R
 from postroom.smtp_in import syntax as S
 from postroom.smtp_in.dispatch import Dispatcher
@@ -492,7 +492,11 @@ class Session:
         policy.check_recipient_count(len(txn.recipients), self.settings.max_recipients)
         key = (self.port, address.lower())
         known = self.ctx.accepted.get(key)
-        if known is None:
+        resolution: Resolution | None
+        if (target := await self._srs_target(address)) is not None:
+            # A bounce to mail we forwarded: it goes back to the original sender.
+            address, resolution = target, Resolution(remote=(target,))
+        elif known is None:
             resolution = await self._resolve(address)
             self.ctx.accepted.add(key, resolution)
         else:
@@ -507,6 +511,15 @@ class Session:
                 txn.resolutions[address] = resolution
         self.reply(R.R250_RECIPIENT_OK)
         return Next.READ
+
+    async def _srs_target(self, address: str) -> str | None:
+        if not srs.is_srs(address):
+            return None
+        try:
+            async with self._db() as conn:
+                return await srs_bounces.srs_target(conn, self.settings, address)
+        except (psycopg.Error, StoreError):
+            raise SmtpError(R.R451_DATABASE, "database") from None
 
     async def _resolve(self, address: str) -> Resolution | None:
         try:

@@ -1,0 +1,77 @@
+"""Bounces to the SRS senders of mail we forwarded: verified, then sent back to the sender."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from postroom import srs
+from postroom.db import Conn
+from postroom.store.queue import get_queue_entry
+from postroom.store.types import QueueId
+from tests.integration.smtp_in.conftest import HOSTNAME
+from tests.integration.smtp_in.transcript import ServerThread, Transcript
+from tests.support import Tenant
+
+SECRET = "the SRS secret of smtp-in's tests"
+
+
+@pytest.fixture
+def t(start_smtp: Callable[..., ServerThread]) -> Iterator[Transcript]:
+    server = start_smtp(srs_secret=SECRET, srs_max_age_days="21")
+    transcript = Transcript(server.inbound).greeting()
+    transcript.send("EHLO bounces.example").reply()
+    transcript.send("MAIL FROM:<>").expect_exactly("250 2.1.0 Sender OK")
+    yield transcript
+    transcript.close()
+
+
+def srs0(sender: str, domain: str, *, days_ago: int = 0) -> str:
+    return srs.forward(sender, domain, SECRET.encode(), now=time.time() - days_ago * 86400)
+
+
+async def test_bounce_to_our_srs0_address_goes_to_the_original_sender(
+    t: Transcript, tenant: Tenant, conn: Conn
+) -> None:
+    t.send(f"RCPT TO:<{srs0('alice@origin.example', tenant.domain.name)}>")
+    t.expect_exactly("250 2.1.5 Recipient OK")
+    t.send("DATA").expect("354")
+    t.send(b"Subject: Undelivered Mail\r\n\r\nbounce\r\n.\r\n")
+    reply = t.reply()[0]
+    assert reply.startswith("250 2.0.0 OK queued as "), reply
+    entry = await get_queue_entry(conn, QueueId(int(reply.rsplit(" ", 1)[1])))
+    assert [d.recipient for d in entry.deliveries] == ["alice@origin.example"]
+    assert entry.message.reverse_path == ""
+
+
+async def test_srs0_address_at_the_host_name_is_honoured(t: Transcript) -> None:
+    t.send(f"RCPT TO:<{srs0('alice@origin.example', HOSTNAME)}>")
+    t.expect_exactly("250 2.1.5 Recipient OK")
+
+
+async def test_hash_compare_ignores_case(t: Transcript, tenant: Tenant) -> None:
+    address = srs0("alice@origin.example", tenant.domain.name)
+    t.send(f"RCPT TO:<{address[:5] + address[5:9].swapcase() + address[9:]}>")
+    t.expect_exactly("250 2.1.5 Recipient OK")
+
+
+async def test_forged_srs0_address_is_refused(t: Transcript, tenant: Tenant) -> None:
+    forged = srs0("alice@origin.example", tenant.domain.name).replace("=alice@", "=mallory@")
+    t.send(f"RCPT TO:<{forged}>").expect_exactly("550 5.1.1 No such user here")
+
+
+async def test_srs0_address_of_another_secret_is_refused(t: Transcript, tenant: Tenant) -> None:
+    other = srs.forward("alice@origin.example", tenant.domain.name, b"not our secret")
+    t.send(f"RCPT TO:<{other}>").expect_exactly("550 5.1.1 No such user here")
+
+
+async def test_expired_srs0_address_is_refused(t: Transcript, tenant: Tenant) -> None:
+    old = srs0("alice@origin.example", tenant.domain.name, days_ago=30)
+    t.send(f"RCPT TO:<{old}>").expect_exactly("550 5.1.1 No such user here")
+
+
+async def test_srs0_address_of_another_domain_is_not_relayed(t: Transcript) -> None:
+    elsewhere = srs0("alice@origin.example", "elsewhere.example")
+    t.send(f"RCPT TO:<{elsewhere}>").expect("554")
