@@ -241,6 +241,30 @@ def user_remove(address: str) -> None:
     typer.echo(f"removed user {address.lower()}")
 
 
+@user_app.command("send-as")
+def user_send_as(
+    address: str,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(help="Let it send as this address, or *@domain for a whole domain."),
+    ] = None,
+    remove: Annotated[list[str] | None, typer.Option(help="Take an entry off its list.")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="Print its list.")] = False,
+) -> None:
+    """Addresses an account may send as beyond its own and its aliases (From:, Sender:)."""
+    if not allow and not remove and not list_:
+        fail("give --allow ADDRESS, --remove ADDRESS or --list")
+    if list_ and (allow or remove):
+        fail("give either --list or changes (--allow, --remove), not both")
+    if list_:
+        entries = run(lambda c: store.get_send_as(c, address))
+    else:
+        entries = run(
+            lambda c: store.change_send_as(c, address, allow=allow or (), remove=remove or ())
+        )
+    typer.echo(f"{address.strip().lower()} may send as: {', '.join(entries) or '(its own only)'}")
+
+
 # --- aliases ------------------------------------------------------------------------------
 
 

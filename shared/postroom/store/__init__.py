@@ -71,6 +71,14 @@ from postroom.store.messages import (
     uid_to_seq,
 )
 from postroom.store.notify import ChangeHub, Subscription, listen, notify
+from postroom.store.send_as import (
+    change_send_as,
+    get_send_as,
+    normalize_send_as,
+    send_as_allows,
+    send_as_of,
+    set_send_as,
+)
 from postroom.store.types import *  # noqa: F403 - the value types are part of this API
 
 __all__ = [
@@ -81,6 +89,7 @@ __all__ = [
     "addresses_of",
     "append_message",
     "authenticate",
+    "change_send_as",
     "changes_since",
     "claim_recent",
     "copy_messages",
@@ -103,6 +112,7 @@ __all__ = [
     "get_mailbox",
     "get_mailbox_by_id",
     "get_message",
+    "get_send_as",
     "get_special_use",
     "is_local_domain",
     "list_accounts",
@@ -118,6 +128,7 @@ __all__ = [
     "mailbox_usage",
     "move_messages",
     "normalize_name",
+    "normalize_send_as",
     "notify",
     "put_blob",
     "put_blob_stream",
@@ -128,8 +139,11 @@ __all__ = [
     "rename_mailbox",
     "replace_password_hash",
     "resolve",
+    "send_as_allows",
+    "send_as_of",
     "seq_to_uid",
     "set_password",
+    "set_send_as",
     "set_subscribed",
     "store_flags",
     "try_lock_maildrop",

@@ -39,7 +39,7 @@ KEEP = _UNSET
 
 _ACCOUNT_COLUMNS = (
     "id, domain_id, address, is_admin, disabled, quota_bytes, created_at, used_bytes, "
-    "used_messages, quota_messages"
+    "used_messages, quota_messages, send_as"
 )
 
 
@@ -55,6 +55,7 @@ def _account(row: dict[str, Any]) -> Account:
         used_bytes=row["used_bytes"],
         used_messages=row["used_messages"],
         quota_messages=row["quota_messages"],
+        send_as=tuple(row["send_as"]),
     )
 
 

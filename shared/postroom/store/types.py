@@ -60,6 +60,8 @@ class Account:
     used_bytes: int = 0
     used_messages: int = 0
     quota_messages: int | None = None
+    # Addresses and ``*@domain`` entries it may send as beyond its own and its aliases.
+    send_as: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ def account_public(account: Account) -> schemas.AccountPublic:
         used_bytes=account.used_bytes,
         used_messages=account.used_messages,
         quota_messages=account.quota_messages,
+        send_as=list(account.send_as),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +36,8 @@ class AccountPublic(BaseModel):
     used_bytes: int
     used_messages: int
     quota_messages: int | None
+    # Addresses and *@domain entries it may send as beyond its own and its aliases.
+    send_as: list[str]
 
 
 class SessionPublic(BaseModel):
@@ -249,6 +251,10 @@ class AccountUpdate(Strict):
     clear_quota: bool = False
     quota_messages: int | None = Field(default=None, ge=0, le=2**62)
     clear_quota_messages: bool = False
+    # Replaces the send-as list: addresses, or *@domain for every address of a domain.
+    send_as: list[Annotated[str, Field(min_length=3, max_length=320)]] | None = Field(
+        default=None, max_length=100
+    )
 
 
 class AliasCreate(Strict):

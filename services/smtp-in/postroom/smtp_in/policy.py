@@ -45,17 +45,18 @@ Ownership = Literal["own", "tag", "foreign"]
 
 
 def ownership(address: str, owned: Iterable[str]) -> Ownership:
-    """Whose address this is for an account owning ``owned``: its own (or an alias of it),
-    a plus-tagged form of one (``own+tag``: the account's unless someone owns that very
-    address, which the caller asks the store), or somebody else's."""
+    """Whose address this is for an account owning ``owned``: its own (an alias of it, or an
+    entry of its send-as list), a plus-tagged form of one (``own+tag``: the account's unless
+    someone owns that very address, which the caller asks the store), or somebody else's."""
     try:
         wanted = canonical(address)
     except InvalidInput:
         return "foreign"
     mine = {a.lower() for a in owned}
-    if wanted in mine:
-        return "own"
     local, _, domain = wanted.rpartition("@")
+    # The account's send-as setting may list more: an address, or ``*@domain`` for a domain.
+    if wanted in mine or f"*@{domain}" in mine:
+        return "own"
     base = without_tag(local)
     if base and f"{base}@{domain}" in mine:
         return "tag"

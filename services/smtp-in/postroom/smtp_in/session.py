@@ -767,6 +767,7 @@ class Session:
         try:
             async with self._db() as conn:
                 owned = await store.addresses_of(conn, account.id)
+                owned += await store.send_as_of(conn, account.id)
         except (psycopg.Error, StoreError):
             raise SmtpError(R.R451_DATABASE, "database") from None
         self.account = account

@@ -100,7 +100,8 @@ async def get_account(address: str, admin: AdminDep, conn: ConnDep) -> schemas.A
 async def update_account(
     address: str, body: schemas.AccountUpdate, admin: AdminDep, conn: ConnDep
 ) -> schemas.AccountPublic:
-    """Reset the password, set or clear the quota, disable or enable, grant or revoke admin.
+    """Reset the password, set or clear the quota, disable or enable, grant or revoke admin,
+    replace the send-as list.
 
     A password reset or disabling ends the account's sessions."""
     account = await store.get_account(conn, address)
@@ -110,8 +111,12 @@ async def update_account(
         raise Problem(422, "give quota_bytes or clear_quota, not both")
     if body.clear_quota_messages and body.quota_messages is not None:
         raise Problem(422, "give quota_messages or clear_quota_messages, not both")
+    # Checked before anything changes, so that a bad entry leaves the account as it was.
+    send_as = None if body.send_as is None else [store.normalize_send_as(e) for e in body.send_as]
     if body.password is not None:
         await store.set_password(conn, account.address, body.password)
+    if send_as is not None:
+        await store.set_send_as(conn, account.address, send_as)
     given = body.clear_quota or body.quota_bytes is not None
     given_messages = body.clear_quota_messages or body.quota_messages is not None
     account = await store.update_account(

@@ -59,7 +59,9 @@ async def save_draft(
     """Save the compose window to Drafts (``\\Draft``, ``\\Seen``) and drop the draft it
     replaces (``replace_uid``). Recipients are kept as typed, finished or not."""
     sender = from_.strip().strip("<>").lower()
-    if sender not in await store.addresses_of(conn, account.id):
+    if sender not in await store.addresses_of(conn, account.id) and not store.send_as_allows(
+        await store.send_as_of(conn, account.id), sender
+    ):
         raise Problem(403, f"you may not send as {from_!r}")
     cleaned = richtext.clean(html) if html else None
     draft = compose.Draft(

@@ -52,7 +52,9 @@ async def send_message(
     settings = settings_of(request)
     allowed = await store.addresses_of(conn, account.id)
     sender = from_.strip().strip("<>").lower()
-    if sender not in allowed:
+    if sender not in allowed and not store.send_as_allows(
+        await store.send_as_of(conn, account.id), sender
+    ):
         raise Problem(403, f"you may not send as {from_!r}; your addresses: {', '.join(allowed)}")
     to_list = compose.parse_recipients([to], "to")
     cc_list = compose.parse_recipients([cc], "cc")
