@@ -204,3 +204,16 @@ async def test_a_forwarded_copy_names_the_alias_and_is_refused_when_it_comes_bac
     assert d.state == "bounced"
     assert d.last_error == f"554 5.4.6 <{alias}>: mail loop, already delivered to {alias}"
     assert len(sink.handler.received) == 1
+
+
+async def test_forward_refused_by_the_remote_side_bounces_to_the_original_sender(
+    tenant: Tenant, make_harness: Any, sink: Any
+) -> None:
+    """The forwarded copy's sender is our SRS address; its DSN goes to the sender behind it."""
+    await store.add_alias(tenant.conn, tenant.address("fwd"), "gone@remote.test")
+    sink.handler.rcpt_replies["gone@remote.test"] = ["550 5.1.1 no such user"]
+    h = await make_harness(settings_for(sink))
+    await h.deliver(await h.spool(message(), "alice@remote.test", [tenant.address("fwd")]))
+    [dsn] = sink.handler.received
+    assert (dsn.mail_from, dsn.rcpt_tos) == ("<>", ["alice@remote.test"])
+    assert b"Status: 5.1.1" in dsn.content

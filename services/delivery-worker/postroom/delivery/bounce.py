@@ -14,6 +14,7 @@ import structlog
 
 from postroom.config import Settings
 from postroom.db import Conn
+from postroom.delivery import forwarding
 from postroom.delivery.dsn import Action, RecipientStatus, build_dsn
 from postroom.delivery.local import LOCAL_HOST
 from postroom.delivery.metrics import FAILURES, HELD
@@ -70,13 +71,15 @@ def recipient_status(entry: QueueEntry, delivery: Delivery, action: Action) -> R
 
 
 async def _spool_dsn(
-    conn: Conn, entry: QueueEntry, dsn: bytes, now: datetime
+    conn: Conn, entry: QueueEntry, dsn: bytes, now: datetime, settings: Settings
 ) -> tuple[QueueId, tuple[DeliveryId, ...]]:
+    # A copy we forwarded carries our SRS sender: its DSN goes straight to the original one.
+    recipient = await forwarding.bounce_recipient(conn, settings, entry.message.reverse_path)
     spooled = await queue_store.spool(
         conn,
         dsn,
         reverse_path="",
-        recipients=[entry.message.reverse_path],
+        recipients=[recipient],
         arrival=Arrival(source="bounce", bounce_of=entry.message.id),
         now=now,
     )
@@ -160,7 +163,7 @@ async def _send_failure_dsn(
                 reporting_mta=settings.hostname,
                 now=now,
             )
-            dsn_id, deliveries = await _spool_dsn(conn, entry, dsn, now)
+            dsn_id, deliveries = await _spool_dsn(conn, entry, dsn, now, settings)
             await queue_store.mark_dsn_sent(conn, [d.id for d in group], dsn_id)
             log.info(
                 f"delivery.dsn.{action}",
@@ -223,7 +226,7 @@ async def _send_delay_warning(
             now=now,
             will_retry_until=entry.message.received_at + settings.max_queue_lifetime,
         )
-        dsn_id, deliveries = await _spool_dsn(conn, entry, dsn, now)
+        dsn_id, deliveries = await _spool_dsn(conn, entry, dsn, now, settings)
         await queue_store.mark_delay_warned(conn, [d.id for d in waiting], now=now)
     log.info(
         "delivery.dsn.delayed", queue_id=queue_id, dsn_queue_id=dsn_id, recipients=len(waiting)

@@ -16,3 +16,17 @@ async def forward_sender(conn: Conn, settings: Settings, reverse_path: str, via:
     local = await store.is_local_domain(conn, sender_domain)
     domain = via.rpartition("@")[2].lower() or settings.hostname
     return srs.rewrite_sender(settings, reverse_path, sender_is_local=local, domain=domain)
+
+
+async def bounce_recipient(conn: Conn, settings: Settings, reverse_path: str) -> str:
+    """Where a DSN about a message from ``reverse_path`` goes: an SRS address of ours that
+    verifies is the original sender's (smtp-in would send it there too); any other as is."""
+    if not srs.is_srs(reverse_path):
+        return reverse_path
+    domain = reverse_path.rpartition("@")[2].lower()
+    if domain != settings.hostname.lower() and not await store.is_local_domain(conn, domain):
+        return reverse_path
+    try:
+        return srs.reverse(reverse_path, srs.secret(settings), settings.srs_max_age_days)
+    except srs.InvalidSrs:
+        return reverse_path
