@@ -229,13 +229,18 @@ async function loadSecurity() {
 // --- wiring -------------------------------------------------------------------------------
 
 const LOADERS = { filters: loadFilters, vacation: loadVacation, identities: loadIdentities, contacts: loadContacts, privacy: loadImageSenders, security: loadSecurity, password: async () => {} };
-function route() {
+// A section is shown only once its loader has filled it: a rule added or a field typed before
+// the load finished would otherwise be overwritten by it. Only the latest route shows its section.
+let routing = 0;
+async function route() {
   const name = SECTIONS.includes(location.hash.slice(1)) ? location.hash.slice(1) : "filters";
-  for (const s of SECTIONS) $(s).hidden = s !== name;
+  const token = ++routing;
+  for (const s of SECTIONS) $(s).hidden = true;
   for (const a of document.querySelectorAll(".tabs a")) {
     if (a.getAttribute("href") === `#${name}`) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
-  act(LOADERS[name]);
+  await act(LOADERS[name]);
+  if (token === routing) $(name).hidden = false;
 }
 
 document.addEventListener("DOMContentLoaded", () => {
