@@ -58,6 +58,8 @@ def test_selected_messages_are_marked_read_and_moved_together(site: Site, login:
     assert page.text_content("#selection-count") == "2 selected"
     page.click("#bulk-read")
     page.wait_for_selector("#folders li[data-name=INBOX] .count:text-is('1')")
+    # The list is redrawn after a bulk change; it is busy until its first page is back.
+    page.wait_for_selector("#list-scroll:not([aria-busy=true]) #messages li[data-uid]:nth-child(3)")
     assert "unread" not in (page.get_attribute("#messages li:has-text('Note 0')", "class") or "")
     page.check("#select-all")
     assert page.text_content("#selection-count") == "3 selected"
