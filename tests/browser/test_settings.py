@@ -163,3 +163,20 @@ def test_app_passwords_are_created_listed_and_revoked(site: Site, login: Login) 
     row.locator("button:has-text('Revoke')").click()
     page.wait_for_selector("#status:has-text('App password Thunderbird revoked.')")
     expect(row).to_have_count(0)
+
+
+def test_a_session_ended_from_another_leaves_the_mail_page_at_once(
+    site: Site, login: Login
+) -> None:
+    alice = site.user("alice")
+    reading = login(alice)
+    expect(reading.locator("body[data-live=yes]")).to_have_count(1)
+    settings = login(alice, path="/settings#security")
+    other = settings.locator("#session-rows tr", has_not_text="this one")
+    expect(other).to_have_count(1)
+    other.locator("button:has-text('End')").click()
+    settings.wait_for_selector("#status:has-text('Session ended.')")
+    # No click on the reading page: its event stream ends, and it goes to the login page.
+    reading.wait_for_url(f"{site.base}/login?ended=1")
+    expect(reading.locator("#login-error")).to_have_text("Your session was ended. Log in again.")
+    assert axe_violations(reading) == []

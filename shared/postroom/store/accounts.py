@@ -321,9 +321,12 @@ async def update_account(
 async def delete_account(conn: Conn, address: str) -> None:
     """Remove an account with all its mailboxes and messages."""
     key = canonical(address)
-    cur = await conn.execute("DELETE FROM accounts WHERE address = %s", (key,))
-    if cur.rowcount == 0:
+    cur = await conn.execute("DELETE FROM accounts WHERE address = %s RETURNING id", (key,))
+    row = await cur.fetchone()
+    if row is None:
         raise NotFound(f"account {key} does not exist")
+    # Its web sessions went with it; an open event stream of one of them ends now.
+    await revocation.announce_ended(conn, AccountId(row["id"]))
 
 
 async def mailbox_usage(conn: Conn, account_id: AccountId) -> int:

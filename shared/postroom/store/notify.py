@@ -68,6 +68,10 @@ class Subscription:
             return False
         return True
 
+    def pending(self) -> bool:
+        """Whether there are changes to take (without waiting)."""
+        return self._event.is_set()
+
     def take(self) -> tuple[frozenset[MailboxId], bool]:
         """The mailboxes changed since the last take, and whether to assume all of them did."""
         mailboxes, everything = frozenset(self._mailboxes), self._everything

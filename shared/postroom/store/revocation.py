@@ -1,7 +1,8 @@
 """Ending an account's sessions everywhere when its password changes or it is disabled.
 
-`revoke` deletes the account's web sessions and API tokens and announces the account on a
-Postgres channel, in the caller's transaction; every process that serves protocol sessions
+`revoke` deletes the account's web sessions and API tokens and announces the account on
+Postgres channels (`ENDED_CHANNEL` for the web's open streams, `CHANNEL` for the rest), in
+the caller's transaction; every process that serves protocol sessions
 (smtp-in, access) runs a `RevocationWatcher`, which hears the announcement and closes that
 account's open IMAP, POP3, SMTP and ManageSieve sessions.
 """
@@ -22,6 +23,15 @@ from postroom.store.types import AccountId
 log = structlog.get_logger("postroom.store")
 
 CHANNEL = "postroom_revoked"
+# Announces (payload: the account id) that some of an account's web sessions or API tokens
+# have ended (logged out, ended from the settings, or all of them by `revoke`), so a process
+# holding a stream open for one of them (the web mail's event stream) closes it at once.
+ENDED_CHANNEL = "postroom_web_sessions_ended"
+
+
+async def announce_ended(conn: Conn, account_id: AccountId) -> None:
+    """Web sessions of the account ended (sent when, and only if, the transaction commits)."""
+    await conn.execute("SELECT pg_notify(%s, %s)", (ENDED_CHANNEL, str(int(account_id))))
 
 
 async def revoke(conn: Conn, account_id: AccountId) -> int:
@@ -29,6 +39,7 @@ async def revoke(conn: Conn, account_id: AccountId) -> int:
     protocol sessions (sent when, and only if, the caller's transaction commits). The number
     of web sessions ended."""
     cur = await conn.execute("DELETE FROM web_sessions WHERE account_id = %s", (account_id,))
+    await announce_ended(conn, account_id)
     await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(int(account_id))))
     return cur.rowcount
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from postroom.db import Conn
 from postroom.errors import InvalidInput
 from postroom.store.accounts import _ACCOUNT_COLUMNS, _account
+from postroom.store.revocation import announce_ended
 from postroom.store.types import Account, AccountId
 
 SessionKind = Literal["cookie", "bearer"]
@@ -83,8 +84,14 @@ def _session(row: dict[str, Any]) -> WebSession:
 
 async def delete_session(conn: Conn, token: str) -> bool:
     """Log out: forget the session; False when there was none."""
-    cur = await conn.execute("DELETE FROM web_sessions WHERE token_hash = %s", (token_hash(token),))
-    return cur.rowcount > 0
+    cur = await conn.execute(
+        "DELETE FROM web_sessions WHERE token_hash = %s RETURNING account_id", (token_hash(token),)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return False
+    await announce_ended(conn, AccountId(row["account_id"]))
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +122,14 @@ async def delete_session_of(conn: Conn, account_id: AccountId, session_id: int) 
     cur = await conn.execute(
         "DELETE FROM web_sessions WHERE id = %s AND account_id = %s", (session_id, account_id)
     )
-    return cur.rowcount > 0
+    if cur.rowcount == 0:
+        return False
+    await announce_ended(conn, account_id)
+    return True
 
 
 async def delete_sessions_of(conn: Conn, account_id: AccountId) -> int:
     """End every session of an account (after a password reset or when it is disabled)."""
     cur = await conn.execute("DELETE FROM web_sessions WHERE account_id = %s", (account_id,))
+    await announce_ended(conn, account_id)
     return cur.rowcount

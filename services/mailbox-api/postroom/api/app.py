@@ -28,6 +28,7 @@ from postroom.api.routes import (
     web,
 )
 from postroom.api.security import BodyLimit, SecurityHeaders
+from postroom.api.session_ends import SessionEnds
 from postroom.config import Settings
 from postroom.db import create_pool
 from postroom.login import LoginPath
@@ -51,13 +52,17 @@ def create_app(
         await pool.open()
         hub = ChangeHub(url)
         await hub.start()
+        ends = SessionEnds(url)
+        await ends.start()
         app.state.pool = pool
         app.state.hub = hub
+        app.state.session_ends = ends
         app.state.login = LoginPath(pool, app.state.throttle)
         try:
             yield
         finally:
             app.state.login.close()
+            await ends.stop()
             await hub.stop()
             await pool.close()
 

@@ -1,5 +1,8 @@
 "use strict";
 // Log in; when the account has two-factor login on, ask for the app's code as well.
+if (new URLSearchParams(location.search).has("ended")) {
+  document.getElementById("login-error").textContent = "Your session was ended. Log in again.";
+}
 document.getElementById("login-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = event.target;

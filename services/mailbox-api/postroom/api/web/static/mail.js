@@ -562,6 +562,8 @@ document.addEventListener("DOMContentLoaded", () => act(async () => {
   // New mail and other clients' changes without reload: the server names the folders.
   const events = new EventSource("/api/v1/events");
   events.addEventListener("ready", () => document.body.setAttribute("data-live", "yes"));
+  // This session was logged out elsewhere, ended from another one, or revoked.
+  events.addEventListener("ended", () => { events.close(); location.href = "/login?ended=1"; });
   events.addEventListener("change", (event) => act(async () => {
     const change = JSON.parse(event.data);
     await loadFolders();
