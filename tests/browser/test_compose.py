@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from postroom import store
 from postroom.store.types import Account
-from tests.browser.conftest import Login, Site, mail
+from tests.browser.conftest import Login, Site, axe_violations, mail
 
 
 def folder(site: Site, account: Account, name: str) -> list[tuple[frozenset[str], EmailMessage]]:
@@ -170,3 +170,32 @@ def test_a_send_can_be_undone_for_a_few_seconds(site: Site, login: Login) -> Non
     assert page.input_value("#compose-form input[name=subject]") == "Oops"
     page.wait_for_timeout(6000)  # past the moment the send would have happened
     assert folder(site, alice, "\\Sent") == []
+
+
+def test_the_from_picker_offers_send_as_addresses_and_sends_as_them(
+    site: Site, login: Login
+) -> None:
+    alice = site.user("alice")
+    site.run(store.set_send_as(site.conn, alice.address, ["boss@b.test", "*@lists.test"]))
+    page = login(alice)
+    page.click("#compose-button")
+    picker = page.locator("#compose-form select[name=from]")
+    expect(picker.locator("option")).to_have_text(
+        [alice.address, "boss@b.test", "Another address at lists.test…"]
+    )
+    expect(page.locator("#from-other-field")).to_be_hidden()
+    picker.select_option("boss@b.test")
+    page.fill("#compose-form input[name=to]", "bob@far.test")
+    page.fill("#compose-form input[name=subject]", "As the boss")
+    send_and_wait(page)
+
+    page.click("#compose-button")
+    picker.select_option("*@lists.test")
+    expect(page.locator("#from-other-field")).to_be_visible()
+    page.fill("#compose-form input[name=from_other]", "news@lists.test")
+    page.fill("#compose-form input[name=to]", "bob@far.test")
+    page.fill("#compose-form input[name=subject]", "As the list")
+    assert axe_violations(page) == []
+    send_and_wait(page)
+    sent = {m["Subject"]: m["From"] for _, m in folder(site, alice, "\\Sent")}
+    assert sent == {"As the boss": "boss@b.test", "As the list": "news@lists.test"}

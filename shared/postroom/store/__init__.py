@@ -77,6 +77,7 @@ from postroom.store.send_as import (
     normalize_send_as,
     send_as_allows,
     send_as_of,
+    senders_of,
     set_send_as,
 )
 from postroom.store.types import *  # noqa: F403 - the value types are part of this API
@@ -141,6 +142,7 @@ __all__ = [
     "resolve",
     "send_as_allows",
     "send_as_of",
+    "senders_of",
     "seq_to_uid",
     "set_password",
     "set_send_as",

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from postroom.address import canonical, normalize_domain
 from postroom.db import Conn
 from postroom.errors import InvalidInput, NotFound
+from postroom.store.accounts import addresses_of
+from postroom.store.types import AccountId
 
 # An account's list is read on every submission login: a short list, by design.
 MAX_SEND_AS = 100
@@ -37,6 +39,17 @@ async def send_as_of(conn: Conn, account_id: int) -> list[str]:
     cur = await conn.execute("SELECT send_as FROM accounts WHERE id = %s", (account_id,))
     row = await cur.fetchone()
     return list(row["send_as"]) if row else []
+
+
+async def senders_of(conn: Conn, account_id: AccountId) -> tuple[list[str], list[str]]:
+    """What a From picker offers: the addresses the account may send as (its own, its
+    aliases, then its exact send-as entries) and the domains of its ``*@domain`` entries
+    (any address there)."""
+    addresses = await addresses_of(conn, account_id)
+    entries = await send_as_of(conn, account_id)
+    exact = [e for e in entries if not e.startswith("*@") and e not in addresses]
+    domains = [e[2:] for e in entries if e.startswith("*@")]
+    return addresses + exact, domains
 
 
 async def get_send_as(conn: Conn, address: str) -> list[str]:

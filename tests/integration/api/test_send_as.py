@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from postroom import store
+from postroom.store import queue
+from postroom.store.types import QueueId
 from tests.integration.api.conftest import MakeUser, User
 
 
@@ -65,3 +67,49 @@ async def test_a_draft_may_be_saved_from_an_address_the_list_allows(alice: User)
     assert allowed.status_code == 201, allowed.text
     refused = await alice.client.post("/api/v1/drafts", data={"from": "other@example.test"})
     assert refused.status_code == 403
+
+
+async def test_the_session_and_identities_list_exact_send_as_addresses(alice: User) -> None:
+    await store.set_send_as(
+        alice.conn, alice.account.address, ["boss@example.test", "*@lists.example"]
+    )
+    session = (await alice.client.get("/api/v1/session")).json()
+    assert session["addresses"] == [alice.account.address, "boss@example.test"]
+    assert session["account"]["send_as"] == ["*@lists.example", "boss@example.test"]
+    identities = (await alice.client.get("/api/v1/identities")).json()
+    assert [i["address"] for i in identities] == [alice.account.address, "boss@example.test"]
+
+
+async def test_a_send_as_address_gets_a_from_name(alice: User) -> None:
+    await store.set_send_as(alice.conn, alice.account.address, ["boss@example.test"])
+    saved = await alice.client.put(
+        "/api/v1/identities/boss@example.test", json={"name": "The Boss", "signature": None}
+    )
+    assert saved.status_code == 200, saved.text
+    reply = await alice.client.post(
+        "/api/v1/send", data={"from": "boss@example.test", "to": "x@remote.test", "text": "Hi"}
+    )
+    assert reply.status_code == 202, reply.text
+    raw = await queue.read_queued_message(alice.conn, QueueId(reply.json()["queue_id"]))
+    assert b"From: The Boss <boss@example.test>\r\n" in raw
+
+
+async def test_an_address_outside_a_send_as_domain_is_refused(alice: User) -> None:
+    await store.set_send_as(alice.conn, alice.account.address, ["*@lists.example"])
+    reply = await alice.client.post(
+        "/api/v1/send", data={"from": "news@sub.lists.example", "to": "x@remote.test"}
+    )
+    assert reply.status_code == 403
+    assert reply.json()["detail"].startswith("you may not send as 'news@sub.lists.example'")
+    queued = await alice.conn.execute(
+        "SELECT count(*) AS n FROM queue_messages WHERE reverse_path = %s",
+        ("news@sub.lists.example",),
+    )
+    assert (await queued.fetchone()) == {"n": 0}
+
+
+async def test_no_identity_for_an_address_one_may_not_send_as(alice: User) -> None:
+    reply = await alice.client.put(
+        "/api/v1/identities/boss@example.test", json={"name": "The Boss", "signature": None}
+    )
+    assert reply.status_code == 404

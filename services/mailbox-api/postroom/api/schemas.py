@@ -42,6 +42,8 @@ class AccountPublic(BaseModel):
 
 class SessionPublic(BaseModel):
     account: AccountPublic
+    # The addresses it may send as: its own, its aliases, its exact send-as entries (the
+    # *@domain ones are in account.send_as).
     addresses: list[str]
     csrf_token: str | None = None
     expires_at: datetime

@@ -84,7 +84,7 @@ async def log_in(
     )
     return schemas.SessionPublic(
         account=account_public(account),
-        addresses=await store.addresses_of(conn, account.id),
+        addresses=(await store.senders_of(conn, account.id))[0],
         csrf_token=csrf_token(token),
         expires_at=session.expires_at,
     )
@@ -113,7 +113,7 @@ async def who_am_i(auth: AuthDep, conn: ConnDep) -> schemas.SessionPublic:
     """The caller's account, the addresses it may send as, and (for a cookie) the CSRF token."""
     return schemas.SessionPublic(
         account=account_public(auth.account),
-        addresses=await store.addresses_of(conn, auth.account.id),
+        addresses=(await store.senders_of(conn, auth.account.id))[0],
         csrf_token=csrf_token(auth.token) if auth.via == "cookie" else None,
         expires_at=auth.session.expires_at,
     )

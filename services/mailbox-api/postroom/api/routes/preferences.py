@@ -99,10 +99,11 @@ async def delete_contact(contact_id: int, account: AccountDep, conn: ConnDep) ->
 
 @router.get("/identities", response_model=list[IdentityPublic])
 async def identities(account: AccountDep, conn: ConnDep) -> list[IdentityPublic]:
-    """One identity per address the account may send as (its own and its aliases)."""
+    """One identity per address the account may send as (its own, its aliases and its
+    send-as addresses; not each address of a ``*@domain`` entry)."""
     saved = await preferences.identities(conn, account.id)
     out = []
-    for address in await store.addresses_of(conn, account.id):
+    for address in (await store.senders_of(conn, account.id))[0]:
         found = saved.get(address)
         out.append(
             IdentityPublic(
@@ -119,7 +120,7 @@ async def save_identity(
     address: str, body: IdentitySave, account: AccountDep, conn: ConnDep
 ) -> IdentityPublic:
     """Set the From name and signature used when sending as this address."""
-    if address.strip().lower() not in await store.addresses_of(conn, account.id):
+    if address.strip().lower() not in (await store.senders_of(conn, account.id))[0]:
         raise Problem(404, f"{address} is not one of your addresses")
     saved = await preferences.save_identity(conn, account.id, address, body.name, body.signature)
     return IdentityPublic(address=saved.address, name=saved.name, signature=saved.signature)

@@ -51,7 +51,9 @@ async def _page(
             await conn.set_autocommit(True)
             inbox = await store.get_mailbox(conn, session.account.id, "INBOX")
             context["inbox_id"] = inbox.id if inbox is not None else ""
-            context["addresses"] = ",".join(await store.addresses_of(conn, session.account.id))
+            addresses, domains = await store.senders_of(conn, session.account.id)
+            context["addresses"] = ",".join(addresses)
+            context["send_domains"] = ",".join(domains)
     return templates.TemplateResponse(
         request, template, context, headers={"Cache-Control": "no-store"}
     )

@@ -9,6 +9,8 @@ const SIGNATURE_MARK = "\n-- \n";  // RFC 3676 §4.3: the signature separator li
 const composer = {
   files: [], identities: new Map(), draftTimer: 0, saving: null, dirty: false,
   signature: "", onSent: () => {},
+  // Domains of the account's *@domain send-as entries: any address there may be typed.
+  sendDomains: [],
 };
 const c$ = (id) => document.getElementById(id);
 const form = () => c$("compose-form");
@@ -40,8 +42,36 @@ function bodyText() {
   return rich() ? c$("compose-rich").innerText : form().text.value;
 }
 
+// The From address: the one chosen, or the one typed for a "*@domain" choice.
+function sender() {
+  const f = form();
+  return f.from.value.startsWith("*@") ? f.from_other.value.trim() : f.from.value;
+}
+
+function showOther() {
+  const f = form();
+  const domain = f.from.value.startsWith("*@") ? f.from.value.slice(2) : "";
+  c$("from-other-field").hidden = !domain;
+  f.from_other.required = Boolean(domain);
+  f.from_other.placeholder = domain ? `name@${domain}` : "";
+}
+
+// Choose this address in the picker if the account may send as it; false if not.
+function chooseSender(address, addresses) {
+  const f = form();
+  if (!address) return false;
+  if (addresses.includes(address)) f.from.value = address;
+  else if (composer.sendDomains.includes(address.split("@").pop())) {
+    f.from.value = `*@${address.split("@").pop()}`;
+    f.from_other.value = address;
+  } else return false;
+  showOther();
+  return true;
+}
+
 function swapSignature() {
-  const wanted = signatureOf(form().from.value);
+  showOther();
+  const wanted = signatureOf(sender());
   const text = form().text.value;
   const stripped = composer.signature && text.endsWith(composer.signature) ? text.slice(0, -composer.signature.length) : text;
   composer.signature = wanted;
@@ -65,7 +95,8 @@ async function openCompose(mode, m, addresses) {
   f.from.replaceChildren(...addresses.map((a) => {
     const identity = composer.identities.get(a);
     return el("option", identity && identity.name ? `${identity.name} <${a}>` : a, { value: a });
-  }));
+  }), ...composer.sendDomains.map((d) => el("option", `Another address at ${d}…`, { value: `*@${d}` })));
+  showOther();
   f.mode.value = mode === "reply-all" ? "reply" : mode === "draft" ? "new" : mode;
   c$("compose-title").textContent = { new: "New message", reply: "Reply", "reply-all": "Reply all", forward: "Forward", draft: "Draft" }[mode];
   let body = "";
@@ -74,16 +105,15 @@ async function openCompose(mode, m, addresses) {
     f.to.value = people(m.to);
     f.cc.value = people(m.cc);
     f.subject.value = m.subject || "";
-    const sender = m.from[0] && m.from[0].address.toLowerCase();
-    if (addresses.includes(sender)) f.from.value = sender;
+    chooseSender(m.from[0] && m.from[0].address.toLowerCase(), addresses);
     body = m.text || "";
   } else if (mode !== "new") {
     f.reply_to_mailbox_id.value = m.mailbox_id;
     f.reply_to_uid.value = m.uid;
     const subject = m.subject || "";
     const mine = new Set(addresses);
-    const recipient = m.to.concat(m.cc).find((a) => mine.has(a.address.toLowerCase()));
-    if (recipient) f.from.value = recipient.address.toLowerCase();
+    // Reply from the address it was sent to, when the account may send as it.
+    m.to.concat(m.cc).some((a) => chooseSender(a.address.toLowerCase(), addresses));
     if (mode === "reply" || mode === "reply-all") {
       const to = m.reply_to.length ? m.reply_to : m.from;
       f.to.value = people(to);
@@ -182,7 +212,7 @@ function renderFiles() {
 function fields() {
   const f = form();
   const data = new FormData();
-  data.set("from", f.from.value);
+  data.set("from", sender());
   for (const name of ["to", "cc", "bcc", "subject"]) data.set(name, f[name].value);
   if (rich()) {
     data.set("html", c$("compose-rich").innerHTML);

@@ -489,6 +489,7 @@ async function archive() {
 document.addEventListener("DOMContentLoaded", () => act(async () => {
   const page = document.querySelector(".mail").dataset;
   state.addresses = page.addresses ? page.addresses.split(",") : [];
+  composer.sendDomains = page.sendDomains ? page.sendDomains.split(",") : [];
   // The INBOX's first page and the folder list are asked for together.
   if (page.inbox) state.folder = { id: Number(page.inbox), name: "INBOX", special_use: null, selectable: true };
   await Promise.all([loadFolders(), state.folder ? resetList() : null]);
