@@ -120,13 +120,21 @@ async def create_mailbox(
         existing = await get_mailbox(conn, account_id, key)
         if existing is not None and existing.selectable:
             raise AlreadyExists(f"mailbox {key} already exists")
+        # A subscription that outlived an earlier mailbox of the name applies to the new one.
+        cur = await conn.execute(
+            """DELETE FROM dangling_subscriptions WHERE account_id = %s AND name = ANY(%s)
+               RETURNING name""",
+            (account_id, [*parents_of(key), key]),
+        )
+        revived = {row["name"] for row in await cur.fetchall()}
         for parent in parents_of(key):
             # Parents made on the way are subscribed as the new mailbox is.
             await conn.execute(
                 """INSERT INTO mailboxes (account_id, name, subscribed) VALUES (%s, %s, %s)
                    ON CONFLICT (account_id, name) DO NOTHING""",
-                (account_id, parent, subscribed),
+                (account_id, parent, subscribed or parent in revived),
             )
+        subscribed = subscribed or key in revived
         if existing is not None:
             # Re-creating a name that DELETE left as \Noselect: a new incarnation, so a new
             # UIDVALIDITY (RFC 3501 §2.3.1.1).
@@ -174,17 +182,30 @@ async def delete_mailbox(conn: Conn, account_id: AccountId, name: str) -> None:
             )
         else:
             await conn.execute("DELETE FROM mailboxes WHERE id = %s", (mailbox.id,))
+            lost = [key] if mailbox.subscribed else []
             # Parents that only existed to hold this one go with it.
             for parent in reversed(parents_of(key)):
                 cur = await conn.execute(
                     """DELETE FROM mailboxes m WHERE account_id = %s AND name = %s
                          AND NOT selectable AND NOT EXISTS (
                              SELECT 1 FROM mailboxes c WHERE c.account_id = m.account_id
-                               AND c.name LIKE %s)""",
+                               AND c.name LIKE %s)
+                       RETURNING subscribed""",
                     (account_id, parent, _like_prefix(parent)),
                 )
-                if cur.rowcount == 0:
+                row = await cur.fetchone()
+                if row is None:
                     break
+                if row["subscribed"]:
+                    lost.append(parent)
+            # RFC 3501 §6.3.6: the server does not remove a name from the subscriptions
+            # because its mailbox is gone.
+            if lost:
+                await conn.execute(
+                    """INSERT INTO dangling_subscriptions (account_id, name)
+                       SELECT %s, unnest(%s::text[]) ON CONFLICT DO NOTHING""",
+                    (account_id, lost),
+                )
     await _notify(conn, account_id, mailbox.id, 0)
 
 
@@ -239,8 +260,23 @@ async def set_subscribed(conn: Conn, account_id: AccountId, name: str, subscribe
         "UPDATE mailboxes SET subscribed = %s WHERE account_id = %s AND name = %s",
         (subscribed, account_id, key),
     )
+    if cur.rowcount == 0 and not subscribed:
+        # The subscription of a mailbox deleted since.
+        cur = await conn.execute(
+            "DELETE FROM dangling_subscriptions WHERE account_id = %s AND name = %s",
+            (account_id, key),
+        )
     if cur.rowcount == 0:
         raise NotFound(f"mailbox {key} does not exist")
+
+
+async def list_dangling_subscriptions(conn: Conn, account_id: AccountId) -> list[str]:
+    """Subscribed names whose mailbox no longer exists (RFC 5258 \\NonExistent), sorted."""
+    cur = await conn.execute(
+        "SELECT name FROM dangling_subscriptions WHERE account_id = %s ORDER BY name",
+        (account_id,),
+    )
+    return [row["name"] for row in await cur.fetchall()]
 
 
 async def mailbox_status(conn: Conn, mailbox_id: MailboxId) -> MailboxStatus:

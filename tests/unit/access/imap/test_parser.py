@@ -1398,3 +1398,41 @@ def test_authenticate_continuation_round_trips_any_response(response: bytes) -> 
 def test_authenticate_continuation_is_only_the_base64_line(line: bytes) -> None:
     with pytest.raises(ImapSyntaxError, match="Invalid base64"):
         parse_auth_response(line)
+
+
+# --- RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 6154 §5 -----------------------------
+
+
+def test_list_extended_takes_selection_patterns_and_return_options() -> None:
+    line = 'A1 LIST (subscribed recursivematch) "" (INBOX "Fruit/*")'
+    assert args(line + " RETURN (children STATUS (messages))") == ListMailboxes(
+        "",
+        "INBOX",
+        more=("Fruit/*",),
+        select=frozenset({"SUBSCRIBED", "RECURSIVEMATCH"}),
+        returns=frozenset({"CHILDREN", "STATUS"}),
+        status=("MESSAGES",),
+        extended=True,
+    )
+
+
+def test_list_extended_drops_an_invalid_pattern_of_several() -> None:
+    listed = args('A1 LIST "" (a&b Work)')
+    assert isinstance(listed, ListMailboxes)
+    assert listed.patterns() == ("Work",)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('A1 LIST (FOO) "" *', "Unknown LIST selection option FOO"),
+        ('A1 LIST (RECURSIVEMATCH) "" *', "RECURSIVEMATCH needs another selection option"),
+        ('A1 LIST "" * RETURN (FOO)', "Unknown LIST return option FOO"),
+        ('A1 LIST "" * RETURN (STATUS (FOO))', "Invalid STATUS item FOO"),
+        ('A1 LIST "" * EXTRA', "Unexpected extra arguments"),
+        ('A1 LIST "" ()', "Expected string"),
+    ],
+    ids=["selection", "recursivematch", "return", "status-item", "extra", "no-pattern"],
+)
+def test_list_extended_refuses_what_it_does_not_know(line: str, message: str) -> None:
+    assert refuse(line) == ParseError("A1", message)

@@ -13,6 +13,7 @@ from postroom.access.imap.parser import (
     Fetch,
     FetchItem,
     Line,
+    ListMailboxes,
     Login,
     MailboxArgument,
     NeedContinuation,
@@ -148,3 +149,27 @@ def test_reader_never_raises_and_never_holds_more_than_its_limits(
             elif isinstance(event, Command) and choices.draw(st.booleans()):
                 reader.expect_line()
         assert reader.buffered <= bound
+
+
+list_select = st.sets(st.sampled_from(["SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"]))
+list_returns = st.sets(st.sampled_from(["SUBSCRIBED", "CHILDREN", "SPECIAL-USE"]))
+list_patterns = st.lists(
+    st.text(st.characters(blacklist_categories=("Cs", "Cc"))), min_size=1, max_size=4
+)
+
+
+@given(list_select, list_patterns, list_returns)
+def test_list_extended_arguments_round_trip_through_the_parser(
+    select: set[str], patterns: list[str], returns: set[str]
+) -> None:
+    # RFC 5258 §6: whatever options and patterns a client writes come back as written.
+    if "RECURSIVEMATCH" in select and not select & {"SUBSCRIBED", "SPECIAL-USE"}:
+        select.discard("RECURSIVEMATCH")
+    line = b"A1 LIST (" + " ".join(sorted(select)).encode() + b') "" ('
+    line += b" ".join(wire.encode_mailbox(p) for p in patterns)
+    line += b") RETURN (" + " ".join(sorted(returns)).encode() + b")\r\n"
+    listed = only_command(line).args
+    assert isinstance(listed, ListMailboxes)
+    assert listed.patterns() == tuple(patterns)
+    assert listed.select == select
+    assert listed.returns == returns

@@ -310,12 +310,27 @@ class Rename:
 
 @dataclass(frozen=True, slots=True)
 class ListMailboxes:
-    """LIST or LSUB reference pattern (RFC 3501 §6.3.8); the pattern keeps ``*`` and ``%``."""
+    """LIST or LSUB reference pattern (RFC 3501 §6.3.8); the pattern keeps ``*`` and ``%``.
+
+    LIST may take the RFC 5258 extended form: selection options before the reference,
+    several patterns in parentheses, and return options (RFC 5819 STATUS, RFC 6154 §5.1
+    SPECIAL-USE) after them. `pattern` is then the first pattern and `more` the others
+    that are valid; options are upper-cased.
+    """
 
     reference: str
     pattern: str
     # False when the pattern is not valid modified UTF-7: it can match no mailbox name.
     valid: bool = True
+    more: tuple[str, ...] = ()
+    select: frozenset[str] = frozenset()
+    returns: frozenset[str] = frozenset()
+    status: tuple[str, ...] = ()  # RFC 5819: RETURN (STATUS (items))
+    extended: bool = False  # any of the RFC 5258 syntax was used
+
+    def patterns(self) -> tuple[str, ...]:
+        """The patterns that can match a mailbox name."""
+        return ((self.pattern,) if self.valid else ()) + self.more
 
 
 @dataclass(frozen=True, slots=True)
@@ -1123,6 +1138,95 @@ def _list(cursor: _Cursor) -> Arguments:
     return ListMailboxes(reference, pattern)
 
 
+# RFC 5258 §6: list-select-base-opt "SUBSCRIBED", list-select-independent-opt "REMOTE",
+# list-select-mod-opt "RECURSIVEMATCH"; RFC 6154 §6: list-select-base-opt =/ "SPECIAL-USE".
+_LIST_SELECT: Final = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
+_LIST_SELECT_BASE: Final = frozenset({"SUBSCRIBED", "SPECIAL-USE"})
+# RFC 5258 §6 return-option "SUBSCRIBED" / "CHILDREN"; RFC 6154 §6 =/ "SPECIAL-USE";
+# RFC 5819 §4 =/ "STATUS" SP "(" status-att *(SP status-att) ")".
+_LIST_RETURN: Final = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"})
+
+
+def _list_pattern(cursor: _Cursor) -> tuple[str, bool]:
+    """list-mailbox = 1*list-char / string: the decoded pattern, and whether it is valid
+    modified UTF-7 (every mailbox name is, so an invalid pattern matches none: the answer
+    is an empty list, not an error, as Dovecot answers)."""
+    raw = cursor.astring(_LIST_CHARS)
+    try:
+        return mutf7.decode(raw.decode("ascii")), True
+    except ValueError:
+        return raw.decode("ascii", "replace"), False
+
+
+def _list_extended(cursor: _Cursor) -> Arguments:
+    # RFC 5258 §6: list = "LIST" [SP list-select-opts] SP mailbox SP mbox-or-pat
+    #                     [SP list-return-opts]
+    # mbox-or-pat = list-mailbox / patterns; patterns = "(" list-mailbox *(SP ...) ")"
+    cursor.sp()
+    select: set[str] = set()
+    extended = False
+    if cursor.take(_OPEN):
+        extended = True
+        if not cursor.take(_CLOSE):
+            while True:
+                option = cursor.atom().upper()
+                if option not in _LIST_SELECT:
+                    raise ImapSyntaxError(
+                        f"Unknown LIST selection option {_shown(option.encode())}"
+                    )
+                select.add(option)
+                if not cursor.take(_SP):
+                    break
+            cursor.close()
+        # RFC 5258 §3: RECURSIVEMATCH alone (without a base option) is a BAD.
+        if "RECURSIVEMATCH" in select and not select & _LIST_SELECT_BASE:
+            raise ImapSyntaxError("RECURSIVEMATCH needs another selection option")
+        cursor.sp()
+    reference = cursor.mailbox()
+    cursor.sp()
+    patterns: list[tuple[str, bool]] = []
+    if cursor.take(_OPEN):
+        extended = True
+        patterns.append(_list_pattern(cursor))
+        while cursor.take(_SP):
+            patterns.append(_list_pattern(cursor))
+        cursor.close()
+    else:
+        patterns.append(_list_pattern(cursor))
+    returns: set[str] = set()
+    status: list[str] = []
+    if cursor.take(_SP):
+        extended = True
+        if cursor.atom().upper() != "RETURN":
+            raise ImapSyntaxError("Unexpected extra arguments")
+        cursor.sp()
+        if not cursor.take(_OPEN):
+            raise cursor.missing_or("Expected return options")
+        if not cursor.take(_CLOSE):
+            while True:
+                option = cursor.atom().upper()
+                if option not in _LIST_RETURN:
+                    raise ImapSyntaxError(f"Unknown LIST return option {_shown(option.encode())}")
+                returns.add(option)
+                if option == "STATUS":
+                    cursor.sp()
+                    status.extend(i for i in _status_items(cursor) if i not in status)
+                if not cursor.take(_SP):
+                    break
+            cursor.close()
+    (first, valid), rest = patterns[0], patterns[1:]
+    return ListMailboxes(
+        reference,
+        first,
+        valid,
+        more=tuple(pattern for pattern, ok in rest if ok),
+        select=frozenset(select),
+        returns=frozenset(returns),
+        status=tuple(status),
+        extended=extended,
+    )
+
+
 _STATUS_ITEMS: Final = frozenset(
     {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "DELETED-STORAGE"}
     | {"HIGHESTMODSEQ", "SIZE", "APPENDLIMIT"}
@@ -1135,6 +1239,11 @@ def _status(cursor: _Cursor) -> Arguments:
     cursor.sp()
     mailbox = cursor.mailbox()
     cursor.sp()
+    return Status(mailbox, _status_items(cursor))
+
+
+def _status_items(cursor: _Cursor) -> tuple[str, ...]:
+    # "(" status-att *(SP status-att) ")"
     if not cursor.take(_OPEN):
         raise cursor.missing_or("Expected STATUS item list")
     items: list[str] = []
@@ -1146,7 +1255,7 @@ def _status(cursor: _Cursor) -> Arguments:
         if not cursor.take(_SP):
             break
     cursor.close()
-    return Status(mailbox, tuple(items))
+    return tuple(items)
 
 
 def _append(cursor: _Cursor) -> Arguments:
@@ -1538,7 +1647,7 @@ _COMMANDS: Final[dict[str, _Grammar]] = {
     "RENAME": _rename,
     "SUBSCRIBE": _mailbox_argument,
     "UNSUBSCRIBE": _mailbox_argument,
-    "LIST": _list,
+    "LIST": _list_extended,
     "LSUB": _list,
     "STATUS": _status,
     "APPEND": _append,

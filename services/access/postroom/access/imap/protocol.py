@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from bisect import bisect_left, bisect_right
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 
 from postroom import sasl, store
@@ -44,6 +44,7 @@ from postroom.store.types import (
     FlagMode,
     Mailbox,
     MailboxId,
+    MailboxStatus,
     Message,
     MessageContent,
 )
@@ -60,6 +61,7 @@ STREAM_CHUNK = 256 * 1024
 CAPABILITIES = (
     "IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE NAMESPACE ID ENABLE UNSELECT CHILDREN SPECIAL-USE"
     f" {quota.CAPABILITIES} CONDSTORE QRESYNC ESEARCH STATUS=SIZE CREATE-SPECIAL-USE"
+    " LIST-EXTENDED LIST-STATUS"
 )
 SYSTEM_FLAGS = b"\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 
@@ -528,9 +530,12 @@ class Session:
 
     async def _list(self, command: p.Command, *, subscribed_only: bool) -> Next:
         assert isinstance(command.args, p.ListMailboxes)
-        reference, pattern = command.args.reference, command.args.pattern
+        args = command.args
+        reference, pattern = args.reference, args.pattern
+        if args.extended:
+            return await self._list_extended(command, args)
         name = command.name.encode()
-        if not command.args.valid:
+        if not args.valid:
             return await self._done(command)  # a pattern no mailbox name can match
         if not pattern:
             # RFC 3501 §6.3.8: an empty pattern asks for the delimiter and the root.
@@ -538,6 +543,11 @@ class Session:
             return await self._done(command)
         async with self._connection() as conn:
             mailboxes = await store.list_mailboxes(conn, self._account().id)
+            dangling = (
+                await store.list_dangling_subscriptions(conn, self._account().id)
+                if subscribed_only
+                else []
+            )
         matcher = list_matcher(reference + pattern)
         names = {m.name for m in mailboxes}
         parents = {parent for n in names for parent in store.mailboxes.parents_of(n)}
@@ -551,6 +561,7 @@ class Session:
                 if m.subscribed
                 for parent in store.mailboxes.parents_of(m.name)
             }
+        lines: list[tuple[str, list[str]]] = []
         for mailbox in mailboxes:
             if not matcher(mailbox.name):
                 continue
@@ -566,16 +577,97 @@ class Session:
             attributes.append("\\HasChildren" if mailbox.name in parents else "\\HasNoChildren")
             if mailbox.special_use and not subscribed_only:
                 attributes.append(mailbox.special_use)  # RFC 6154 §2
-            self._emit(
-                b"* "
-                + name
-                + b" ("
-                + " ".join(attributes).encode()
-                + b') "/" '
-                + wire.encode_mailbox(mailbox.name)
-                + b"\r\n"
-            )
+            lines.append((mailbox.name, attributes))
+        # RFC 3501 §6.3.6: a subscription outlives its mailbox; LSUB still names it.
+        lines.extend((n, ["\\Noselect"]) for n in dangling if matcher(n) and n not in names)
+        for mailbox_name, attributes in sorted(lines):
+            self._emit_list(name, mailbox_name, attributes)
             await self._maybe_flush()
+        return await self._done(command)
+
+    def _emit_list(
+        self, response: bytes, mailbox: str, attributes: list[str], extra: bytes = b""
+    ) -> None:
+        self._emit(
+            b"* "
+            + response
+            + b" ("
+            + " ".join(attributes).encode()
+            + b') "/" '
+            + wire.encode_mailbox(mailbox)
+            + extra
+            + b"\r\n"
+        )
+
+    async def _list_extended(self, command: p.Command, args: p.ListMailboxes) -> Next:
+        """RFC 5258 LIST-EXTENDED, with RFC 5819 LIST-STATUS and RFC 6154 §5 SPECIAL-USE."""
+        select, returns = args.select, args.returns
+        patterns = args.patterns()
+        if patterns == ("",) and not args.more:
+            # RFC 3501 §6.3.8, kept by RFC 5258 §3: the delimiter and the root.
+            self._emit(b'* LIST (\\Noselect) "/" ""\r\n')
+            return await self._done(command)
+        by_subscription = "SUBSCRIBED" in select
+        # RFC 5258 §3: SUBSCRIBED as a selection option implies it as a return option.
+        show_subscribed = by_subscription or "SUBSCRIBED" in returns
+        async with self._connection() as conn:
+            mailboxes = await store.list_mailboxes(conn, self._account().id)
+            dangling = (
+                await store.list_dangling_subscriptions(conn, self._account().id)
+                if by_subscription
+                else []
+            )
+        existing = {m.name: m for m in mailboxes}
+        parents = {parent for n in existing for parent in store.mailboxes.parents_of(n)}
+        subscribed = {m.name for m in mailboxes if m.subscribed} | set(dangling)
+        matchers = [list_matcher(args.reference + pattern) for pattern in patterns if pattern]
+
+        def matches(name: str) -> bool:
+            return any(match(name) for match in matchers)
+
+        # The mailboxes that meet the selection criteria (RFC 5258 §3).
+        chosen = subscribed if by_subscription else set(existing)
+        if "SPECIAL-USE" in select:
+            # RFC 6154 §5.3: only the mailboxes that have a special use.
+            chosen = {n for n in chosen if n in existing and existing[n].special_use}
+        listed = {n for n in chosen if matches(n)}
+        # RFC 5258 §3.5: with RECURSIVEMATCH, a mailbox the patterns match that does not
+        # meet the criteria itself, but has a descendant that does and that no pattern
+        # matches, is returned with CHILDINFO naming the criteria.
+        childinfo: set[str] = set()
+        if "RECURSIVEMATCH" in select:
+            for n in chosen - listed:
+                for parent in store.mailboxes.parents_of(n):
+                    if matches(parent):
+                        childinfo.add(parent)
+        criteria = [c for c in ("SUBSCRIBED", "SPECIAL-USE") if c in select]
+        info = b' ("CHILDINFO" (' + " ".join(f'"{c}"' for c in criteria).encode() + b"))"
+        async with AsyncExitStack() as stack:
+            status_conn: Conn | None = None
+            if args.status:
+                status_conn = await stack.enter_async_context(self._connection())
+            for name in sorted(listed | childinfo):
+                mailbox = existing.get(name)
+                attributes = []
+                if mailbox is None:
+                    attributes.append("\\NonExistent")  # RFC 5258 §3.4: implies \Noselect
+                elif not mailbox.selectable:
+                    attributes.append("\\Noselect")
+                # RFC 5258 §4, RFC 3348: CHILDREN, computed whether asked or not.
+                if name in parents:
+                    attributes.append("\\HasChildren")
+                elif mailbox is not None:
+                    attributes.append("\\HasNoChildren")
+                if show_subscribed and name in subscribed:
+                    attributes.append("\\Subscribed")
+                if mailbox is not None and mailbox.special_use:
+                    attributes.append(mailbox.special_use)  # RFC 6154 §2, §5.1
+                self._emit_list(b"LIST", name, attributes, info if name in childinfo else b"")
+                if status_conn is not None and mailbox is not None and mailbox.selectable:
+                    # RFC 5819 §2: the STATUS of each selectable mailbox, after its LIST.
+                    status = await store.mailbox_status(status_conn, mailbox.id)
+                    self._emit_status(mailbox, status, args.status)
+                await self._maybe_flush()
         return await self._done(command)
 
     async def _cmd_status(self, command: p.Command) -> Next:
@@ -586,6 +678,10 @@ class Session:
                 self._tagged(command.tag, "NO", "[NONEXISTENT] No such mailbox")
                 return Next.READ
             status = await store.mailbox_status(conn, mailbox.id)
+        self._emit_status(mailbox, status, command.args.items)
+        return await self._done(command)
+
+    def _emit_status(self, mailbox: Mailbox, status: MailboxStatus, items: Sequence[str]) -> None:
         values = {
             "MESSAGES": status.messages,
             "RECENT": status.recent,
@@ -599,9 +695,8 @@ class Session:
             # RFC 7889 §4: the limit of this mailbox, NIL when there is none.
             "APPENDLIMIT": "NIL" if self.append_limit is None else self.append_limit,
         }
-        items = " ".join(f"{item} {values[item]}" for item in command.args.items)
-        self._emit(b"* STATUS " + wire.encode_mailbox(mailbox.name) + f" ({items})\r\n".encode())
-        return await self._done(command)
+        text = " ".join(f"{item} {values[item]}" for item in items)
+        self._emit(b"* STATUS " + wire.encode_mailbox(mailbox.name) + f" ({text})\r\n".encode())
 
     async def _cmd_append(self, command: p.Command) -> Next:
         assert isinstance(command.args, p.Append)
