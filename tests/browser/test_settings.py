@@ -4,11 +4,28 @@ contacts, senders whose images are shown, and changing the password."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
 import pyotp
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Login, Site, axe_violations
+
+
+def qr_text(png: bytes) -> str:
+    """What a QR reader (zbar) reads from an image."""
+    zbarimg = shutil.which("zbarimg")
+    assert zbarimg is not None, "zbarimg is missing (apt-get install zbar-tools)"
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "qr.png"
+        path.write_bytes(png)
+        done = subprocess.run(
+            [zbarimg, "--raw", "-q", str(path)], capture_output=True, check=True, timeout=30
+        )
+    return done.stdout.decode().strip()
 
 
 def csrf(page: Page) -> dict[str, str]:
@@ -115,6 +132,10 @@ def test_two_factor_login_is_turned_on_and_then_asks_for_a_code(site: Site, logi
     secret = page.locator("#totp-secret")
     expect(secret).not_to_be_empty()
     assert (page.get_attribute("#totp-uri", "href") or "").startswith("otpauth://totp/")
+    # The QR code shown is the same URI, as a phone's camera reads it.
+    qr = page.locator("#totp-qr")
+    expect(qr).to_have_attribute("alt", re.compile("QR code of your two-factor key"))
+    assert qr_text(qr.screenshot()) == page.get_attribute("#totp-uri", "href")
     page.fill("#totp-confirm input[name=code]", pyotp.TOTP(secret.text_content() or "").now())
     page.click("#totp-confirm button[type=submit]")
     page.wait_for_selector("#status:has-text('Two-factor login is on.')")

@@ -52,6 +52,7 @@ class TwoFactorPublic(BaseModel):
 class TwoFactorSetup(BaseModel):
     secret: str = Field(description="the key to type into an authenticator app")
     uri: str = Field(description="the same as an otpauth:// URI (what a QR code holds)")
+    qr_svg: str = Field(description="the URI as a QR code: an SVG document, drawn here")
 
 
 class TwoFactorCode(BaseModel):
@@ -97,7 +98,7 @@ async def two_factor_setup(
     if state is not None and state.enabled:
         raise Problem(409, "two-factor login is already on; turn it off first")
     secret, uri = await two_factor.start(conn, settings, account)
-    return TwoFactorSetup(secret=secret, uri=uri)
+    return TwoFactorSetup(secret=secret, uri=uri, qr_svg=two_factor.qr_svg(uri))
 
 
 @router.post("/two-factor/confirm", response_model=RecoveryCodes)

@@ -290,6 +290,8 @@ document.addEventListener("DOMContentLoaded", () => {
       const setup = await api("POST", "/api/v1/account/two-factor/setup", { password: event.target.password.value });
       event.target.reset();
       $("totp-secret").textContent = setup.secret;
+      // Drawn by the server (an SVG in an <img>: shown, never run).
+      $("totp-qr").src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(setup.qr_svg);
       $("totp-uri").href = setup.uri;
       $("totp-confirm").hidden = false;
       $("totp-confirm").code.focus();
