@@ -785,7 +785,8 @@ def test_append(line: bytes, append: Append) -> None:
         (b'A1 APPEND INBOX "17-Jul-1996 02:44:25" {2+}\r\nhi', "Invalid date-time"),
         (b"A1 APPEND INBOX (\\Recent) {2+}\r\nhi", "Invalid system flag \\Recent"),
         (b"A1 APPEND INBOX (\\Seen {2+}\r\nhi", "Invalid flag"),
-        (b"A1 APPEND INBOX {2+}\r\nhi extra", "Unexpected extra arguments"),
+        # RFC 3502: what follows a message is another message.
+        (b"A1 APPEND INBOX {2+}\r\nhi extra", "Expected message literal"),
     ],
     ids=[
         "no-message",
@@ -1436,3 +1437,17 @@ def test_list_extended_drops_an_invalid_pattern_of_several() -> None:
 )
 def test_list_extended_refuses_what_it_does_not_know(line: str, message: str) -> None:
     assert refuse(line) == ParseError("A1", message)
+
+
+# --- RFC 3502 MULTIAPPEND ---------------------------------------------------------------------
+
+
+def test_multiappend_takes_several_messages_each_with_its_options() -> None:
+    appended = args(b'A1 APPEND Drafts {1+}\r\na (\\Seen) " 7-Feb-1994 21:52:25 -0800" {1+}\r\nb')
+    assert isinstance(appended, Append)
+    assert [(m.flags, m.message) for m in appended.messages()] == [((), b"a"), (("\\Seen",), b"b")]
+    assert appended.more[0].date_time is not None
+
+
+def test_multiappend_needs_a_literal_after_each_space() -> None:
+    assert refuse(b"A1 APPEND Drafts {1+}\r\na (\\Seen)") == ParseError("A1", "Missing argument")

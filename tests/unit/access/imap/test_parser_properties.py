@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from postroom.access.imap import wire
 from postroom.access.imap.parser import (
+    Append,
     Command,
     CommandReader,
     Event,
@@ -173,3 +174,26 @@ def test_list_extended_arguments_round_trip_through_the_parser(
     assert listed.patterns() == tuple(patterns)
     assert listed.select == select
     assert listed.returns == returns
+
+
+append_messages = st.lists(
+    st.tuples(
+        st.sets(st.sampled_from(["\\Seen", "\\Flagged", "$Label", "Work"])),
+        st.binary(min_size=1, max_size=200),
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+@given(append_messages)
+def test_multiappend_messages_round_trip_through_the_reader(
+    messages: list[tuple[set[str], bytes]],
+) -> None:
+    # RFC 3502 §6.3.11: each message keeps its flags and its octets, in order.
+    line = b"A1 APPEND Drafts"
+    for flags, data in messages:
+        line += b" (" + " ".join(sorted(flags)).encode() + b") {%d+}\r\n" % len(data) + data
+    appended = only_command(line + b"\r\n").args
+    assert isinstance(appended, Append)
+    assert [(set(m.flags), m.message) for m in appended.messages()] == messages

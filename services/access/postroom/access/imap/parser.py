@@ -31,6 +31,7 @@ __all__ = [
     "All",
     "And",
     "Append",
+    "AppendMessage",
     "Arguments",
     "Authenticate",
     "BodyKey",
@@ -342,13 +343,27 @@ class Status:
 
 
 @dataclass(frozen=True, slots=True)
+class AppendMessage:
+    """One message of an APPEND: [flags] [date-time] literal."""
+
+    flags: tuple[str, ...]
+    date_time: datetime | None
+    message: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Append:
-    """APPEND mailbox [flags] [date-time] message (RFC 3501 §6.3.11)."""
+    """APPEND mailbox [flags] [date-time] message (RFC 3501 §6.3.11); with MULTIAPPEND
+    (RFC 3502 §6.3.11) further messages follow, in `more`."""
 
     mailbox: str
     flags: tuple[str, ...]
     date_time: datetime | None
     message: bytes = field(repr=False)
+    more: tuple[AppendMessage, ...] = ()
+
+    def messages(self) -> tuple[AppendMessage, ...]:
+        return (AppendMessage(self.flags, self.date_time, self.message), *self.more)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1259,9 +1274,18 @@ def _status_items(cursor: _Cursor) -> tuple[str, ...]:
 
 
 def _append(cursor: _Cursor) -> Arguments:
-    # append = "APPEND" SP mailbox [SP flag-list] [SP date-time] SP literal
+    # RFC 3502 §6.3.11: append = "APPEND" SP mailbox 1*append-message;
+    # append-message = [SP flag-list] [SP date-time] SP literal
     cursor.sp()
     mailbox = cursor.mailbox()
+    messages = [_append_message(cursor)]
+    while not cursor.eol():
+        messages.append(_append_message(cursor))
+    first, *more = messages
+    return Append(mailbox, first.flags, first.date_time, first.message, tuple(more))
+
+
+def _append_message(cursor: _Cursor) -> AppendMessage:
     cursor.sp()
     flags: tuple[str, ...] = ()
     moment: datetime | None = None
@@ -1277,7 +1301,7 @@ def _append(cursor: _Cursor) -> Arguments:
         cursor.sp()
     if cursor.peek() != _LBRACE:
         raise cursor.missing_or("Expected message literal")
-    return Append(mailbox, flags, moment, cursor.literal())
+    return AppendMessage(flags, moment, cursor.literal())
 
 
 def _copy(cursor: _Cursor) -> Arguments:

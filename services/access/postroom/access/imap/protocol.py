@@ -61,7 +61,7 @@ STREAM_CHUNK = 256 * 1024
 CAPABILITIES = (
     "IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE NAMESPACE ID ENABLE UNSELECT CHILDREN SPECIAL-USE"
     f" {quota.CAPABILITIES} CONDSTORE QRESYNC ESEARCH STATUS=SIZE CREATE-SPECIAL-USE"
-    " LIST-EXTENDED LIST-STATUS"
+    " LIST-EXTENDED LIST-STATUS MULTIAPPEND"
 )
 SYSTEM_FLAGS = b"\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 
@@ -707,11 +707,23 @@ class Session:
                 # RFC 3501 §6.3.11: TRYCREATE when creating the mailbox would help.
                 self._tagged(command.tag, "NO", "[TRYCREATE] No such mailbox")
                 return Next.READ
-            message = await store.append_message(
-                conn, mailbox.id, args.message, flags=args.flags, internal_date=args.date_time
-            )
-        # RFC 4315 §3: APPENDUID uidvalidity uid.
-        text = f"[APPENDUID {mailbox.uid_validity} {message.uid}] APPEND completed"
+            messages = args.messages()
+            if any(not m.message for m in messages):
+                # RFC 3502 §6.3.11: a zero-length message cancels the whole command.
+                self._tagged(command.tag, "NO", "APPEND cancelled by an empty message")
+                return Next.READ
+            # RFC 3502 §6.3.11: every message or none (a failure rolls back those before it).
+            async with conn.transaction():
+                uids = [
+                    (
+                        await store.append_message(
+                            conn, mailbox.id, m.message, flags=m.flags, internal_date=m.date_time
+                        )
+                    ).uid
+                    for m in messages
+                ]
+        # RFC 4315 §3: APPENDUID uidvalidity uid-set (one UID a message, in order).
+        text = f"[APPENDUID {mailbox.uid_validity} {sr.compact(uids)}] APPEND completed"
         return await self._done(command, text)
 
     async def _cmd_getquota(self, command: p.Command) -> Next:
