@@ -77,6 +77,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.throttle = throttle or AuthThrottle()
+    # One budget for the send bodies (BodyLimit) and the messages built from them.
+    app.state.inflight = InflightBudget(settings.max_inflight_bytes)
     problems.install(app)
     for module in (
         auth,
@@ -102,7 +104,7 @@ def create_app(
     app.add_middleware(
         BodyLimit,
         max_message_size=settings.max_message_size,
-        budget=InflightBudget(settings.max_inflight_bytes),
+        budget=app.state.inflight,
     )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(MetricsMiddleware)

@@ -17,6 +17,7 @@ from postroom.api.security import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, csr
 from postroom.config import Settings
 from postroom.db import Conn
 from postroom.login import LoginPath
+from postroom.spool import InflightBudget
 from postroom.store.sessions import WebSession, get_session
 from postroom.store.types import Account, Mailbox, MailboxId
 
@@ -24,6 +25,12 @@ from postroom.store.types import Account, Mailbox, MailboxId
 def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+def inflight_of(request: Request) -> InflightBudget:
+    """The process's budget of messages being received (POSTROOM_MAX_INFLIGHT_BYTES)."""
+    budget: InflightBudget = request.app.state.inflight
+    return budget
 
 
 def pool_of(request: Request) -> AsyncConnectionPool[Conn]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.policy
 from datetime import UTC, datetime
 from email.utils import getaddresses
 from typing import Annotated, Literal
@@ -12,12 +13,20 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 
 from postroom import queue as queue_contract
 from postroom import store
-from postroom.api import compose, render, richtext, schemas
-from postroom.api.deps import AccountDep, ConnDep, client_ip, owned_mailbox, settings_of
+from postroom.api import compose, outgoing, render, richtext, schemas
+from postroom.api.deps import (
+    AccountDep,
+    ConnDep,
+    client_ip,
+    inflight_of,
+    owned_mailbox,
+    settings_of,
+)
 from postroom.api.metrics import SENT
 from postroom.api.problems import Problem
 from postroom.api.routes.drafts import discard_draft
-from postroom.errors import QuotaExceeded
+from postroom.errors import LimitExceeded, QuotaExceeded
+from postroom.spool import SpoolFile
 from postroom.store import preferences, queue, quota
 from postroom.store.types import Arrival
 
@@ -64,20 +73,20 @@ async def send_message(
         raise Problem(422, "name at least one recipient (to, cc or bcc)")
     if len(recipients) > settings.max_recipients:
         raise Problem(422, f"at most {settings.max_recipients} recipients per message")
+    # Each upload is in the message as a placeholder until `outgoing.write` streams it in.
     uploads: list[compose.Upload] = []
-    budget = settings.max_message_size
-    files = [a for a in attachments or [] if not isinstance(a, str)]
-    for upload in files[: MAX_ATTACHMENTS + 1]:
-        if len(uploads) >= MAX_ATTACHMENTS:
-            raise Problem(422, f"at most {MAX_ATTACHMENTS} attachments")
-        data = await upload.read(budget + 1)
-        budget -= len(data)
-        if budget < 0:
-            raise Problem(413, f"the message would exceed {settings.max_message_size} octets")
-        if upload.filename or data:
-            uploads.append(
-                compose.Upload(upload.filename or "attachment", upload.content_type, data)
-            )
+    placeholders: list[outgoing.Placeholder] = []
+    files = [a for a in attachments or [] if not isinstance(a, str) and (a.filename or a.size)]
+    if len(files) > MAX_ATTACHMENTS:
+        raise Problem(422, f"at most {MAX_ATTACHMENTS} attachments")
+    for upload in files:
+        content = outgoing.placeholder()
+        uploads.append(
+            compose.Upload(upload.filename or "attachment", upload.content_type, content)
+        )
+        placeholders.append(
+            outgoing.Placeholder(outgoing.placeholder_line(content), upload, _size(upload))
+        )
     # The HTML part is cleaned here whatever the browser sent, with a plain alternative.
     cleaned = richtext.clean(html) if html else None
     identity = (await preferences.identities(conn, account.id)).get(sender)
@@ -111,49 +120,69 @@ async def send_message(
     now = datetime.now(UTC)
     domain = sender.rpartition("@")[2]
     message = compose.build(draft, domain=domain, now=now)
-    raw = message.as_bytes()
-    if len(raw) > settings.max_message_size:
+    skeleton = message.as_bytes()
+    size = outgoing.message_size(skeleton, placeholders)
+    if size > settings.max_message_size:
+        # Known from the uploads' sizes before a byte of the message is written.
         raise Problem(
-            413, f"the message is {len(raw)} octets; the limit is {settings.max_message_size}"
+            413, f"the message is {size} octets; the limit is {settings.max_message_size}"
         )
     sent_mailbox = await store.get_special_use(conn, account.id, "\\Sent")
     current = await store.get_account_by_id(conn, account.id)
-    if sent_mailbox is not None and current is not None and not quota.fits(current, len(raw)):
+    if sent_mailbox is not None and current is not None and not quota.fits(current, size):
         # The Sent copy would not fit: say so before anything is sent (507, RFC 4918 §11.5).
         raise QuotaExceeded("the Sent copy would take the account past its quota")
-    spooled = await queue.spool(
-        conn,
-        raw,
-        reverse_path=sender,
-        recipients=recipients,
-        arrival=Arrival(
-            source="api",
-            client_address=client_ip(request),
-            protocol="HTTP",
-            auth_account_id=account.id,
-        ),
-        now=now,
-    )
-    dispatched = await asyncio.to_thread(
-        queue_contract.dispatch, [d.id for d in spooled.deliveries], settings
-    )
-    SENT.inc()
-    log.info(
-        "api.sent", queue_id=spooled.message.id, account=account.address, recipients=len(recipients)
-    )
-    # The Sent copy shows the Bcc recipients to their sender (RFC 5322 §3.6.3).
-    sent_uid = None
-    if sent_mailbox is not None:
-        if bcc_list:
-            message["Bcc"] = ", ".join(bcc_list)
+    spool = SpoolFile(settings.data_dir / "spool", inflight_of(request))
+    try:
         try:
-            copy = await store.append_message(
-                conn, sent_mailbox.id, message.as_bytes(), flags=["\\Seen"], internal_date=now
+            await outgoing.write(spool, skeleton, placeholders)
+        except LimitExceeded:
+            raise Problem(503, "too many messages are being received; try again shortly") from None
+        del skeleton
+        blob_id = await outgoing.store_blob(conn, spool)
+        message_id = str(message["Message-ID"])
+        spooled = await queue.spool(
+            conn,
+            b"",
+            blob_id=blob_id,
+            message_id=message_id,
+            reverse_path=sender,
+            recipients=recipients,
+            arrival=Arrival(
+                source="api",
+                client_address=client_ip(request),
+                protocol="HTTP",
+                auth_account_id=account.id,
+            ),
+            now=now,
+        )
+        dispatched = await asyncio.to_thread(
+            queue_contract.dispatch, [d.id for d in spooled.deliveries], settings
+        )
+        SENT.inc()
+        log.info(
+            "api.sent",
+            queue_id=spooled.message.id,
+            account=account.address,
+            recipients=len(recipients),
+        )
+        sent_uid = None
+        if sent_mailbox is not None:
+            # The Sent copy shows the Bcc recipients to their sender (RFC 5322 §3.6.3).
+            prefix = (
+                email.policy.SMTP.fold("Bcc", ", ".join(bcc_list)).encode() if bcc_list else b""
             )
-            sent_uid = copy.uid
-        except QuotaExceeded:
-            # Filled meanwhile: the message is on its way, only the copy is not kept.
-            log.warning("api.sent_copy.over_quota", account=account.address)
+            copy_blob = await outgoing.store_blob(conn, spool, prefix) if prefix else blob_id
+            try:
+                copy = await store.append_message(
+                    conn, sent_mailbox.id, flags=["\\Seen"], internal_date=now, blob_id=copy_blob
+                )
+                sent_uid = copy.uid
+            except QuotaExceeded:
+                # Filled meanwhile: the message is on its way, only the copy is not kept.
+                log.warning("api.sent_copy.over_quota", account=account.address)
+    finally:
+        spool.close()
     await preferences.learn_contacts(conn, account.id, getaddresses([to, cc, bcc]), now=now)
     await discard_draft(conn, account, draft_uid)
     if original is not None and mode == "reply":
@@ -162,9 +191,19 @@ async def send_message(
         )
     return schemas.SendResult(
         queue_id=spooled.message.id,
-        message_id=str(message["Message-ID"]),
+        message_id=message_id,
         recipients=recipients,
         sent_mailbox_id=sent_mailbox.id if sent_mailbox else None,
         sent_uid=sent_uid,
         dispatched=dispatched,
     )
+
+
+def _size(upload: UploadFile) -> int:
+    """The upload's size as the form parser counted it (else as its file says)."""
+    if upload.size is not None:
+        return upload.size
+    upload.file.seek(0, 2)
+    size = upload.file.tell()
+    upload.file.seek(0)
+    return size
