@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from postroom.config import Settings
@@ -120,6 +121,25 @@ def reverse(address: str, key: bytes, max_age_days: int, *, now: float | None = 
             raise InvalidSrs("SRS1 hash does not verify")
         return f"SRS0{opaque}@{first_hop}"
     raise InvalidSrs("not an SRS address")
+
+
+async def bounce_target(
+    settings: Settings,
+    address: str,
+    is_local_domain: Callable[[str], Awaitable[bool]],
+    *,
+    now: float | None = None,
+) -> str | None:
+    """Where mail to ``address`` goes back to when it is an SRS address of ours (the host
+    name's or a local domain's): the original sender. None when it is not such an address;
+    `InvalidSrs` when it is but is forged, expired or malformed. smtp-in (RCPT TO) and the
+    delivery worker (a DSN's recipient) both decide with this."""
+    if not is_srs(address):
+        return None
+    domain = address.rpartition("@")[2].lower()
+    if domain != settings.hostname.lower() and not await is_local_domain(domain):
+        return None
+    return reverse(address, secret(settings), settings.srs_max_age_days, now=now)
 
 
 def rewrite_sender(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,45 @@ def test_secret_file_is_made_once_with_mode_0600(tmp_path: Path) -> None:
     first = srs.secret(settings)
     assert srs.secret(settings) == first
     assert srs.secret_file(settings).stat().st_mode & 0o777 == 0o600
+
+
+def _domains(*ours: str) -> Callable[[str], Awaitable[bool]]:
+    async def is_local_domain(domain: str) -> bool:
+        return domain in ours
+
+    return is_local_domain
+
+
+BOUNCE_SETTINGS = {"POSTROOM_SRS_SECRET": "s", "POSTROOM_HOSTNAME": "mx.example.net"}
+
+
+@pytest.mark.parametrize("domain", ["mx.example.net", "MX.Example.Net", "ours.example"])
+async def test_a_bounce_to_our_srs_address_goes_to_the_original_sender(domain: str) -> None:
+    settings = load_settings(BOUNCE_SETTINGS)
+    address = srs.forward("bob@example.org", domain, b"s", now=NOW)
+    target = await srs.bounce_target(settings, address, _domains("ours.example"), now=NOW)
+    assert target == "bob@example.org"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["bob@example.org", "srs0@ours.example", "SRS0=abcd=AA=example.org=bob@elsewhere.example"],
+    ids=["plain", "no-separator", "not-our-domain"],
+)
+async def test_a_bounce_to_anything_else_is_not_ours(address: str) -> None:
+    settings = load_settings(BOUNCE_SETTINGS)
+    assert await srs.bounce_target(settings, address, _domains("ours.example"), now=NOW) is None
+
+
+async def test_a_forged_srs_address_of_ours_is_invalid() -> None:
+    settings = load_settings(BOUNCE_SETTINGS)
+    address = srs.forward("bob@example.org", "ours.example", b"another secret", now=NOW)
+    with pytest.raises(srs.InvalidSrs, match="hash does not verify"):
+        await srs.bounce_target(settings, address, _domains("ours.example"), now=NOW)
+
+
+async def test_an_expired_srs_address_of_ours_is_invalid() -> None:
+    settings = load_settings({**BOUNCE_SETTINGS, "POSTROOM_SRS_MAX_AGE_DAYS": "21"})
+    address = srs.forward("bob@example.org", "ours.example", b"s", now=NOW - 22 * DAY)
+    with pytest.raises(srs.InvalidSrs, match="expired"):
+        await srs.bounce_target(settings, address, _domains("ours.example"), now=NOW)

@@ -240,20 +240,6 @@ def _clean(text: str | None) -> str | None:
     return text.replace("\x00", "\ufffd") if text else text
 
 
-async def gc_blobs(conn: Conn, *, limit: int = 1000) -> int:
-    """Delete blobs no mailbox and no queue entry refers to any more; returns how many."""
-    cur = await conn.execute(
-        """DELETE FROM blobs WHERE id IN (
-               SELECT b.id FROM blobs b
-               WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = b.id)
-                 AND NOT EXISTS (SELECT 1 FROM queue_messages q WHERE q.blob_id = b.id)
-                 AND b.created_at < now() - interval '1 hour'
-               LIMIT %s FOR UPDATE SKIP LOCKED)""",
-        (limit,),
-    )
-    return cur.rowcount
-
-
 # --- append, copy, move -------------------------------------------------------------------
 
 # One statement takes the next UID and modseq (locking the mailbox row until commit, so that

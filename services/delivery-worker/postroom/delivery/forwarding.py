@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from postroom import srs, store
 from postroom.config import Settings
 from postroom.db import Conn
@@ -21,12 +23,10 @@ async def forward_sender(conn: Conn, settings: Settings, reverse_path: str, via:
 async def bounce_recipient(conn: Conn, settings: Settings, reverse_path: str) -> str:
     """Where a DSN about a message from ``reverse_path`` goes: an SRS address of ours that
     verifies is the original sender's (smtp-in would send it there too); any other as is."""
-    if not srs.is_srs(reverse_path):
-        return reverse_path
-    domain = reverse_path.rpartition("@")[2].lower()
-    if domain != settings.hostname.lower() and not await store.is_local_domain(conn, domain):
-        return reverse_path
     try:
-        return srs.reverse(reverse_path, srs.secret(settings), settings.srs_max_age_days)
+        target = await srs.bounce_target(
+            settings, reverse_path, partial(store.is_local_domain, conn)
+        )
     except srs.InvalidSrs:
         return reverse_path
+    return target or reverse_path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from postroom import srs, store
 from postroom.config import Settings
 from postroom.db import Conn
@@ -13,12 +15,7 @@ async def srs_target(conn: Conn, settings: Settings, address: str) -> str | None
     """The original sender an SRS address of one of our domains goes back to; None when
     ``address`` is not such an address. A forged or expired one is 550 5.1.1: no address
     here would take it (and accepting it would make us a relay)."""
-    if not srs.is_srs(address):
-        return None
-    domain = address.rpartition("@")[2].lower()
-    if domain != settings.hostname.lower() and not await store.is_local_domain(conn, domain):
-        return None
     try:
-        return srs.reverse(address, srs.secret(settings), settings.srs_max_age_days)
+        return await srs.bounce_target(settings, address, partial(store.is_local_domain, conn))
     except srs.InvalidSrs:
         raise SmtpError(R.R550_NO_SUCH_USER, "srs_invalid") from None
