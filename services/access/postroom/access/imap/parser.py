@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal, Protocol, TypeAlias
 
 from postroom import sasl
 from postroom.access.imap import mutf7, wire
@@ -52,6 +52,7 @@ __all__ = [
     "ImapSyntaxError",
     "Line",
     "ListMailboxes",
+    "LiteralSink",
     "Login",
     "MailboxArgument",
     "NeedContinuation",
@@ -86,6 +87,8 @@ MAX_LITERAL_SIZE: Final = 64 * 1024
 MAX_APPEND_SIZE: Final = 50 * 1024 * 1024
 """Default limit on the message literal of APPEND (the store's largest message)."""
 MAX_SEARCH_DEPTH: Final = 64
+STREAM_AT: Final = 256 * 1024
+"""APPEND literals larger than this go to the reader's `LiteralSink` as they arrive."""
 """How deeply NOT, OR and parentheses may nest in SEARCH criteria."""
 
 _MAX_NUMBER: Final = 4_294_967_295  # RFC 3501 §9: number is an unsigned 32-bit integer.
@@ -342,13 +345,34 @@ class Status:
     items: tuple[str, ...]
 
 
+class LiteralSink(Protocol):
+    """Where the reader puts a large APPEND literal as it arrives, instead of memory (a
+    `postroom.spool.SpoolFile`); closed by the reader once the command has been answered."""
+
+    size: int
+
+    def write(self, data: bytes) -> None: ...
+
+    def read_all(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class AppendMessage:
-    """One message of an APPEND: [flags] [date-time] literal."""
+    """One message of an APPEND: [flags] [date-time] literal (in memory, or in a sink)."""
 
     flags: tuple[str, ...]
     date_time: datetime | None
-    message: bytes = field(repr=False)
+    message: bytes | LiteralSink = field(repr=False)
+
+    def content(self) -> bytes:
+        """The message's octets (read back from its sink, if it went to one)."""
+        return self.message if isinstance(self.message, bytes) else self.message.read_all()
+
+    @property
+    def size(self) -> int:
+        return len(self.message) if isinstance(self.message, bytes) else self.message.size
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +383,7 @@ class Append:
     mailbox: str
     flags: tuple[str, ...]
     date_time: datetime | None
-    message: bytes = field(repr=False)
+    message: bytes | LiteralSink = field(repr=False)
     more: tuple[AppendMessage, ...] = ()
 
     def messages(self) -> tuple[AppendMessage, ...]:
@@ -776,7 +800,7 @@ class _Cursor:
     """Reads the tokens of a framed command: its lines, with each literal after the line
     that announces it."""
 
-    def __init__(self, lines: list[bytes], literals: list[bytes]) -> None:
+    def __init__(self, lines: list[bytes], literals: list[bytes | LiteralSink]) -> None:
         self._lines = lines
         self._literals = literals
         self._index = 0
@@ -848,6 +872,12 @@ class _Cursor:
         return int(found[0])
 
     def literal(self) -> bytes:
+        data = self.message_literal()
+        if not isinstance(data, bytes):
+            raise ImapSyntaxError("Literal too big")  # only a message may be that large
+        return data
+
+    def message_literal(self) -> bytes | LiteralSink:
         found = _LITERAL.match(self.line, self.pos)
         if found is None or found.end() != len(self.line):
             raise ImapSyntaxError("Invalid literal")
@@ -1301,7 +1331,7 @@ def _append_message(cursor: _Cursor) -> AppendMessage:
         cursor.sp()
     if cursor.peek() != _LBRACE:
         raise cursor.missing_or("Expected message literal")
-    return AppendMessage(flags, moment, cursor.literal())
+    return AppendMessage(flags, moment, cursor.message_literal())
 
 
 def _copy(cursor: _Cursor) -> Arguments:
@@ -1705,7 +1735,7 @@ _UID_COMMANDS: Final[dict[str, _Grammar]] = {
 }
 
 
-def _parse(lines: list[bytes], literals: list[bytes]) -> Command:
+def _parse(lines: list[bytes], literals: list[bytes | LiteralSink]) -> Command:
     """Parse a framed command; raises ImapSyntaxError, or _NeedLiteral on a partial one."""
     cursor = _Cursor(lines, literals)
     found = cursor.match(_TAG)
@@ -1805,6 +1835,7 @@ class CommandReader:
         max_literal_size: int = MAX_LITERAL_SIZE,
         max_append_size: int = MAX_APPEND_SIZE,
         budget: InflightBudget | None = None,
+        literal_sink: Callable[[], LiteralSink] | None = None,
     ) -> None:
         self.max_line_length = max_line_length
         self.max_literal_size = max_literal_size
@@ -1813,11 +1844,17 @@ class CommandReader:
         # when announced and given back once its command has been answered (`next_event`).
         self.budget = budget
         self._reserved = 0
+        # Large APPEND literals are written to a sink from this factory as they arrive; the
+        # sinks of a command are closed once it has been answered.
+        self.literal_sink = literal_sink
+        self._sink: LiteralSink | None = None
+        self._sinks: list[LiteralSink] = []
+        self._answered_sinks: list[LiteralSink] = []
         self._buffer = bytearray()
         self._scanned = 0  # octets at the start of _buffer known to hold no LF
         # The command being framed: its lines (without CRLF) and the literals after them.
         self._lines: list[bytes] = []
-        self._literals: list[bytes] = []
+        self._literals: list[bytes | LiteralSink] = []
         self._line_octets = 0
         self._literal_octets = 0
         self._checked_octets = 0
@@ -1835,8 +1872,8 @@ class CommandReader:
     @property
     def buffered(self) -> int:
         """Octets held: unread input plus the command being framed."""
-        held = len(self._buffer) + self._line_octets
-        return held + sum(map(len, self._literals)) + sum(map(len, self._chunks))
+        held = len(self._buffer) + self._line_octets + sum(map(len, self._chunks))
+        return held + sum(len(item) for item in self._literals if isinstance(item, bytes))
 
     def feed(self, data: bytes) -> None:
         """Add bytes received from the client."""
@@ -1858,7 +1895,7 @@ class CommandReader:
 
     def next_event(self) -> Event | None:
         """The next event, or None when more bytes are needed."""
-        if self._reserved and not self._lines and not self._collecting:
+        if (self._reserved or self._answered_sinks) and not self._lines and not self._collecting:
             self.close()  # the command that held it has been answered
         while True:
             if self._discard_left:
@@ -1914,13 +1951,20 @@ class CommandReader:
         count = min(len(self._buffer), self._literal_left)
         if count:
             with memoryview(self._buffer) as view:
-                self._chunks.append(bytes(view[:count]))
+                if self._sink is not None:
+                    self._sink.write(view[:count].tobytes())
+                else:
+                    self._chunks.append(bytes(view[:count]))
             del self._buffer[:count]
             self._scanned = 0
             self._literal_left -= count
         if self._literal_left:
             return False
-        self._literals.append(b"".join(self._chunks))
+        if self._sink is not None:
+            self._literals.append(self._sink)
+            self._sink = None
+        else:
+            self._literals.append(b"".join(self._chunks))
         self._chunks = []
         self._collecting = False
         return True
@@ -1960,8 +2004,19 @@ class CommandReader:
         if self.budget is not None and self._reserved:
             self.budget.release(self._reserved)
         self._reserved = 0
+        for sink in self._answered_sinks:
+            sink.close()
+        self._answered_sinks = []
+        self._close_sinks()  # a command cut short by the end of the connection
+
+    def _close_sinks(self) -> None:
+        for sink in self._sinks:
+            sink.close()
+        self._sinks = []
+        self._sink = None
 
     def _reset_command(self) -> None:
+        self._close_sinks()
         self._lines = []
         self._literals = []
         self._chunks = []
@@ -2024,6 +2079,10 @@ class CommandReader:
         self._literal_octets += size
         self._literal_left = size
         self._collecting = True
+        if name == "APPEND" and size > STREAM_AT and self.literal_sink is not None:
+            # Streamed: memory holds one read's worth of it, not the message.
+            self._sink = self.literal_sink()
+            self._sinks.append(self._sink)
         if synchronizing:
             return NeedContinuation(tag or "*", name)
         return None
@@ -2058,6 +2117,9 @@ class CommandReader:
 
     def _finish(self) -> Event:
         lines, literals, tag = self._lines, self._literals, self._tag()
+        # The command's sinks live until it has been answered (the next `next_event`).
+        self._answered_sinks += self._sinks
+        self._sinks = []
         self._reset_command()
         try:
             return _parse(lines, literals)

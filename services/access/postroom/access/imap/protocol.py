@@ -708,7 +708,7 @@ class Session:
                 self._tagged(command.tag, "NO", "[TRYCREATE] No such mailbox")
                 return Next.READ
             messages = args.messages()
-            if any(not m.message for m in messages):
+            if any(not m.size for m in messages):
                 # RFC 3502 §6.3.11: a zero-length message cancels the whole command.
                 self._tagged(command.tag, "NO", "APPEND cancelled by an empty message")
                 return Next.READ
@@ -717,7 +717,7 @@ class Session:
                 uids = [
                     (
                         await store.append_message(
-                            conn, mailbox.id, m.message, flags=m.flags, internal_date=m.date_time
+                            conn, mailbox.id, m.content(), flags=m.flags, internal_date=m.date_time
                         )
                     ).uid
                     for m in messages

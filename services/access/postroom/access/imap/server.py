@@ -32,7 +32,7 @@ from postroom.config import Settings
 from postroom.db import Conn, require_url
 from postroom.errors import StoreError
 from postroom.login import LoginPath
-from postroom.spool import InflightBudget
+from postroom.spool import InflightBudget, SpoolFile
 from postroom.store.notify import ChangeHub, Subscription
 from postroom.store.types import Account, AccountId
 from postroom.throttle import AuthThrottle
@@ -94,6 +94,12 @@ class ImapServer(ProtocolServer):
         )
         self.hub = hub
         self._per_account: Counter[AccountId] = Counter()
+        # Large APPEND literals go to unlinked files here as they arrive (the reader's sink),
+        # already counted against the budget by the reader.
+        self.spool_folder = settings.data_dir / "imap-spool"
+
+    def literal_sink(self) -> p.LiteralSink:
+        return SpoolFile(self.spool_folder)
 
     async def handle(self, conn: L.Connection) -> None:
         await _Connection(self, conn).run()
@@ -140,7 +146,11 @@ class _Connection:
         return self.server.settings.max_message_size
 
     def _command_reader(self) -> p.CommandReader:
-        return p.CommandReader(max_append_size=self._append_limit(), budget=self.server.budget)
+        return p.CommandReader(
+            max_append_size=self._append_limit(),
+            budget=self.server.budget,
+            literal_sink=self.server.literal_sink,
+        )
 
     async def send(self, data: bytes) -> None:
         await self.client.send(data)
