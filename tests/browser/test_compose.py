@@ -199,3 +199,43 @@ def test_the_from_picker_offers_send_as_addresses_and_sends_as_them(
     send_and_wait(page)
     sent = {m["Subject"]: m["From"] for _, m in folder(site, alice, "\\Sent")}
     assert sent == {"As the boss": "boss@b.test", "As the list": "news@lists.test"}
+
+
+def test_a_draft_keeps_its_attachments_through_reopening_undo_and_send(
+    site: Site, login: Login
+) -> None:
+    alice = site.user("alice")
+    page = login(alice)
+    page.click("#compose-button")
+    page.fill("#compose-form input[name=to]", "bob@far.test")
+    page.fill("#compose-form input[name=subject]", "Figures")
+    page.set_input_files(
+        "#compose-files",
+        files=[{"name": "q1.csv", "mimeType": "text/csv", "buffer": b"a,b\n1,2\n"}],
+    )
+    page.wait_for_selector("#draft-state:has-text('Draft saved')")
+    [(_, draft)] = folder(site, alice, "\\Drafts")  # a MIME part, as an IMAP client sees it
+    assert [(a.get_filename(), a.get_content()) for a in draft.iter_attachments()] == [
+        ("q1.csv", "a,b\n1,2\n")
+    ]
+    page.click("#cancel")
+    page.click("#folders li[data-name=Drafts] a")
+    page.click("#messages li:has-text('Figures') .open")
+    page.click("#edit-draft")
+    attachments = page.locator("#compose-attachments li")
+    expect(attachments).to_have_text(["q1.csv (8 B)Remove"])
+    page.set_input_files(
+        "#compose-files", files=[{"name": "q2.csv", "mimeType": "text/csv", "buffer": b"c\n3\n"}]
+    )
+    page.click("#send")
+    page.click("#status button:has-text('Undo')")
+    expect(page.locator("#compose")).to_be_visible()
+    expect(attachments).to_have_text(["q1.csv (8 B)Remove", "q2.csv (4 B)Remove"])
+    assert folder(site, alice, "\\Sent") == []
+    send_and_wait(page)
+    [(_, sent)] = folder(site, alice, "\\Sent")
+    assert [(a.get_filename(), a.get_content()) for a in sent.iter_attachments()] == [
+        ("q1.csv", "a,b\n1,2\n"),
+        ("q2.csv", "c\n3\n"),
+    ]
+    assert folder(site, alice, "\\Drafts") == []

@@ -60,3 +60,15 @@ async def test_an_upload_over_the_message_size_is_413_before_it_is_read(app: Fas
             },
         )
     assert reply.status_code == 413
+
+
+async def test_a_draft_may_carry_an_attachment_as_large_as_a_send(alice: User) -> None:
+    """A draft is saved with its attachments, so it has the send endpoint's limit."""
+    data = b"\x00" * (2 * 1024 * 1024)
+    reply = await alice.client.post(
+        "/api/v1/drafts",
+        data={"from": alice.account.address, "subject": "Big"},
+        files=[("attachments", ("big.bin", data, "application/octet-stream"))],
+    )
+    assert reply.status_code == 201, reply.text
+    assert [a["size"] for a in reply.json()["attachments"]] == [len(data)]

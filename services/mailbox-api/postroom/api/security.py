@@ -76,10 +76,11 @@ class SecurityHeaders:
 
 # A request body is read whole (JSON) or spooled to disk (uploads) before any handler can
 # look at who sent it, so its size is checked first: at most this much anywhere, and on the
-# send endpoint what a message of POSTROOM_MAX_MESSAGE_SIZE takes as a form (base64 and
-# multipart framing add a third), plus room for the other fields.
+# send and draft endpoints what a message of POSTROOM_MAX_MESSAGE_SIZE takes as a form
+# (base64 and multipart framing add a third), plus room for the other fields.
 MAX_BODY = 1024 * 1024
 SEND_PATH = "/api/v1/send"
+MESSAGE_PATHS = frozenset((SEND_PATH, "/api/v1/drafts"))
 
 
 def send_body_limit(max_message_size: int) -> int:
@@ -89,7 +90,7 @@ def send_body_limit(max_message_size: int) -> int:
 class BodyLimit:
     """413 for a declared Content-Length over the limit, 411 for a body of unknown length
     (chunked); the server's HTTP parser holds a body to its declared length. A message being
-    sent counts against the process's budget of messages being received
+    sent or saved as a draft counts against the process's budget of messages being received
     (POSTROOM_MAX_INFLIGHT_BYTES) until its response is done: 503 past it."""
 
     def __init__(
@@ -104,7 +105,8 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        limit = self.send_limit if scope.get("path") == SEND_PATH else MAX_BODY
+        message = scope.get("path") in MESSAGE_PATHS and scope.get("method") == "POST"
+        limit = self.send_limit if message else MAX_BODY
         length = headers.get(b"content-length")
         refusal: tuple[int, str] | None = None
         if length is not None:
@@ -113,7 +115,7 @@ class BodyLimit:
         elif b"chunked" in headers.get(b"transfer-encoding", b"").lower():
             refusal = (411, "send the request body with a Content-Length")
         reserved = 0
-        if refusal is None and self.budget is not None and scope.get("path") == SEND_PATH:
+        if refusal is None and self.budget is not None and message:
             reserved = int(length or 0)
             if not self.budget.reserve(reserved):
                 reserved = 0

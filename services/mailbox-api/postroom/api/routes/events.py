@@ -96,9 +96,11 @@ async def _changed_or_ended(subscription: Subscription, ended: asyncio.Event) ->
     """Wait for a change or a session's end (True), or KEEPALIVE seconds (False)."""
     change = asyncio.ensure_future(subscription.wait())
     end = asyncio.ensure_future(ended.wait())
-    done, pending = await asyncio.wait(
-        {change, end}, timeout=KEEPALIVE, return_when="FIRST_COMPLETED"
-    )
-    for task in pending:
-        task.cancel()
+    try:
+        done, _ = await asyncio.wait(
+            {change, end}, timeout=KEEPALIVE, return_when="FIRST_COMPLETED"
+        )
+    finally:  # also when the stream itself is cancelled (the client went away)
+        for task in (change, end):
+            task.cancel()
     return bool(done)

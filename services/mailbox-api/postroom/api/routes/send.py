@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
+import io
 from datetime import UTC, datetime
 from email.utils import getaddresses
 from typing import Annotated, Literal
@@ -24,7 +25,7 @@ from postroom.api.deps import (
 )
 from postroom.api.metrics import SENT
 from postroom.api.problems import Problem
-from postroom.api.routes.drafts import discard_draft
+from postroom.api.routes.drafts import discard_draft, kept_attachments
 from postroom.errors import LimitExceeded, QuotaExceeded
 from postroom.spool import SpoolFile
 from postroom.store import preferences, queue, quota
@@ -32,7 +33,7 @@ from postroom.store.types import Arrival
 
 router = APIRouter(prefix="/api/v1", tags=["send"])
 log = structlog.get_logger("postroom.api")
-MAX_ATTACHMENTS = 50
+MAX_ATTACHMENTS = 50  # the same as a draft's
 
 
 @router.post("/send", response_model=schemas.SendResult, status_code=202)
@@ -51,13 +52,16 @@ async def send_message(
     reply_to_uid: Annotated[int | None, Form()] = None,
     mode: Annotated[Literal["new", "reply", "forward"], Form()] = "new",
     draft_uid: Annotated[int | None, Form()] = None,
+    keep: Annotated[list[str] | None, Form()] = None,
     # A browser's empty file input arrives as a field with an empty name: ignored.
     attachments: Annotated[list[UploadFile | str] | None, File()] = None,
 ) -> schemas.SendResult:
     """Send a message (multipart form). ``from`` must be one of the caller's addresses; for
     ``mode=reply`` or ``forward`` name the original with ``reply_to_mailbox_id`` and
     ``reply_to_uid`` (In-Reply-To and References are set; a forward attaches the original).
-    The message is queued like SMTP submission, and a copy goes to the Sent folder."""
+    ``keep`` names attachments (part numbers) of the draft ``draft_uid`` to send with it,
+    before the uploaded ``attachments``. The message is queued like SMTP submission, and a
+    copy goes to the Sent folder."""
     settings = settings_of(request)
     allowed = await store.addresses_of(conn, account.id)
     sender = from_.strip().strip("<>").lower()
@@ -73,12 +77,22 @@ async def send_message(
         raise Problem(422, "name at least one recipient (to, cc or bcc)")
     if len(recipients) > settings.max_recipients:
         raise Problem(422, f"at most {settings.max_recipients} recipients per message")
-    # Each upload is in the message as a placeholder until `outgoing.write` streams it in.
+    # Each upload is in the message as a placeholder until `outgoing.write` streams it in;
+    # so is each attachment kept from the draft (read back from the store).
     uploads: list[compose.Upload] = []
     placeholders: list[outgoing.Placeholder] = []
+    kept = await kept_attachments(conn, account, draft_uid, keep or [])
     files = [a for a in attachments or [] if not isinstance(a, str) and (a.filename or a.size)]
-    if len(files) > MAX_ATTACHMENTS:
+    if len(kept) + len(files) > MAX_ATTACHMENTS:
         raise Problem(422, f"at most {MAX_ATTACHMENTS} attachments")
+    for carried in kept:
+        content = outgoing.placeholder()
+        uploads.append(compose.Upload(carried.filename, carried.content_type, content))
+        placeholders.append(
+            outgoing.Placeholder(
+                outgoing.placeholder_line(content), _InMemory(carried.data), len(carried.data)
+            )
+        )
     for upload in files:
         content = outgoing.placeholder()
         uploads.append(
@@ -207,3 +221,13 @@ def _size(upload: UploadFile) -> int:
     size = upload.file.tell()
     upload.file.seek(0)
     return size
+
+
+class _InMemory:
+    """An attachment already read (kept from a draft), as `outgoing.write` reads uploads."""
+
+    def __init__(self, data: bytes) -> None:
+        self._file = io.BytesIO(data)
+
+    async def read(self, size: int = -1) -> bytes:
+        return self._file.read(size)

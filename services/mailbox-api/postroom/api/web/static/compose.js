@@ -1,13 +1,17 @@
 "use strict";
 // The compose window: plain or rich text, reply/forward quoting, identities and signatures,
 // recipient autocomplete, attachments dropped in with an upload progress bar, drafts saved
-// to the Drafts folder as you type, and a few seconds to undo a send.
+// to the Drafts folder as you type (attachments included: each file is uploaded once, with
+// the next save, and carried from save to save and to the send on the server), and a few
+// seconds to undo a send.
 const UNDO_MS = 5000;
 const AUTOSAVE_MS = 3000;
 const SIGNATURE_MARK = "\n-- \n";  // RFC 3676 §4.3: the signature separator line
 
 const composer = {
-  files: [], identities: new Map(), draftTimer: 0, saving: null, dirty: false,
+  // files: chosen but not yet saved with a draft; kept: attachments of the saved draft
+  // ({part, filename, size}), which the next save or the send keeps by part number.
+  files: [], kept: [], identities: new Map(), draftTimer: 0, saving: null, dirty: false,
   signature: "", onSent: () => {},
   // Domains of the account's *@domain send-as entries: any address there may be typed.
   sendDomains: [],
@@ -83,9 +87,9 @@ async function openCompose(mode, m, addresses) {
   f.reset();
   clearTimeout(composer.draftTimer);
   composer.files = [];
+  composer.kept = mode === "draft" ? m.attachments.map((a) => ({ part: a.part, filename: a.filename, size: a.size })) : [];
   composer.dirty = false;
   composer.signature = "";
-  renderFiles();
   c$("compose-rich").hidden = true;
   f.text.hidden = false;
   c$("format-buttons").hidden = true;
@@ -129,6 +133,7 @@ async function openCompose(mode, m, addresses) {
     }
   }
   setBody(body);
+  renderFiles();
   if (mode !== "draft") swapSignature();
   c$("discard").hidden = !f.draft_uid.value;
   c$("compose").showModal();
@@ -198,13 +203,16 @@ function addFiles(list) {
 }
 
 function renderFiles() {
-  c$("compose-attachments").replaceChildren(...composer.files.map((file, i) => {
+  const item = (name, size, list, i) => {
     const li = el("li");
-    const remove = el("button", "Remove", { type: "button", "aria-label": `Remove ${file.name}` });
-    remove.addEventListener("click", () => { composer.files.splice(i, 1); renderFiles(); });
-    li.append(el("span", `${file.name} (${bytes(file.size)})`), remove);
+    const remove = el("button", "Remove", { type: "button", "aria-label": `Remove ${name}` });
+    remove.addEventListener("click", () => { list.splice(i, 1); renderFiles(); changed(); });
+    li.append(el("span", `${name} (${bytes(size)})`), remove);
     return li;
-  }));
+  };
+  c$("compose-attachments").replaceChildren(
+    ...composer.kept.map((a, i) => item(a.filename, a.size, composer.kept, i)),
+    ...composer.files.map((file, i) => item(file.name, file.size, composer.files, i)));
 }
 
 // --- drafts -------------------------------------------------------------------------------
@@ -214,6 +222,7 @@ function fields() {
   const data = new FormData();
   data.set("from", sender());
   for (const name of ["to", "cc", "bcc", "subject"]) data.set(name, f[name].value);
+  for (const a of composer.kept) data.append("keep", a.part);
   if (rich()) {
     data.set("html", c$("compose-rich").innerHTML);
     data.set("text", "");
@@ -236,10 +245,16 @@ async function saveDraft() {
   const data = fields();
   const previous = form().draft_uid.value;
   if (previous) data.set("replace_uid", previous);
-  composer.saving = api("POST", "/api/v1/drafts", data);
+  const files = composer.files.slice();
+  for (const file of files) data.append("attachments", file, file.name);
+  composer.saving = files.length ? upload("/api/v1/drafts", data, true) : api("POST", "/api/v1/drafts", data);
   try {
     const saved = await composer.saving;
     form().draft_uid.value = saved.uid;
+    // What was uploaded is now part of the draft.
+    composer.files = composer.files.filter((file) => !files.includes(file));
+    composer.kept = saved.attachments.map((a) => ({ part: a.part, filename: a.filename, size: a.size }));
+    renderFiles();
     c$("discard").hidden = false;
     c$("draft-state").textContent = `Draft saved at ${new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" })}.`;
   } finally {
@@ -268,12 +283,12 @@ async function discardDraft() {
 
 // --- sending, after a moment in which it can be undone --------------------------------------
 
-function upload(data) {
+function upload(path, data, progress) {
   // XMLHttpRequest, not fetch: only it reports upload progress.
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     const bar = c$("upload-progress");
-    xhr.open("POST", "/api/v1/send");
+    xhr.open("POST", path);
     xhr.setRequestHeader("X-CSRF-Token", CSRF);
     xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) bar.value = (100 * e.loaded) / e.total; });
     xhr.addEventListener("load", () => {
@@ -285,7 +300,7 @@ function upload(data) {
     });
     xhr.addEventListener("error", () => { bar.hidden = true; reject(new Error("the server could not be reached")); });
     bar.value = 0;
-    bar.hidden = !composer.files.length;
+    bar.hidden = !progress;
     xhr.send(data);
   });
 }
@@ -295,28 +310,26 @@ async function send(event) {
   const f = form();
   clearTimeout(composer.draftTimer);
   if (composer.saving) await composer.saving.catch(() => null);
+  if (composer.files.length) {
+    // New files go up first, with the draft (their progress shows in the window); the send
+    // then carries them over from the draft, so it can still be undone.
+    composer.dirty = true;
+    try {
+      await saveDraft();
+    } catch (e) {
+      c$("compose-error").textContent = e.message;
+      return;
+    }
+  }
   const data = fields();
   for (const name of ["mode", "reply_to_mailbox_id", "reply_to_uid", "draft_uid"]) if (f[name].value) data.set(name, f[name].value);
   if (data.get("mode") === "new") { data.delete("reply_to_mailbox_id"); data.delete("reply_to_uid"); }
-  for (const file of composer.files) data.append("attachments", file, file.name);
-  if (composer.files.length) {
-    // Uploads show their progress in the window; there is nothing to undo once they start.
-    try {
-      await upload(data);
-      c$("compose").close();
-      status("Message sent.");
-      composer.onSent();
-    } catch (e) {
-      c$("compose-error").textContent = e.message;
-    }
-    return;
-  }
   c$("compose").close();
   let undone = false;
   const timer = setTimeout(async () => {
     if (undone) return;
     try {
-      await upload(data);
+      await upload("/api/v1/send", data, false);
       status("Message sent.");
       composer.onSent();
     } catch (e) {
