@@ -461,12 +461,18 @@ async def move(
 
 @router.post("/copy", response_model=schemas.TransferResult)
 async def copy(
-    mailbox_id: int, body: schemas.Transfer, account: AccountDep, conn: ConnDep
+    mailbox_id: int,
+    body: schemas.Transfer,
+    account: AccountDep,
+    conn: ConnDep,
+    settings: SettingsDep,
 ) -> schemas.TransferResult:
     """Copy messages to another (or the same) folder of the caller."""
     mailbox = await owned_mailbox(conn, account, mailbox_id)
     target = await _target(conn, account, body.target_mailbox_id)
     pairs = await store.copy_messages(conn, mailbox.id, _uids(body.uids), target)
+    # As IMAP COPY: a copy into Junk or out of it teaches the spam filter too.
+    learning.after_transfer(settings, mailbox, await owned_mailbox(conn, account, target), pairs)
     return schemas.TransferResult(copied=pairs)
 
 
