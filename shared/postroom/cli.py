@@ -426,3 +426,7 @@ app.add_typer(dns_app, name="dns")
 from postroom.cli_sieve import sieve_app  # noqa: E402 - its commands use run and fail
 
 app.add_typer(sieve_app, name="sieve")
+
+from postroom.cli_acme import acme_app  # noqa: E402 - its commands use run and fail
+
+app.add_typer(acme_app, name="acme")

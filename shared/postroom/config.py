@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 from datetime import timedelta
 from functools import lru_cache
@@ -136,6 +137,19 @@ class Settings(BaseSettings):
 
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # How often each TLS listener looks for a new certificate (a renewed ACME one, or a
+    # changed POSTROOM_TLS_CERT file) and, when there is one, presents it to new connections.
+    tls_reload_interval: timedelta = Field(default=timedelta(seconds=60))
+    # ACME (RFC 8555): set the directory URL and a contact address to have certificates
+    # issued and renewed (postroom.certificates). Names: the hostname and, for every local
+    # domain, its mta-sts., autoconfig. and autodiscover. names, unless listed here.
+    acme_directory: str | None = None
+    acme_contact: str | None = None
+    acme_names: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    acme_renew_before: timedelta = Field(default=timedelta(days=30))
+    acme_check_interval: timedelta = Field(default=timedelta(hours=1))
+    # CA certificates that verify the ACME server's HTTPS besides the system's (a private CA).
+    acme_ca_file: Path | None = None
     allow_plaintext_auth: bool = False
     # Load balancers whose PROXY protocol header (SMTP, POP3, IMAP) or X-Forwarded-For (HTTP)
     # is believed: addresses or networks, comma-separated. Nobody else may claim an address.
@@ -273,6 +287,9 @@ class Settings(BaseSettings):
         "queue_retention",
         "expunged_retention",
         "statement_timeout",
+        "tls_reload_interval",
+        "acme_renew_before",
+        "acme_check_interval",
         mode="before",
     )
     @classmethod
@@ -339,6 +356,30 @@ class Settings(BaseSettings):
                 raise ValueError(f"not an address or network: {exc}") from None
         return value
 
+    @field_validator("acme_names", mode="before")
+    @classmethod
+    def _acme_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            names = [str(v).strip().rstrip(".").lower() for v in value]
+            bad = [n for n in names if not _HOST_NAME.fullmatch(n)]
+            if bad:
+                raise ValueError(f"not a host name: {', '.join(bad)}")
+            return names
+        return value
+
+    @field_validator("acme_contact")
+    @classmethod
+    def _acme_contact(cls, value: str | None) -> str | None:
+        # RFC 8555 §7.3: the contact is a mailto: URL; an address alone is taken as one.
+        if value is None or not value.strip():
+            return None
+        address = value.strip().removeprefix("mailto:")
+        if "@" not in address or any(c.isspace() or c in "<>,;" for c in address):
+            raise ValueError("must be an e-mail address such as postmaster@example.org")
+        return address
+
     @field_validator("sieve_global_script")
     @classmethod
     def _sieve_global_script(cls, value: Path | None) -> Path | None:
@@ -364,12 +405,19 @@ class Settings(BaseSettings):
             raise ValueError("must be a host name such as mail.example.org")
         return value
 
+    @property
+    def acme_enabled(self) -> bool:
+        """ACME issues the certificate: both POSTROOM_ACME_DIRECTORY and _CONTACT are set."""
+        return bool(self.acme_directory and self.acme_contact)
+
     def retry_delay(self, attempts: int) -> timedelta:
         """The wait before attempt ``attempts + 1``, after ``attempts`` failed attempts."""
         if self.retry_backoff:
             return self.retry_backoff[min(attempts, len(self.retry_backoff)) - 1]
         return self.retry_interval
 
+
+_HOST_NAME = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}")
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

@@ -26,6 +26,7 @@ from postroom.runtime import redis_url
 TASK_DELIVER = "postroom.deliver"  # (delivery_ids: list[int]) deliver these if still due
 TASK_DISPATCH_DUE = "postroom.dispatch_due"  # () the periodic sweep: dispatch all due work
 TASK_HOUSEKEEP = "postroom.housekeep"  # () remove what nothing needs any more (postroom gc)
+TASK_RENEW_CERTIFICATE = "postroom.renew_certificate"  # () ACME: order one if due (acme renew)
 # (mailbox_id: int, uids: list[int], spam: bool) teach the spam filter these messages: spam
 # when a user filed them into Junk, ham when taken out of it (postroom.learning).
 TASK_LEARN = "postroom.learn"

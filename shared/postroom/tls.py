@@ -1,4 +1,5 @@
-"""TLS for every listener: the configured certificate, or a self-signed one made once."""
+"""TLS for every listener: the configured certificate, the ACME one, or a self-signed one
+made once; a new certificate is presented to new connections without a restart."""
 
 from __future__ import annotations
 
@@ -14,9 +15,13 @@ import structlog
 from postroom.config import Settings
 from postroom.errors import ConfigError
 
+log = structlog.get_logger("postroom.tls")
 
-def certificate_paths(settings: Settings) -> tuple[Path, Path]:
-    """POSTROOM_TLS_CERT/KEY, or a self-signed pair in the data dir (made if missing)."""
+
+def certificate_paths(settings: Settings, *, quiet: bool = False) -> tuple[Path, Path]:
+    """POSTROOM_TLS_CERT/KEY, else the ACME certificate in the data dir once there is one,
+    else a self-signed pair in the data dir (made if missing). ``quiet``: no warning (a
+    reload looks again every minute)."""
     if settings.tls_cert or settings.tls_key:
         if not (settings.tls_cert and settings.tls_key):
             raise ConfigError("set both POSTROOM_TLS_CERT and POSTROOM_TLS_KEY, or neither")
@@ -25,14 +30,29 @@ def certificate_paths(settings: Settings) -> tuple[Path, Path]:
                 raise ConfigError(f"POSTROOM_TLS_{name}: {path} is not a readable file")
         return settings.tls_cert, settings.tls_key
     folder = settings.data_dir / "tls"
+    if settings.acme_enabled:
+        chain, chain_key = folder / "acme" / "chain.pem", folder / "acme" / "key.pem"
+        if chain.is_file() and chain_key.is_file():
+            return chain, chain_key
     cert, key = folder / "cert.pem", folder / "key.pem"
-    # No certificate configured: say so loudly, since clients and MTA-STS senders refuse it.
-    structlog.get_logger("postroom.tls").warning(
-        "tls.self_signed",
-        warning="NO TLS CERTIFICATE CONFIGURED: using a self-signed one that mail clients and "
-        "verifying senders will refuse; set POSTROOM_TLS_CERT and POSTROOM_TLS_KEY",
-        cert=str(cert),
-    )
+    if quiet:
+        pass
+    elif settings.acme_enabled:
+        log.warning(
+            "tls.self_signed",
+            warning="no ACME certificate issued yet: using a self-signed one until "
+            "`postroom acme renew` (or the worker's beat) obtains it",
+            cert=str(cert),
+        )
+    else:
+        # No certificate configured: say so loudly, since clients and MTA-STS senders refuse it.
+        log.warning(
+            "tls.self_signed",
+            warning="NO TLS CERTIFICATE CONFIGURED: using a self-signed one that mail clients "
+            "and verifying senders will refuse; set POSTROOM_ACME_DIRECTORY and "
+            "POSTROOM_ACME_CONTACT, or POSTROOM_TLS_CERT and POSTROOM_TLS_KEY",
+            cert=str(cert),
+        )
     if not (cert.is_file() and key.is_file()):
         folder.mkdir(parents=True, exist_ok=True)
         # Several services start at once on one data dir: one of them makes the pair.
@@ -83,9 +103,8 @@ def make_self_signed(hostname: str, cert_path: Path, key_path: Path) -> None:
     tmp_cert.replace(cert_path)
 
 
-def server_context(settings: Settings) -> ssl.SSLContext:
-    """A server-side TLS context (TLS 1.2 and newer) with the configured certificate."""
-    cert, key = certificate_paths(settings)
+def load_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """A server-side TLS context (TLS 1.2 and newer) presenting this certificate."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
@@ -93,6 +112,56 @@ def server_context(settings: Settings) -> ssl.SSLContext:
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(f"cannot load the TLS certificate {cert}: {exc}") from None
     return context
+
+
+def server_context(settings: Settings) -> ssl.SSLContext:
+    """A server-side TLS context with the certificate in force now (it never changes)."""
+    return load_context(*certificate_paths(settings))
+
+
+def _stamp(*paths: Path) -> tuple[tuple[int, int, int], ...]:
+    stats = [path.stat() for path in paths]
+    return tuple((s.st_ino, s.st_size, s.st_mtime_ns) for s in stats)
+
+
+class ServerTls:
+    """The certificate every TLS listener of a process presents, replaced without a restart.
+
+    Listeners get ``context``, which never changes; its SNI callback (called in every
+    handshake, with or without SNI) hands the handshake to the context loaded last, so a
+    new certificate applies to new connections while those open keep theirs.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.paths = certificate_paths(settings)
+        self._stamp = _stamp(*self.paths)
+        self.context = load_context(*self.paths)
+        self.context.sni_callback = self._select
+        self._current = self.context
+
+    def _select(
+        self, ssl_object: ssl.SSLObject | ssl.SSLSocket, _name: str | None, context: ssl.SSLContext
+    ) -> None:
+        current = self._current
+        if current is not context:
+            ssl_object.context = current
+
+    def reload(self) -> bool:
+        """Load the certificate in force if it is another one, or its files changed since
+        the last load; True when new connections get a new certificate from now on."""
+        paths = certificate_paths(self.settings, quiet=True)
+        try:
+            stamp = _stamp(*paths)
+            if paths == self.paths and stamp == self._stamp:
+                return False
+            context = load_context(*paths)
+        except (OSError, ConfigError) as exc:
+            log.warning("tls.reload_failed", cert=str(paths[0]), error=str(exc)[:300])
+            return False
+        self._current, self.paths, self._stamp = context, paths, stamp
+        log.info("tls.reloaded", cert=str(paths[0]))
+        return True
 
 
 def describe(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str | None:

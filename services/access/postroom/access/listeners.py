@@ -9,6 +9,7 @@ stop them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Protocol
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
+from postroom import certificates
 from postroom import listener as L
 from postroom.access.pop3.server import Pop3Server
 from postroom.config import Settings
@@ -25,7 +27,7 @@ from postroom.login import LoginPath
 from postroom.store.revocation import RevocationWatcher
 from postroom.store.types import AccountId
 from postroom.throttle import AuthThrottle
-from postroom.tls import server_context
+from postroom.tls import ServerTls
 
 log = structlog.get_logger("postroom.access")
 
@@ -134,7 +136,10 @@ async def serve(
         statement_timeout=settings.statement_timeout,
     )
     await pool.open()
-    context = AccessContext(settings, pool, throttle or AuthThrottle(), server_context(settings))
+    # The certificate in force now; a renewed one is presented without a restart.
+    server_tls = ServerTls(settings)
+    context = AccessContext(settings, pool, throttle or AuthThrottle(), server_tls.context)
+    reloading = asyncio.create_task(certificates.watch(server_tls, settings, pool))
     listeners: list[Started] = []
 
     def revoked(account_id: AccountId) -> None:
@@ -154,6 +159,9 @@ async def serve(
         await stop.wait()
         log.info("access.stopping")
     finally:
+        reloading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reloading
         await watcher.stop()
         grace = settings.shutdown_grace
         await asyncio.gather(*(listener.stop(grace) for listener in listeners))

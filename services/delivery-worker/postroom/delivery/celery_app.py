@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import structlog
 from celery import Celery
+from celery.signals import beat_init
 
 from postroom.config import Settings
-from postroom.delivery import housekeeping, learn, sweep
+from postroom.delivery import certificates, housekeeping, learn, sweep
 from postroom.delivery.runtime import Runtime
 from postroom.queue import (
     TASK_DELIVER,
     TASK_DISPATCH_DUE,
     TASK_HOUSEKEEP,
     TASK_LEARN,
+    TASK_RENEW_CERTIFICATE,
     celery_config,
 )
 from postroom.runtime import redis_url
@@ -44,6 +46,19 @@ def create_app(settings: Settings) -> Celery:
             },
         },
     )
+    check = settings.acme_check_interval.total_seconds()
+    if settings.acme_enabled:
+        app.conf.beat_schedule["renew-certificate"] = {
+            "task": TASK_RENEW_CERTIFICATE,
+            "schedule": check,
+            "options": {"expires": check},
+        }
+
+        @beat_init.connect(weak=False)  # type: ignore[untyped-decorator]
+        def _renew_at_start(**_kw: object) -> None:
+            # A missing certificate is ordered when beat starts, not one interval later.
+            app.send_task(TASK_RENEW_CERTIFICATE, expires=check)
+
     runtime = Runtime(settings)
     # A run's attempts end at their deadline; past it and a margin, the task gives up and
     # cancels the run (its leases are no longer renewed and run out).
@@ -60,6 +75,10 @@ def create_app(settings: Settings) -> Celery:
     @app.task(name=TASK_DISPATCH_DUE)  # type: ignore[untyped-decorator]
     def dispatch_due() -> None:
         runtime.run(lambda courier: sweep.dispatch_due(courier, runtime.backlog), timeout=limit)
+
+    @app.task(name=TASK_RENEW_CERTIFICATE)  # type: ignore[untyped-decorator]
+    def renew_certificate() -> None:
+        runtime.run(certificates.renew, timeout=check)
 
     @app.task(name=TASK_LEARN)  # type: ignore[untyped-decorator]
     def learn_task(mailbox_id: int, uids: list[int], spam: bool) -> None:

@@ -11,6 +11,7 @@ from postroom.api import problems
 from postroom.api.metrics import MetricsMiddleware
 from postroom.api.routes import (
     account,
+    acme,
     admin,
     auth,
     autoconfig,
@@ -93,6 +94,7 @@ def create_app(
         console,
         domain_setup,
         autoconfig,
+        acme,
         trace,
         sieve,
         health,

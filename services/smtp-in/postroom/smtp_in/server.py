@@ -7,6 +7,7 @@ that feeds one to the other and carries out the session's `Next` step.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import structlog
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from postroom import certificates
 from postroom import listener as L
 from postroom.auth import plaintext_auth_allowed
 from postroom.config import Settings
@@ -35,7 +37,7 @@ from postroom.spool import InflightBudget
 from postroom.store.revocation import RevocationWatcher
 from postroom.store.types import Account
 from postroom.throttle import AuthThrottle
-from postroom.tls import server_context
+from postroom.tls import ServerTls
 
 log = structlog.get_logger("postroom.smtp_in")
 
@@ -162,6 +164,7 @@ class SmtpServer:
     watcher: RevocationWatcher | None = None
     _own_pool: bool = False
     inbound: checks.InboundChecks | None = None
+    certificates: asyncio.Task[None] | None = None  # looks for a renewed certificate
 
     async def start(self, listeners: list[ListenerSpec]) -> None:
         host = self.settings.bind_address
@@ -177,6 +180,10 @@ class SmtpServer:
         """Stop accepting; close idle sessions at once, let busy ones finish within ``grace``."""
         if self.watcher is not None:
             await self.watcher.stop()
+        if self.certificates is not None:
+            self.certificates.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.certificates
         await self.listener.stop(grace)
         await self.ctx.dispatcher.close()
         if self.inbound is not None:
@@ -221,7 +228,11 @@ async def start_server(
     if pool is None:
         pool = _pool(database_url(settings), settings)
         await pool.open(wait=False)
-    tls = tls_context if tls_context is not None else server_context(settings)
+    server_tls = None
+    if tls_context is None:
+        # The certificate in force now; a renewed one is presented without a restart.
+        server_tls = ServerTls(settings)
+    tls = tls_context if server_tls is None else server_tls.context
     ctx = Context(
         settings=settings,
         pool=pool,
@@ -253,6 +264,8 @@ async def start_server(
         login=lambda port: Port(port.name).is_submission,
     )
     server = SmtpServer(settings, ctx, listener, _own_pool=own_pool, inbound=inbound)
+    if server_tls is not None:
+        server.certificates = asyncio.create_task(certificates.watch(server_tls, settings, pool))
     if watch_revocations:
         # A password changed or an account disabled anywhere ends its sessions here too.
         server.watcher = RevocationWatcher(database_url(settings), listener.end_sessions_of)
