@@ -1,6 +1,6 @@
-"""A send is built into a spool file and stored as a stream: its size is known before it is
-written (413), it counts against the process's budget while it is (503), and what arrives in
-the queue and the Sent folder is exactly what was uploaded."""
+"""A send (or a draft save) is built into a spool file and stored as a stream: its size is
+known before it is written (413), it counts against the process's budget while it is (503),
+and what arrives in the queue and the Sent folder is exactly what was uploaded."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from postroom import store
 from postroom.api.app import create_app
@@ -95,8 +97,9 @@ async def test_a_large_attachment_arrives_exactly_in_the_queue_and_the_sent_copy
     assert _attachments(sent) == {"big.bin": big, "small.txt": b"a line\n"}
 
 
+@pytest.mark.parametrize("path", ["/api/v1/send", "/api/v1/drafts"])
 async def test_a_message_over_the_size_limit_is_413_before_any_of_it_is_written(
-    database_url: str, redis_url: str, tenant: Tenant, tmp_path: Path
+    database_url: str, redis_url: str, tenant: Tenant, tmp_path: Path, path: str
 ) -> None:
     """The form fits the send endpoint's body limit, the message built from it (base64) does
     not: refused from the uploads' sizes, so the only octets asked of the budget are the
@@ -108,7 +111,7 @@ async def test_a_message_over_the_size_limit_is_413_before_any_of_it_is_written(
     ):
         recorder = Recorder(budget)
         reply = await client.post(
-            "/api/v1/send",
+            path,
             data={"from": me, "to": "far@remote.test"},
             files={"attachments": ("a.bin", b"x" * 60 * 1024, "application/octet-stream")},
         )
@@ -118,8 +121,9 @@ async def test_a_message_over_the_size_limit_is_413_before_any_of_it_is_written(
         assert budget.in_use == 0
 
 
+@pytest.mark.parametrize(("path", "status"), [("/api/v1/send", 202), ("/api/v1/drafts", 201)])
 async def test_a_message_past_the_budget_is_503_and_gives_its_octets_back(
-    database_url: str, redis_url: str, tenant: Tenant, tmp_path: Path
+    database_url: str, redis_url: str, tenant: Tenant, tmp_path: Path, path: str, status: int
 ) -> None:
     """Other messages being received hold most of the budget: the body of this send fits
     what is left, the message built from it does not."""
@@ -132,13 +136,13 @@ async def test_a_message_past_the_budget_is_503_and_gives_its_octets_back(
             "data": {"from": me, "to": "far@remote.test"},
             "files": {"attachments": ("a.bin", b"x" * 150 * 1024, "application/octet-stream")},
         }
-        refused = await client.post("/api/v1/send", **form)
+        refused = await client.post(path, **form)
         assert refused.status_code == 503
         assert refused.json()["detail"] == (
             "too many messages are being received; try again shortly"
         )
         assert budget.in_use == others
         budget.release(others)
-        sent = await client.post("/api/v1/send", **form)
-        assert sent.status_code == 202, sent.text
+        sent = await client.post(path, **form)
+        assert sent.status_code == status, sent.text
         assert budget.in_use == 0

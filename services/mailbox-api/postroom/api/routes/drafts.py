@@ -14,8 +14,8 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from pydantic import BaseModel
 
 from postroom import store
-from postroom.api import compose, render, richtext
-from postroom.api.deps import AccountDep, ConnDep, settings_of
+from postroom.api import compose, outgoing, render, richtext
+from postroom.api.deps import AccountDep, ConnDep, inflight_of, settings_of
 from postroom.api.problems import Problem
 from postroom.db import Conn
 from postroom.store.types import Account, Mailbox
@@ -38,27 +38,6 @@ class DraftSaved(BaseModel):
     uid: int
     # The saved draft's attachments: the parts a following save or send may keep.
     attachments: list[DraftAttachment]
-
-
-async def read_uploads(
-    files: list[UploadFile | str] | None, budget: int, limit: int
-) -> list[compose.Upload]:
-    """The uploaded files (a browser's empty file input, a field with an empty name, is
-    ignored), at most MAX_ATTACHMENTS and ``budget`` octets in all."""
-    uploads: list[compose.Upload] = []
-    chosen = [a for a in files or [] if not isinstance(a, str)]
-    for upload in chosen[: MAX_ATTACHMENTS + 1]:
-        if len(uploads) >= MAX_ATTACHMENTS:
-            raise Problem(422, f"at most {MAX_ATTACHMENTS} attachments")
-        data = await upload.read(budget + 1)
-        budget -= len(data)
-        if budget < 0:
-            raise Problem(413, f"the message would exceed {limit} octets")
-        if upload.filename or data:
-            uploads.append(
-                compose.Upload(upload.filename or "attachment", upload.content_type, data)
-            )
-    return uploads
 
 
 async def kept_attachments(
@@ -155,11 +134,22 @@ async def save_draft(
         await store.send_as_of(conn, account.id), sender
     ):
         raise Problem(403, f"you may not send as {from_!r}")
-    limit = settings_of(request).max_message_size
-    files = await kept_attachments(conn, account, replace_uid, keep or [])
-    files += await read_uploads(attachments, limit - sum(len(f.data) for f in files), limit)
-    if len(files) > MAX_ATTACHMENTS:
+    settings = settings_of(request)
+    # As a send: each file is a placeholder part until `outgoing.write` streams it in.
+    kept = await kept_attachments(conn, account, replace_uid, keep or [])
+    files = outgoing.uploaded(attachments)
+    if len(kept) + len(files) > MAX_ATTACHMENTS:
         raise Problem(422, f"at most {MAX_ATTACHMENTS} attachments")
+    parts = outgoing.Attachments()
+    for carried in kept:
+        parts.add(
+            carried.filename,
+            carried.content_type,
+            outgoing.InMemory(carried.data),
+            len(carried.data),
+        )
+    for upload in files:
+        parts.add_upload(upload)
     cleaned = richtext.clean(html) if html else None
     draft = compose.Draft(
         sender=sender,
@@ -167,18 +157,24 @@ async def save_draft(
         subject=subject,
         text=text or (richtext.plain(cleaned) if cleaned else ""),
         html=cleaned,
-        attachments=files,
+        attachments=parts.parts,
     )
     message = compose.build(draft, domain=sender.rpartition("@")[2], now=datetime.now(UTC))
     for name, value in (("To", to), ("Cc", cc), ("Bcc", bcc)):
         if value.strip():
             # RFC 5322 §3.6.3: a draft may keep Bcc; the line is whatever was typed so far.
             message[name] = compose.single_line(value.strip(), name)
-    raw = message.as_bytes()
-    if len(raw) > limit:
-        raise Problem(413, f"the draft is {len(raw)} octets; the limit is {limit}")
+    skeleton = message.as_bytes()
+    outgoing.checked_size(skeleton, parts.placeholders, settings.max_message_size, "draft")
     folder = await drafts_folder(conn, account)
-    saved = await store.append_message(conn, folder.id, raw, flags=["\\Draft", "\\Seen"])
+    async with outgoing.spooled(
+        settings.data_dir / "spool", inflight_of(request), skeleton, parts.placeholders
+    ) as spool:
+        del skeleton
+        blob_id = await outgoing.store_blob(conn, spool)
+        saved = await store.append_message(
+            conn, folder.id, flags=["\\Draft", "\\Seen"], blob_id=blob_id
+        )
     await discard_draft(conn, account, replace_uid)
     return DraftSaved(
         mailbox_id=folder.id,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
-import io
 from datetime import UTC, datetime
 from email.utils import getaddresses
 from typing import Annotated, Literal
@@ -26,8 +25,7 @@ from postroom.api.deps import (
 from postroom.api.metrics import SENT
 from postroom.api.problems import Problem
 from postroom.api.routes.drafts import discard_draft, kept_attachments
-from postroom.errors import LimitExceeded, QuotaExceeded
-from postroom.spool import SpoolFile
+from postroom.errors import QuotaExceeded
 from postroom.store import preferences, queue, quota
 from postroom.store.types import Arrival
 
@@ -77,30 +75,22 @@ async def send_message(
         raise Problem(422, "name at least one recipient (to, cc or bcc)")
     if len(recipients) > settings.max_recipients:
         raise Problem(422, f"at most {settings.max_recipients} recipients per message")
-    # Each upload is in the message as a placeholder until `outgoing.write` streams it in;
-    # so is each attachment kept from the draft (read back from the store).
-    uploads: list[compose.Upload] = []
-    placeholders: list[outgoing.Placeholder] = []
+    # Each file is in the message as a placeholder until `outgoing.write` streams it in:
+    # the attachments kept from the draft (read back from the store), then the uploads.
+    files = outgoing.uploaded(attachments)
     kept = await kept_attachments(conn, account, draft_uid, keep or [])
-    files = [a for a in attachments or [] if not isinstance(a, str) and (a.filename or a.size)]
     if len(kept) + len(files) > MAX_ATTACHMENTS:
         raise Problem(422, f"at most {MAX_ATTACHMENTS} attachments")
+    parts = outgoing.Attachments()
     for carried in kept:
-        content = outgoing.placeholder()
-        uploads.append(compose.Upload(carried.filename, carried.content_type, content))
-        placeholders.append(
-            outgoing.Placeholder(
-                outgoing.placeholder_line(content), _InMemory(carried.data), len(carried.data)
-            )
+        parts.add(
+            carried.filename,
+            carried.content_type,
+            outgoing.InMemory(carried.data),
+            len(carried.data),
         )
     for upload in files:
-        content = outgoing.placeholder()
-        uploads.append(
-            compose.Upload(upload.filename or "attachment", upload.content_type, content)
-        )
-        placeholders.append(
-            outgoing.Placeholder(outgoing.placeholder_line(content), upload, _size(upload))
-        )
+        parts.add_upload(upload)
     # The HTML part is cleaned here whatever the browser sent, with a plain alternative.
     cleaned = richtext.clean(html) if html else None
     identity = (await preferences.identities(conn, account.id)).get(sender)
@@ -113,7 +103,7 @@ async def send_message(
         subject=subject,
         text=text or (richtext.plain(cleaned) if cleaned else ""),
         html=cleaned,
-        attachments=uploads,
+        attachments=parts.parts,
     )
     original = None
     if mode != "new":
@@ -135,23 +125,16 @@ async def send_message(
     domain = sender.rpartition("@")[2]
     message = compose.build(draft, domain=domain, now=now)
     skeleton = message.as_bytes()
-    size = outgoing.message_size(skeleton, placeholders)
-    if size > settings.max_message_size:
-        # Known from the uploads' sizes before a byte of the message is written.
-        raise Problem(
-            413, f"the message is {size} octets; the limit is {settings.max_message_size}"
-        )
+    size = outgoing.checked_size(skeleton, parts.placeholders, settings.max_message_size)
     sent_mailbox = await store.get_special_use(conn, account.id, "\\Sent")
     current = await store.get_account_by_id(conn, account.id)
     if sent_mailbox is not None and current is not None and not quota.fits(current, size):
         # The Sent copy would not fit: say so before anything is sent (507, RFC 4918 §11.5).
         raise QuotaExceeded("the Sent copy would take the account past its quota")
-    spool = SpoolFile(settings.data_dir / "spool", inflight_of(request))
-    try:
-        try:
-            await outgoing.write(spool, skeleton, placeholders)
-        except LimitExceeded:
-            raise Problem(503, "too many messages are being received; try again shortly") from None
+    folder = settings.data_dir / "spool"
+    async with outgoing.spooled(
+        folder, inflight_of(request), skeleton, parts.placeholders
+    ) as spool:
         del skeleton
         blob_id = await outgoing.store_blob(conn, spool)
         message_id = str(message["Message-ID"])
@@ -195,8 +178,6 @@ async def send_message(
             except QuotaExceeded:
                 # Filled meanwhile: the message is on its way, only the copy is not kept.
                 log.warning("api.sent_copy.over_quota", account=account.address)
-    finally:
-        spool.close()
     await preferences.learn_contacts(conn, account.id, getaddresses([to, cc, bcc]), now=now)
     await discard_draft(conn, account, draft_uid)
     if original is not None and mode == "reply":
@@ -211,23 +192,3 @@ async def send_message(
         sent_uid=sent_uid,
         dispatched=dispatched,
     )
-
-
-def _size(upload: UploadFile) -> int:
-    """The upload's size as the form parser counted it (else as its file says)."""
-    if upload.size is not None:
-        return upload.size
-    upload.file.seek(0, 2)
-    size = upload.file.tell()
-    upload.file.seek(0)
-    return size
-
-
-class _InMemory:
-    """An attachment already read (kept from a draft), as `outgoing.write` reads uploads."""
-
-    def __init__(self, data: bytes) -> None:
-        self._file = io.BytesIO(data)
-
-    async def read(self, size: int = -1) -> bytes:
-        return self._file.read(size)
