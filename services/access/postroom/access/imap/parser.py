@@ -69,10 +69,13 @@ __all__ = [
     "SequenceKey",
     "SequenceSet",
     "SizeKey",
+    "Sort",
+    "SortCriterion",
     "Status",
     "Store",
     "StoreMode",
     "TextKey",
+    "Thread",
     "TooBig",
     "UidExpunge",
     "parse_auth_response",
@@ -162,9 +165,12 @@ class SequenceSet:
     """
 
     ranges: tuple[tuple[int | None, int | None], ...]
+    # RFC 5182 §2.1: "$", the saved search result; its messages are the session's to say
+    # (``ranges`` is empty and `resolve` names nothing).
+    saved: bool = False
 
     def __post_init__(self) -> None:
-        if not self.ranges:
+        if not self.ranges and not self.saved:
             raise ValueError("a sequence set holds at least one range")
         normalised: list[tuple[int | None, int | None]] = []
         for low, high in self.ranges:
@@ -180,6 +186,8 @@ class SequenceSet:
     @classmethod
     def parse(cls, text: str) -> SequenceSet:
         """Parse ``1:4,7,9:*``; ValueError for anything else (``0``, ``1:``, ``,``...)."""
+        if text == "$":
+            return cls((), saved=True)  # RFC 5182 §4: seq-last-command = "$"
         ranges: list[tuple[int | None, int | None]] = []
         for item in text.split(","):
             match = _SEQUENCE_ITEM.fullmatch(item)
@@ -199,6 +207,8 @@ class SequenceSet:
         return cls(tuple((number, number) for number in numbers))
 
     def __str__(self) -> str:
+        if self.saved:
+            return "$"
         items: list[str] = []
         for low, high in self.ranges:
             first = "*" if low is None else str(low)
@@ -664,6 +674,36 @@ class Search:
     returns: tuple[str, ...] | None = None
 
 
+SORT_KEYS: Final = frozenset({"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO"})
+THREAD_ALGORITHMS: Final = frozenset({"ORDEREDSUBJECT", "REFERENCES"})
+
+
+@dataclass(frozen=True, slots=True)
+class SortCriterion:
+    """sort-criterion = ["REVERSE" SP] sort-key (RFC 5256 §5); `key` upper-cased."""
+
+    key: str
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sort:
+    """SORT (sort-criteria) charset search-key... (RFC 5256 §3)."""
+
+    criteria: tuple[SortCriterion, ...]
+    charset: str
+    search: SearchKey
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """THREAD thread-alg charset search-key... (RFC 5256 §3); `algorithm` upper-cased."""
+
+    algorithm: str
+    charset: str
+    search: SearchKey
+
+
 Arguments: TypeAlias = (
     NoArguments
     | Login
@@ -675,6 +715,8 @@ Arguments: TypeAlias = (
     | Status
     | Append
     | Search
+    | Sort
+    | Thread
     | Fetch
     | Store
     | CopyMessages
@@ -1595,7 +1637,7 @@ def _search(cursor: _Cursor) -> Arguments:
         if not cursor.take(_CLOSE):
             while True:
                 option = cursor.atom().upper()
-                if option not in _SEARCH_RETURNS - {"SAVE"}:
+                if option not in _SEARCH_RETURNS:  # SAVE: RFC 5182 §2.1
                     raise ImapSyntaxError(f"Invalid RETURN option {_shown(option.encode())}")
                 options.append(option)
                 if not cursor.take(_SP):
@@ -1620,6 +1662,53 @@ def _search(cursor: _Cursor) -> Arguments:
     return Search(charset, keys[0] if len(keys) == 1 else And(tuple(keys)), returns)
 
 
+def _search_criteria(cursor: _Cursor) -> tuple[str, SearchKey]:
+    # RFC 5256 §5: search-criteria = charset 1*(SP search-key); charset = atom / quoted
+    charset = cursor.text().upper()
+    if charset not in _SEARCH_CHARSETS:
+        raise ImapSyntaxError(
+            f"Unsupported charset {_shown(charset.encode('utf-8'))}", ErrorKind.BAD_CHARSET
+        )
+    cursor.sp()
+    keys = [_search_key(cursor, 0)]
+    while cursor.take(_SP):
+        keys.append(_search_key(cursor, 0))
+    return charset, keys[0] if len(keys) == 1 else And(tuple(keys))
+
+
+def _sort(cursor: _Cursor) -> Arguments:
+    # RFC 5256 §5: sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria
+    # sort-criteria = "(" sort-criterion *(SP sort-criterion) ")"
+    cursor.sp()
+    if not cursor.take(_OPEN):
+        raise cursor.missing_or("Expected sort criteria")
+    criteria: list[SortCriterion] = []
+    while True:
+        key = cursor.atom().upper()
+        reverse = key == "REVERSE"
+        if reverse:
+            cursor.sp()
+            key = cursor.atom().upper()
+        if key not in SORT_KEYS:
+            raise ImapSyntaxError(f"Invalid sort key {_shown(key.encode())}")
+        criteria.append(SortCriterion(key, reverse))
+        if not cursor.take(_SP):
+            break
+    cursor.close()
+    cursor.sp()
+    return Sort(tuple(criteria), *_search_criteria(cursor))
+
+
+def _thread(cursor: _Cursor) -> Arguments:
+    # RFC 5256 §5: thread = ["UID" SP] "THREAD" SP thread-alg SP search-criteria
+    cursor.sp()
+    algorithm = cursor.atom().upper()
+    if algorithm not in THREAD_ALGORITHMS:
+        raise ImapSyntaxError(f"Unsupported threading algorithm {_shown(algorithm.encode())}")
+    cursor.sp()
+    return Thread(algorithm, *_search_criteria(cursor))
+
+
 def _search_key(cursor: _Cursor, depth: int) -> SearchKey:
     if depth >= MAX_SEARCH_DEPTH:
         raise ImapSyntaxError("Search criteria nested too deeply")
@@ -1636,7 +1725,7 @@ def _search_key(cursor: _Cursor, depth: int) -> SearchKey:
     if found is None:
         raise ImapSyntaxError("Invalid search key")
     token = found[0]
-    if token[:1].isdigit() or token[:1] == b"*":
+    if token[:1].isdigit() or token[:1] in (b"*", b"$"):
         return SequenceKey(_sequence_set(token))
     name = token.upper().decode("ascii")
     simple = _SEARCH_FLAGS.get(name)
@@ -1722,6 +1811,8 @@ _COMMANDS: Final[dict[str, _Grammar]] = {
     "UNSELECT": _no_arguments,  # RFC 3691 §2
     "GETQUOTA": _quota_root,  # RFC 9208 §4.1.1
     "GETQUOTAROOT": _mailbox_argument,  # RFC 9208 §4.1.2
+    "SORT": _sort,  # RFC 5256 §3
+    "THREAD": _thread,  # RFC 5256 §3
 }
 # uid = "UID" SP (copy / fetch / search / store), RFC 6851 §4.3 "UID MOVE", RFC 4315 §2.1
 # "UID EXPUNGE" sequence-set.
@@ -1732,6 +1823,8 @@ _UID_COMMANDS: Final[dict[str, _Grammar]] = {
     "SEARCH": _search,
     "STORE": _store,
     "EXPUNGE": _uid_expunge,
+    "SORT": _sort,  # RFC 5256 §3
+    "THREAD": _thread,
 }
 
 

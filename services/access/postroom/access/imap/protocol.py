@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from postroom import sasl, store
 from postroom.access.imap import fetch as f
 from postroom.access.imap import parser as p
-from postroom.access.imap import quota, wire
+from postroom.access.imap import quota, sort, threads, wire
 from postroom.access.imap import search as sr
 from postroom.db import Conn
 from postroom.errors import (
@@ -37,6 +37,7 @@ from postroom.errors import (
 )
 from postroom.store import messages as store_messages
 from postroom.store import search as store_search
+from postroom.store import sorting as store_sorting
 from postroom.store.mailboxes import DELIMITER
 from postroom.store.types import (
     Account,
@@ -63,6 +64,8 @@ CAPABILITIES = (
     f" {quota.CAPABILITIES} CONDSTORE QRESYNC ESEARCH STATUS=SIZE CREATE-SPECIAL-USE"
     " LIST-EXTENDED LIST-STATUS MULTIAPPEND"
 )
+# RFC 5256 SORT and THREAD, RFC 5182 SEARCHRES.
+CAPABILITIES += " SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES SEARCHRES"
 SYSTEM_FLAGS = b"\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 
 
@@ -85,11 +88,13 @@ COMMANDS_BY_STATE: dict[State, frozenset[str]] = {
     State.SELECTED: frozenset(
         _AUTHENTICATED
         | {"CHECK", "CLOSE", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE", "UNSELECT"}
+        | {"SORT", "THREAD"}
     ),
     State.LOGOUT: frozenset(),
 }
 # RFC 3501 §7.4.1: no EXPUNGE response while one of these (not the UID form) is answered.
-_NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH"})
+# RFC 5256 §3: SORT and THREAD are SEARCH's kin.
+_NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH", "SORT", "THREAD"})
 _FLAG_MODES: dict[str, FlagMode] = {"replace": "set", "add": "add", "remove": "remove"}
 
 
@@ -131,6 +136,12 @@ class View:
     keywords: dict[str, None] = field(default_factory=dict)
     # Flag changes this session already announced, uid → modseq, not to repeat them.
     announced: dict[int, int] = field(default_factory=dict)
+    # RFC 5182 §2.1: the saved search result "$", UIDs; empty on every SELECT.
+    saved: list[int] = field(default_factory=list)
+
+    def saved_uids(self) -> list[int]:
+        """RFC 5182 §2.4: "$" without the messages expunged since it was saved."""
+        return [uid for uid in self.saved if self.seq(uid) is not None]
 
     def seq(self, uid: int) -> int | None:
         i = bisect_left(self.uids, uid)
@@ -817,7 +828,7 @@ class Session:
         view = self._view()
         uids: list[int] | None = None
         if isinstance(command.args, p.UidExpunge):  # RFC 4315 §2.1
-            uids = sr.uids_in(sr.uid_set_ranges(command.args.sequence_set, view.uids), view.uids)
+            uids = self._resolve(command, command.args.sequence_set)
         async with self._connection() as conn:
             await store.expunge(conn, view.mailbox.id, uids)
         return await self._done(command)
@@ -825,6 +836,8 @@ class Session:
     def _resolve(self, command: p.Command, sequence_set: p.SequenceSet) -> list[int] | None:
         """The UIDs a command's set names; None (with BAD sent) for a number beyond EXISTS."""
         view = self._view()
+        if sequence_set.saved:
+            return view.saved_uids()  # RFC 5182 §2.1: "$"
         if command.uid:
             return sr.uids_in(sr.uid_set_ranges(sequence_set, view.uids), view.uids)
         largest = sequence_set.largest_explicit()
@@ -839,9 +852,13 @@ class Session:
     async def _cmd_search(self, command: p.Command) -> Next:
         assert isinstance(command.args, p.Search)
         view = self._view()
-        criterion = sr.criteria(command.args.criteria, view.uids, view.recent)
+        criterion = sr.criteria(command.args.criteria, view.uids, view.recent, view.saved_uids())
         with_modseq = sr.uses_modseq(command.args.criteria)
         returns = command.args.returns
+        save = returns is not None and "SAVE" in returns
+        if save:
+            # RFC 5182 §2.1: a SEARCH that fails leaves "$" empty.
+            view.saved = []
         highest = 0
         if with_modseq:
             self._enable_condstore()
@@ -859,7 +876,11 @@ class Session:
                     named = [found[0]] * ("MIN" in returns) + [found[-1]] * ("MAX" in returns)
                 highest = await store_messages.highest_modseq_of(conn, view.mailbox.id, named)
         numbers = found if command.uid else [view.seq(uid) or 0 for uid in found]
-        if command.args.returns is not None:
+        if returns is not None and save:
+            view.saved = sr.saved_result(found, returns)
+            if returns == ("SAVE",):
+                return await self._done(command)  # RFC 5182 §2.1: no ESEARCH for SAVE alone
+        if returns is not None:
             self._emit_esearch(command, numbers, highest if with_modseq else None)
             return await self._done(command)
         self._emit(b"* SEARCH")
@@ -893,6 +914,61 @@ class Session:
         if numbers and modseq is not None:
             out += b" MODSEQ %d" % modseq  # RFC 7162 §3.1.5
         self._emit(out + b"\r\n")
+
+    async def _cmd_sort(self, command: p.Command) -> Next:
+        # RFC 5256 §3: "* SORT" and the numbers of the matching messages, in order.
+        assert isinstance(command.args, p.Sort)
+        view = self._view()
+        criteria = command.args.criteria
+        async with self._connection() as conn:
+            found = await self._sorted_search(conn, command.args.search)
+            rows = store_sorting.sort_rows(conn, view.mailbox.id, found, sort.columns_for(criteria))
+            ordered = sort.order([row async for row in rows], criteria)
+        numbers = ordered if command.uid else [view.seq(uid) or 0 for uid in ordered]
+        self._emit(b"* SORT")
+        for start in range(0, len(numbers), 10_000):
+            self._emit(b"".join(b" %d" % n for n in numbers[start : start + 10_000]))
+            await self._maybe_flush()
+        self._emit(b"\r\n")
+        return await self._done(command)
+
+    async def _cmd_thread(self, command: p.Command) -> Next:
+        # RFC 5256 §3: "* THREAD" and the threads of the matching messages.
+        assert isinstance(command.args, p.Thread)
+        view = self._view()
+        async with self._connection() as conn:
+            found = await self._sorted_search(conn, command.args.search)
+            columns: list[store_sorting.Column] = ["sent", "subject"]
+            if command.args.algorithm == "REFERENCES":
+                columns += ["message_id", "links"]
+            records = [
+                threads.ThreadMessage(
+                    number=row.uid if command.uid else view.seq(row.uid) or 0,
+                    message_id=row.message_id,
+                    references=row.references,
+                    in_reply_to=row.in_reply_to,
+                    subject=row.subject,
+                    sent=row.sent or store_sorting.NO_DATE,
+                )
+                async for row in store_sorting.sort_rows(conn, view.mailbox.id, found, columns)
+            ]
+        if command.args.algorithm == "REFERENCES":
+            tree = threads.references(records)
+        else:
+            tree = threads.ordered_subject(records)
+        self._emit(b"* THREAD " + threads.format_threads(tree) if tree else b"* THREAD")
+        self._emit(b"\r\n")
+        return await self._done(command)
+
+    async def _sorted_search(self, conn: Conn, key: p.SearchKey) -> set[int]:
+        """The UIDs of the view's messages that match SORT's or THREAD's search-criteria."""
+        view = self._view()
+        criterion = sr.criteria(key, view.uids, view.recent, view.saved_uids())
+        found = await store_search.search_uids(
+            conn, view.mailbox.id, criterion, messages=len(view.uids)
+        )
+        # Messages not yet announced are left out.
+        return {uid for uid in found if view.seq(uid) is not None}
 
     async def _cmd_fetch(self, command: p.Command) -> Next:
         assert isinstance(command.args, p.Fetch)

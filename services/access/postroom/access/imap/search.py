@@ -43,18 +43,22 @@ def uids_in(ranges: Sequence[tuple[int, int]], uids: Sequence[int]) -> list[int]
 
 
 def criteria(
-    key: p.SearchKey, uids: Sequence[int], recent: Sequence[tuple[int, int]]
+    key: p.SearchKey,
+    uids: Sequence[int],
+    recent: Sequence[tuple[int, int]],
+    saved: Sequence[int] = (),
 ) -> s.Criterion:
-    """The store criterion for a parsed key, in a session whose view is ``uids``."""
+    """The store criterion for a parsed key, in a session whose view is ``uids`` and whose
+    saved search result (RFC 5182 "$") is ``saved``."""
     match key:
         case p.All():
             return s.All()
         case p.And(keys):
-            return s.And(tuple(criteria(k, uids, recent) for k in keys))
+            return s.And(tuple(criteria(k, uids, recent, saved) for k in keys))
         case p.Or(left, right):
-            return s.Or((criteria(left, uids, recent), criteria(right, uids, recent)))
+            return s.Or((criteria(left, uids, recent, saved), criteria(right, uids, recent, saved)))
         case p.Not(inner):
-            return s.Not(criteria(inner, uids, recent))
+            return s.Not(criteria(inner, uids, recent, saved))
         case p.FlagKey(flag, is_set):
             if flag.lower() == "\\recent":
                 ranges = s.UidRanges(tuple(recent))
@@ -75,10 +79,23 @@ def criteria(
         case p.ModSeqKey(modseq):
             return s.ModSeq(modseq - 1)  # RFC 7162 §3.1.5: "greater than or equal"
         case p.SequenceKey(sequence_set, uid):
+            if sequence_set.saved:
+                return s.uid_ranges(saved)  # RFC 5182 §2.1: "$", whether UID or not
             if uid:
                 return s.UidRanges(uid_set_ranges(sequence_set, uids))
             return s.UidRanges(seq_ranges_to_uids(sequence_set, uids))
     raise ValueError(f"unknown search key {key!r}")  # pragma: no cover - the union is closed
+
+
+def saved_result(found: Sequence[int], returns: Sequence[str]) -> list[int]:
+    """RFC 5182 §2.1: what SEARCH RETURN (SAVE ...) saves of the UIDs found: all of them,
+    or only the smallest and/or largest when MIN and/or MAX come without ALL and COUNT."""
+    if not found or {"ALL", "COUNT"} & set(returns) or not {"MIN", "MAX"} & set(returns):
+        return list(found)
+    kept = {found[0]} if "MIN" in returns else set()
+    if "MAX" in returns:
+        kept.add(found[-1])
+    return sorted(kept)
 
 
 def uses_modseq(key: p.SearchKey) -> bool:
