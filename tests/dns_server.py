@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -20,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dns.exception
+import dns.flags
 import dns.message
+import dns.name
 import dns.query
 import dns.rdata
 import dns.rdataclass
@@ -193,3 +196,44 @@ def _wait_ready(process: subprocess.Popen[bytes], port: int, zone: str, conf: Pa
             continue
         return
     raise RuntimeError("dnsmasq did not answer within 10 s")
+
+
+@contextmanager
+def start_validating_resolver(upstream: DnsServer, secure: Iterable[str]) -> Iterator[DnsServer]:
+    """A stand-in for a validating recursive resolver in front of ``upstream``: every
+    question is passed on as it came, and the answer comes back with AD set (RFC 4035
+    §3.2.3) when the name is under one of the ``secure`` zones (those the resolver would
+    have validated) and cleared otherwise. Real DNS messages over UDP; only the validation
+    verdict is modelled, since dnsmasq cannot sign a zone."""
+    zones = [dns.name.from_text(zone) for zone in secure]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, peer = sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            try:
+                query = dns.message.from_wire(data)
+                answer = dns.query.udp(query, upstream.address, port=upstream.port, timeout=2)
+            except (dns.exception.DNSException, OSError):
+                continue  # no answer: the client times out, as with a resolver that failed
+            name = query.question[0].name
+            if any(name.is_subdomain(zone) for zone in zones):
+                answer.flags |= dns.flags.AD
+            else:
+                answer.flags &= ~dns.flags.AD
+            sock.sendto(answer.to_wire(), peer)
+
+    thread = threading.Thread(target=serve, name="validating-resolver", daemon=True)
+    thread.start()
+    try:
+        yield DnsServer("127.0.0.1", int(sock.getsockname()[1]), upstream.zones, upstream.ttl)
+    finally:
+        stop.set()
+        thread.join()
+        sock.close()

@@ -251,6 +251,10 @@ class Settings(BaseSettings):
     # port of the policy host (443 per RFC 8461 §3.3; another only for tests).
     outbound_ca_file: Path | None = None
     mta_sts_policy_port: Port = 443
+    # DANE (RFC 7672) outbound: TLSA records of MX hosts found through DNSSEC-validated
+    # answers (the AD bit) require TLS with a matching certificate. The resolvers must be
+    # validating ones we trust (on this host, or over a trusted network).
+    dane: bool = True
 
     # Sieve (RFC 5228) filters: the ManageSieve listener (RFC 5804), limits on each account's
     # scripts and on what one run may do, and a site-wide script run before each user's.

@@ -1,9 +1,10 @@
 """MTA-STS outbound (RFC 8461): the policy fetched over HTTPS from a server with a trustme
 certificate, found through the test DNS server; enforce sends only to a named MX over
-verified TLS, testing only reports."""
+verified TLS, testing only reports (a log event and a metric), DANE goes first."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import ssl
 import threading
@@ -14,11 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog.testing
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from prometheus_client import REGISTRY
 
 from postroom.config import load_settings
 from postroom.store import queue as queue_store
-from tests.dns_server import DnsServer, Record
+from tests.dns_server import DnsServer, Record, start_validating_resolver
 from tests.integration.delivery.harness import Sink, message, start_sink
 
 
@@ -244,3 +249,106 @@ async def test_a_policy_not_served_as_text_plain_counts_as_none(
             make_harness, sts_settings(domain, sink, zone(), policy_server, ca_file), domain
         )
         assert [d.state for d in entry.deliveries] == ["delivered"]
+
+
+def reported(kind: str) -> float:
+    sample = REGISTRY.get_sample_value(
+        "postroom_delivery_mta_sts_testing_failures_total", {"kind": kind}
+    )
+    return sample or 0.0
+
+
+async def test_testing_mode_reports_a_certificate_enforce_would_refuse(
+    make_harness: Any,
+    ca_file: Path,
+    domain: str,
+    policy_server: PolicyServer,
+    zone: Callable[..., DnsServer],
+) -> None:
+    # RFC 8461 §5: "testing" checks as "enforce" would, reports, and delivers.
+    policy_server.body = policy_text("testing", f"mx.{domain}")
+    before = reported("certificate")
+    for sink in mx_sink(trustme.CA(), f"mx.{domain}", domain):  # a CA nobody trusts
+        with structlog.testing.capture_logs() as logs:
+            entry = await deliver_one(
+                make_harness, sts_settings(domain, sink, zone(), policy_server, ca_file), domain
+            )
+        assert [d.state for d in entry.deliveries] == ["delivered"]
+    assert reported("certificate") == before + 1
+    [event] = [e for e in logs if e["event"] == "delivery.mta_sts.testing_failure"]
+    assert event["kind"] == "certificate"
+
+
+async def test_testing_mode_reports_an_mx_the_policy_does_not_name(
+    make_harness: Any,
+    ca: trustme.CA,
+    ca_file: Path,
+    domain: str,
+    policy_server: PolicyServer,
+    zone: Callable[..., DnsServer],
+) -> None:
+    policy_server.body = policy_text("testing", f"other.{domain}")
+    before = reported("mx")
+    for sink in mx_sink(ca, f"mx.{domain}", domain):
+        entry = await deliver_one(
+            make_harness, sts_settings(domain, sink, zone(), policy_server, ca_file), domain
+        )
+        assert [d.state for d in entry.deliveries] == ["delivered"]
+    assert reported("mx") == before + 1
+
+
+async def test_testing_mode_reports_nothing_when_enforce_would_pass(
+    make_harness: Any,
+    ca: trustme.CA,
+    ca_file: Path,
+    domain: str,
+    policy_server: PolicyServer,
+    zone: Callable[..., DnsServer],
+) -> None:
+    policy_server.body = policy_text("testing", f"mx.{domain}")
+    before = {kind: reported(kind) for kind in ("mx", "certificate", "starttls")}
+    for sink in mx_sink(ca, f"mx.{domain}", domain):
+        entry = await deliver_one(
+            make_harness, sts_settings(domain, sink, zone(), policy_server, ca_file), domain
+        )
+        assert [d.state for d in entry.deliveries] == ["delivered"]
+    assert {kind: reported(kind) for kind in before} == before
+
+
+async def test_dane_takes_precedence_over_an_enforced_policy(
+    make_harness: Any,
+    ca: trustme.CA,
+    ca_file: Path,
+    domain: str,
+    policy_server: PolicyServer,
+    dns_server: Callable[..., DnsServer],
+) -> None:
+    # RFC 8461 §2: with TLSA records for the MX, DANE decides; the policy (which names
+    # another MX and would defer) is not applied.
+    policy_server.body = policy_text("enforce", f"other.{domain}")
+    leaf = ca.issue_cert(f"mx.{domain}")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    leaf.configure_cert(context)
+    key = x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes()).public_key()
+    spki = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    for sink in start_sink(domain, context):
+        upstream = dns_server(
+            [
+                Record(domain, "MX", f"10 mx.{domain}."),
+                Record(f"mx.{domain}", "A", "127.0.0.1"),
+                Record(f"mta-sts.{domain}", "A", "127.0.0.1"),
+                Record(f"_mta-sts.{domain}", "TXT", "v=STSv1; id=20261202"),
+                Record(
+                    f"_{sink.port}._tcp.mx.{domain}",
+                    "TLSA",
+                    f"3 1 1 {hashlib.sha256(spki).hexdigest()}",
+                ),
+            ]
+        )
+        with start_validating_resolver(upstream, [domain]) as resolver:
+            entry = await deliver_one(
+                make_harness, sts_settings(domain, sink, resolver, policy_server, ca_file), domain
+            )
+        assert [d.state for d in entry.deliveries] == ["delivered"]
+        assert entry.attempts[0].tls.endswith(" DANE-EE")
+    assert policy_server.requests == 0

@@ -23,11 +23,12 @@ from psycopg_pool import AsyncConnectionPool
 from postroom import store
 from postroom.config import Settings
 from postroom.db import Conn
-from postroom.delivery import bounce, local, mta_sts, mx, remote, signing
+from postroom.delivery import bounce, dane, local, mta_sts, mx, remote, signing
 from postroom.delivery.dsn import is_smtputf8
 from postroom.delivery.limits import DestinationSlots
 from postroom.delivery.metrics import FAILURES, HELD
 from postroom.delivery.retry import Result, decide, internal_failure, permanent, transient
+from postroom.dns import get_resolver
 from postroom.store import queue as queue_store
 from postroom.store.types import ClaimedDelivery, DeliveryId, QueuedMessage, QueueId
 
@@ -242,10 +243,16 @@ class Courier:
                     orcpt={c.delivery.recipient: c.delivery.original_recipient for c in group},
                     smtputf8=is_smtputf8(message),
                 )
+                tlsa: dict[str, dane.HostTlsa] = {}
+                if self.settings.dane:
+                    tlsa = await dane.lookup(hops, get_resolver(self.settings))
                 policy = None
-                if mta_sts.applies(domain, self.settings):
+                # RFC 8461 §2: where DANE applies, the MTA-STS policy is not needed.
+                if not tlsa and mta_sts.applies(domain, self.settings):
                     policy = await self.sts_policies.policy_for(domain, self.settings)
-                results = await remote.send(hops, transaction, self.settings, policy)
+                results = await remote.send(
+                    hops, transaction, self.settings, policy, tlsa=tlsa, domain=domain
+                )
         return results
 
     async def _record(

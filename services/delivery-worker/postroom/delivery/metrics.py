@@ -23,6 +23,19 @@ REMOVED = Counter(
     ["kind"],
 )
 
+# RFC 7672: outbound connections to MX hosts with TLSA records, by outcome (matched,
+# mismatch, unauthenticated, no_starttls, tls_failed, lookup_failed).
+DANE_RESULTS = Counter(
+    "postroom_delivery_dane", "Outbound connections under DANE, by result", ["result"]
+)
+# RFC 8461 §5: what an MTA-STS policy in testing mode would have refused (mx, certificate,
+# starttls); the mail went anyway.
+MTA_STS_TESTING = Counter(
+    "postroom_delivery_mta_sts_testing_failures",
+    "Failures an MTA-STS policy in testing mode reported without refusing, by kind",
+    ["kind"],
+)
+
 
 def serve(port: int, address: str) -> None:
     """Expose /metrics on ``port``; a second worker process on the same host cannot bind it

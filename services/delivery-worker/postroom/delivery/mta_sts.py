@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +19,14 @@ from typing import Literal
 
 import h11
 import structlog
+from cryptography import x509
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 
 from postroom.config import Settings
 from postroom.dns import DNSError, Resolver, get_resolver
@@ -108,6 +117,47 @@ def _context(ca_file: Path | None) -> ssl.SSLContext:
         context.load_verify_locations(cafile=str(ca_file))
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
+
+
+@lru_cache(maxsize=4)
+def _trust_store(ca_file: Path | None) -> Store:
+    """The system's CA certificates and POSTROOM_OUTBOUND_CA_FILE's, for `certificate_problem`."""
+    certificates: list[x509.Certificate] = []
+    for path in (ssl.get_default_verify_paths().cafile, ca_file):
+        if path is None:
+            continue
+        try:
+            certificates += x509.load_pem_x509_certificates(Path(path).read_bytes())
+        except (OSError, ValueError) as exc:
+            log.warning("delivery.mta_sts.ca_file_unreadable", path=str(path), error=str(exc))
+    return Store(certificates)
+
+
+def certificate_problem(chain: Sequence[bytes], host: str, settings: Settings) -> str | None:
+    """What would make enforce mode refuse this chain (DER, leaf first) for the MX ``host``
+    (RFC 8461 §4.2: valid for the name, chaining to a trusted CA, within its dates); None
+    when it would pass. For testing mode, which reports and delivers anyway."""
+    if not chain:
+        return "the server sent no certificate"
+    try:
+        leaf, *issuers = (x509.load_der_x509_certificate(der) for der in chain)
+        verifier = (
+            PolicyBuilder()
+            .store(_trust_store(settings.outbound_ca_file))
+            # As OpenSSL checks it in enforce mode: the chain and the name, not every detail
+            # of the CA/Browser Forum's profile of the leaf.
+            .extension_policies(
+                ca_policy=ExtensionPolicy.webpki_defaults_ca(),
+                ee_policy=ExtensionPolicy.permit_all().require_present(
+                    x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
+                ),
+            )
+            .build_server_verifier(x509.DNSName(host))
+        )
+        verifier.verify(leaf, issuers)
+    except (ValueError, VerificationError) as exc:
+        return str(exc)[:300]
+    return None
 
 
 def verified_context(settings: Settings) -> ssl.SSLContext:

@@ -23,6 +23,9 @@ class Hop:
     port: int
     # The relay host (POSTROOM_RELAYHOST): TLS and AUTH required (postroom.delivery.relay).
     relay: bool = False
+    # The MX answer and the address answers that led here were DNSSEC-validated (AD):
+    # only then are the host's TLSA records sought (RFC 7672 §2.2.1-2.2.2).
+    secure: bool = False
 
     def __str__(self) -> str:
         address = f"[{self.address}]" if self.name != self.address else ""
@@ -112,12 +115,12 @@ async def _next_hops(domain: str, settings: Settings, resolver: Resolver | None)
         target = hop.host
     elif settings.relayhost is not None:
         return await _relay_hops(settings, resolver)
-    names = await _mx_names(target, resolver)
+    names, secure = await _mx_names(target, resolver)
     hops: list[Hop] = []
     last_error: DestinationError | None = None
     for name in names:
         try:
-            hops += await _addresses(name, port, resolver)
+            hops += await _addresses(name, port, resolver, mx_secure=secure)
         except DestinationError as exc:
             last_error = exc
         if len(hops) >= MAX_ADDRESSES:
@@ -127,7 +130,8 @@ async def _next_hops(domain: str, settings: Settings, resolver: Resolver | None)
     return hops[:MAX_ADDRESSES]
 
 
-async def _mx_names(domain: str, resolver: Resolver) -> list[str]:
+async def _mx_names(domain: str, resolver: Resolver) -> tuple[list[str], bool]:
+    """The MX host names by preference, and whether the answer was DNSSEC-validated."""
     try:
         answer = await resolver.mx(domain)
     except InvalidName:
@@ -140,17 +144,21 @@ async def _mx_names(domain: str, resolver: Resolver) -> list[str]:
         raise DestinationError(f"5.1.2 domain {domain} does not exist", permanent=True)
     records = mx_records(answer)
     if not records:
-        return [domain]  # RFC 5321 §5.1: no MX, the domain itself is the implicit MX
+        # RFC 5321 §5.1: no MX, the domain itself is the implicit MX
+        return [domain], answer.authentic
     if is_null_mx(records):
         raise DestinationError(
             f"5.1.10 domain {domain} does not accept mail (null MX, RFC 7505)", permanent=True
         )
-    return order_mx(records)
+    return order_mx(records), answer.authentic
 
 
-async def _addresses(name: str, port: int, resolver: Resolver) -> list[Hop]:
+async def _addresses(
+    name: str, port: int, resolver: Resolver, *, mx_secure: bool = False
+) -> list[Hop]:
     found: list[Hop] = []
     nxdomain = True
+    secure = mx_secure
     for rdtype in ("A", "AAAA"):
         try:
             answer = await resolver.lookup(name, rdtype)
@@ -161,12 +169,13 @@ async def _addresses(name: str, port: int, resolver: Resolver) -> list[Hop]:
                 f"4.4.3 address lookup for {name} failed: {exc}", permanent=False
             ) from None
         nxdomain = nxdomain and not answer.exists
+        secure = secure and answer.authentic
         found += [Hop(name, r.to_text(), port) for r in answer.records]
     if not found:
         if nxdomain:
             raise DestinationError(f"5.1.2 host {name} does not exist", permanent=True)
         raise DestinationError(f"5.1.2 host {name} has no address", permanent=True)
-    return found
+    return [Hop(h.name, h.address, h.port, secure=secure) for h in found]
 
 
 async def _relay_hops(settings: Settings, resolver: Resolver) -> list[Hop]:
@@ -180,6 +189,6 @@ async def _relay_hops(settings: Settings, resolver: Resolver) -> list[Hop]:
             hops = await _addresses(relay.host, relay.port, resolver)
     else:
         hops = []
-        for name in await _mx_names(relay.host, resolver):
+        for name in (await _mx_names(relay.host, resolver))[0]:
             hops += await _addresses(name, relay.port, resolver)
     return [Hop(h.name, h.address, h.port, relay=True) for h in hops[:MAX_ADDRESSES]]

@@ -2,7 +2,8 @@
 
 The client side of RFC 5321: try the next hops in order until one greets with 220 (§5.1: a
 connection failure or a 4xx greeting moves on to the next MX), EHLO with our host name,
-opportunistic STARTTLS (RFC 3207) without certificate checks as Postfix's "may" level,
+opportunistic STARTTLS (RFC 3207) without certificate checks as Postfix's "may" level
+(verified TLS where DANE, RFC 7672, or an MTA-STS policy in enforce mode says so),
 SIZE (RFC 1870), 8BITMIME (RFC 6152) and SMTPUTF8 (RFC 6531, never downgraded), DSN
 requests passed on where the server offers DSN (RFC 3461 §6.2), then MAIL, one RCPT per
 recipient and DATA, with a result for each recipient.
@@ -16,13 +17,15 @@ import dataclasses
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import aiosmtplib
 import structlog
 from aiosmtplib.errors import SMTPRecipientRefused
 
 from postroom.config import Settings
-from postroom.delivery import mta_sts, relay
+from postroom.delivery import dane, mta_sts, relay
+from postroom.delivery.metrics import DANE_RESULTS, MTA_STS_TESTING
 from postroom.delivery.mx import Hop
 from postroom.delivery.retry import Result, from_reply, permanent, transient
 
@@ -116,18 +119,31 @@ async def send(
     transaction: Transaction,
     settings: Settings,
     policy: mta_sts.Policy | None = None,
+    tlsa: Mapping[str, dane.HostTlsa] | None = None,
+    domain: str | None = None,
 ) -> dict[str, Result]:
     """Deliver to the first hop that takes the transaction; a result for every recipient.
 
+    An MX host with TLSA records (``tlsa``, by "name:port", from `dane.lookup`) gets
+    STARTTLS and a certificate that matches them (RFC 7672 §2.2), or is not used; then the
+    destination's MTA-STS policy is not applied (RFC 8461 §2: DANE takes precedence).
     Under an MTA-STS policy (RFC 8461 §5) in enforce mode only the MX hosts it names are
     tried, each with STARTTLS and a certificate valid for its name; in testing mode a host it
-    does not name is logged and mail goes as without a policy.
+    does not name, or a certificate that would fail, is reported and mail goes as without a
+    policy (§5: "testing" never refuses).
     """
     last = transient("4.4.1 no next hop to try")
+    tlsa = tlsa or {}
+    if tlsa and policy is not None and policy.mode != "none":
+        log.info("delivery.dane.precedes_mta_sts", domain=domain, mode=policy.mode)
+        policy = None
     enforce = policy is not None and policy.mode == "enforce"
+    testing = policy if policy is not None and policy.mode == "testing" else None
     if policy is not None and policy.mode != "none":
         allowed = [hop for hop in hops if policy.allows(hop.name)]
         if len(allowed) < len(hops):
+            if testing is not None:
+                MTA_STS_TESTING.labels("mx").inc()
             log.info(
                 "delivery.mta_sts.mx_mismatch",
                 mode=policy.mode,
@@ -139,8 +155,22 @@ async def send(
                 return dict.fromkeys(transaction.recipients, transient(text))
             hops = allowed
     for hop in hops:
+        records = tlsa.get(f"{hop.name}:{hop.port}")
         try:
-            return await _send_to(hop, transaction, settings, tls=True, verified=enforce)
+            if records is not None and records.failed:
+                DANE_RESULTS.labels("lookup_failed").inc()
+                raise _NextHop(transient(f"4.7.5 DANE: {records.failed}", host=str(hop)))
+            names = [hop.name, *([domain] if domain else [])]
+            return await _send_to(
+                hop,
+                transaction,
+                settings,
+                tls=True,
+                verified=enforce,
+                tlsa=records,
+                names=names,
+                testing=testing is not None and testing.allows(hop.name),
+            )
         except _NextHop as exc:
             last = exc.result
             log.info("delivery.remote.next_hop", hop=str(hop), error=exc.result.text)
@@ -218,8 +248,68 @@ async def _verified_starttls(client: aiosmtplib.SMTP, hop: Hop, settings: Settin
     return f"{version} MTA-STS"
 
 
+async def _dane_starttls(
+    client: aiosmtplib.SMTP, hop: Hop, records: dane.HostTlsa, names: Sequence[str]
+) -> str:
+    """RFC 7672 §2.2: TLS is required with a host that has TLSA records; with usable ones
+    the certificate must match them (§3), else the host is not used (4.7.5, deferred)."""
+    host = str(hop)
+    if not client.supports_extension("starttls"):
+        DANE_RESULTS.labels("no_starttls").inc()
+        raise _NextHop(
+            transient(f"4.7.5 DANE: {hop.name} has TLSA records but offers no STARTTLS", host=host)
+        )
+    try:
+        # §8.1: SNI names the TLSA base domain, the MX host.
+        await client.starttls(
+            server_hostname=hop.name, tls_context=opportunistic_tls(), validate_certs=False
+        )
+    except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as exc:
+        DANE_RESULTS.labels("tls_failed").inc()
+        raise _NextHop(
+            transient(f"4.7.5 DANE: TLS with {hop.name} failed: {exc}", host=host)
+        ) from None
+    ssl_object = client.transport.get_extra_info("ssl_object") if client.transport else None
+    version = ssl_object.version() if ssl_object is not None else "TLS"
+    usable = records.usable
+    if not usable:
+        # §2.2: TLSA records, none usable: TLS without authentication, but TLS.
+        DANE_RESULTS.labels("unauthenticated").inc()
+        how = "DANE-unusable"
+    else:
+        chain = dane.peer_chain(ssl_object) if ssl_object is not None else []
+        verdict = dane.verify(usable, chain, names, now=datetime.now(UTC))
+        if not verdict.matched:
+            DANE_RESULTS.labels("mismatch").inc()
+            log.warning("delivery.dane.mismatch", hop=host, why=verdict.how)
+            raise _NextHop(
+                transient(f"4.7.5 DANE: the certificate of {hop.name}: {verdict.how}", host=host)
+            )
+        DANE_RESULTS.labels("matched").inc()
+        how = verdict.how
+    await client.ehlo()  # RFC 3207 §4.2: forget what was said before TLS
+    return f"{version} {how}"
+
+
+def _report_testing(hop: Hop, ssl_object: ssl.SSLObject | None, settings: Settings) -> None:
+    """RFC 8461 §5 "testing": check the certificate as enforce would, and only report."""
+    chain = dane.peer_chain(ssl_object) if ssl_object is not None else []
+    problem = mta_sts.certificate_problem(chain, hop.name, settings)
+    if problem is not None:
+        MTA_STS_TESTING.labels("certificate").inc()
+        log.info("delivery.mta_sts.testing_failure", hop=str(hop), kind="certificate", why=problem)
+
+
 async def _send_to(
-    hop: Hop, transaction: Transaction, settings: Settings, *, tls: bool, verified: bool = False
+    hop: Hop,
+    transaction: Transaction,
+    settings: Settings,
+    *,
+    tls: bool,
+    verified: bool = False,
+    tlsa: dane.HostTlsa | None = None,
+    names: Sequence[str] = (),
+    testing: bool = False,
 ) -> dict[str, Result]:
     host = str(hop)
     client = await _connect(hop, settings)
@@ -227,6 +317,8 @@ async def _send_to(
     try:
         if hop.relay:
             tls_version = await relay.prepare(client, hop.name, settings)
+        elif tlsa is not None:
+            tls_version = await _dane_starttls(client, hop, tlsa, names)
         elif verified:
             tls_version = await _verified_starttls(client, hop, settings)
         elif tls and client.supports_extension("starttls"):
@@ -237,10 +329,17 @@ async def _send_to(
                 # Opportunistic TLS: a failed handshake falls back to plaintext, on a new
                 # connection since the old one is in an unknown state.
                 log.info("delivery.remote.starttls_failed", hop=host, error=str(exc))
+                if testing:
+                    MTA_STS_TESTING.labels("starttls").inc()
                 client.close()
                 return await _send_to(hop, transaction, settings, tls=False)
             ssl_object = client.transport.get_extra_info("ssl_object") if client.transport else None
             tls_version = ssl_object.version() if ssl_object is not None else None
+            if testing:
+                _report_testing(hop, ssl_object, settings)
+        elif testing:
+            MTA_STS_TESTING.labels("starttls").inc()
+            log.info("delivery.mta_sts.testing_failure", hop=host, kind="starttls")
         results = await _transaction(client, host, tls_version, transaction)
         return relay.soften(results) if hop.relay else results
     except relay.RelayRefused as exc:
