@@ -1,106 +1,104 @@
-"""What IMAP SORT and THREAD (RFC 5256) compare, read for a mailbox's messages in one query.
+"""What IMAP SORT and THREAD (RFC 5256) compare, read for a mailbox's messages.
 
-Only the columns the request needs are read: the arrival time, size, sent date and decoded
-subject live on messages and blobs; the first From, To and Cc address and the References
-and In-Reply-To links come from the parsed message, which is larger, so they are read only
-when a sort key or the threading asks for them. Rows come in UID order, a batch at a time
-through a server-side cursor, so a large folder is never one result held twice.
+Two ways: `sorted_uids` orders in Postgres by the keys that are plain columns (arrival,
+size, sent date), answering only UIDs; `sort_keys` reads, in one query, the UID and the
+columns asked for as tuples, for what must be compared in Python (the base subject, the
+first address's mailbox) and for threading. The first From, To and Cc addresses and the
+References and In-Reply-To links come from the stored parse, which is larger than the
+columns, so they are read only when asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import psycopg.errors
+from psycopg.rows import tuple_row
 
 from postroom.db import Conn
 from postroom.errors import QueryTimeout
 from postroom.store.types import MailboxId
 
-Column = Literal["arrival", "size", "sent", "subject", "from", "to", "cc", "message_id", "links"]
-# RFC 5256 §3: the addr-mailbox of the first address (a group's name for a group), as the
-# IMAP ENVELOPE gives it.
-_COLUMNS: Final[dict[str, str]] = {
-    "arrival": "m.internal_date AS arrival",
+Column = Literal[
+    "arrival", "size", "sent", "subject", "from", "to", "cc", "message_id", "in_reply_to",
+    "references",
+]  # fmt: skip
+_EXPRESSIONS: Final[dict[str, str]] = {
+    "arrival": "m.internal_date",
     "size": "m.size",
     # RFC 5256 §2.2: the Date: header, else the INTERNALDATE.
-    "sent": "coalesce(b.sent_date, m.internal_date) AS sent",
+    "sent": "coalesce(b.sent_date, m.internal_date)",
     "subject": "b.subject",
-    "from": "b.parsed #>> '{envelope,from,0,2}' AS from_mailbox",
-    "to": "b.parsed #>> '{envelope,to,0,2}' AS to_mailbox",
-    "cc": "b.parsed #>> '{envelope,cc,0,2}' AS cc_mailbox",
+    # RFC 5256 §3: the addr-mailbox of the first address (a group's name for a group), as
+    # the IMAP ENVELOPE gives it.
+    "from": "b.parsed #>> '{envelope,from,0,2}'",
+    "to": "b.parsed #>> '{envelope,to,0,2}'",
+    "cc": "b.parsed #>> '{envelope,cc,0,2}'",
     "message_id": "b.message_id",
-    "links": (
-        "b.parsed ->> 'in_reply_to' AS in_reply_to,"
-        " coalesce(b.parsed -> 'references', '[]'::jsonb) AS refs"
-    ),
+    "in_reply_to": "b.parsed ->> 'in_reply_to'",
+    "references": "coalesce(b.parsed -> 'references', '[]'::jsonb)",
 }
-BATCH: Final = 5000
-
-
-@dataclass(frozen=True, slots=True)
-class SortRow:
-    """One message's keys; a member not asked for is its empty value."""
-
-    uid: int
-    arrival: datetime | None = None
-    size: int = 0
-    sent: datetime | None = None
-    subject: str | None = None
-    from_mailbox: str = ""
-    to_mailbox: str = ""
-    cc_mailbox: str = ""
-    message_id: str | None = None
-    in_reply_to: str | None = None
-    references: tuple[str, ...] = ()
-
-
-async def sort_rows(
-    conn: Conn,
-    mailbox_id: MailboxId,
-    uids: Collection[int],
-    columns: Collection[Column],
-) -> AsyncIterator[SortRow]:
-    """The keys of the messages with these UIDs, in UID order, ``columns`` filled in."""
-    if not uids:
-        return
-    low, high = min(uids), max(uids)
-    wanted = uids if isinstance(uids, set | frozenset) else set(uids)
-    selected = ", ".join(["m.uid", *(_COLUMNS[c] for c in sorted(set(columns)))])
-    needs_blob = any(c not in ("arrival", "size") for c in columns)
-    source = "messages m JOIN blobs b ON b.id = m.blob_id" if needs_blob else "messages m"
-    try:
-        # A server-side cursor lives in a transaction (the store's connections autocommit).
-        async with conn.transaction(), conn.cursor(name="postroom_sort") as cur:
-            await cur.execute(
-                f"""SELECT {selected} FROM {source}
-                    WHERE m.mailbox_id = %(mailbox)s AND m.uid BETWEEN %(low)s AND %(high)s
-                    ORDER BY m.uid""",
-                {"mailbox": mailbox_id, "low": low, "high": high},
-            )
-            while rows := await cur.fetchmany(BATCH):
-                for r in rows:
-                    if r["uid"] not in wanted:
-                        continue
-                    yield SortRow(
-                        uid=r["uid"],
-                        arrival=r.get("arrival"),
-                        size=r.get("size") or 0,
-                        sent=r.get("sent"),
-                        subject=r.get("subject"),
-                        from_mailbox=r.get("from_mailbox") or "",
-                        to_mailbox=r.get("to_mailbox") or "",
-                        cc_mailbox=r.get("cc_mailbox") or "",
-                        message_id=r.get("message_id"),
-                        in_reply_to=r.get("in_reply_to"),
-                        references=tuple(r.get("refs") or ()),
-                    )
-    except psycopg.errors.QueryCanceled as exc:
-        raise QueryTimeout("sorting took too long; narrow the search down") from exc
-
-
+# Columns of the messages table alone (no blob to join).
+_MESSAGE_COLUMNS: Final = frozenset({"arrival", "size"})
 # A sent date for a message the store knows none of (it always has an INTERNALDATE).
 NO_DATE: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _source(columns: Collection[str]) -> str:
+    if all(c in _MESSAGE_COLUMNS for c in columns):
+        return "messages m"
+    return "messages m JOIN blobs b ON b.id = m.blob_id"
+
+
+async def _rows(
+    conn: Conn, sql: str, mailbox_id: MailboxId, uids: Collection[int] | None
+) -> list[tuple[Any, ...]]:
+    """Run a query over the mailbox's messages (those of ``uids``, when given): its rows
+    as tuples, the UID first, only those of ``uids``."""
+    low, high = (min(uids), max(uids)) if uids else (1, 1 << 62)
+    try:
+        async with conn.cursor(row_factory=tuple_row) as cur:
+            await cur.execute(sql, {"mailbox": mailbox_id, "low": low, "high": high})
+            rows = await cur.fetchall()
+    except psycopg.errors.QueryCanceled as exc:
+        raise QueryTimeout("sorting took too long; narrow the search down") from exc
+    if uids is None:
+        return rows
+    wanted = uids if isinstance(uids, set | frozenset) else set(uids)
+    return [r for r in rows if r[0] in wanted]
+
+
+async def sort_keys(
+    conn: Conn,
+    mailbox_id: MailboxId,
+    uids: Collection[int] | None,
+    columns: Sequence[Column],
+) -> list[tuple[Any, ...]]:
+    """``(uid, *columns)`` of each message with these UIDs (every one when None), in UID
+    order; a missing address is None, missing references an empty list."""
+    if uids is not None and not uids:
+        return []
+    selected = ", ".join(["m.uid", *(_EXPRESSIONS[c] for c in columns)])
+    sql = f"""SELECT {selected} FROM {_source(columns)}
+              WHERE m.mailbox_id = %(mailbox)s AND m.uid BETWEEN %(low)s AND %(high)s
+              ORDER BY m.uid"""
+    return await _rows(conn, sql, mailbox_id, uids)
+
+
+async def sorted_uids(
+    conn: Conn,
+    mailbox_id: MailboxId,
+    uids: Collection[int] | None,
+    order: Sequence[tuple[Literal["arrival", "size", "sent"], bool]],
+) -> list[int]:
+    """The UIDs (every one when None) ordered in Postgres by plain columns, each
+    ``(column, descending)``, then by UID ascending (RFC 5256 §3: the mailbox order)."""
+    if uids is not None and not uids:
+        return []
+    keys = [f"{_EXPRESSIONS[c]} {'DESC' if descending else 'ASC'}" for c, descending in order]
+    sql = f"""SELECT m.uid FROM {_source([c for c, _ in order])}
+              WHERE m.mailbox_id = %(mailbox)s AND m.uid BETWEEN %(low)s AND %(high)s
+              ORDER BY {", ".join([*keys, "m.uid"])}"""
+    return [r[0] for r in await _rows(conn, sql, mailbox_id, uids)]

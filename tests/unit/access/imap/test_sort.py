@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from postroom.access.imap import sort
 from postroom.access.imap.parser import SORT_KEYS, SortCriterion
-from postroom.access.imap.sort import columns_for, order
-from postroom.store.sorting import SortRow
+from postroom.access.imap.sort import columns_for, sql_order
+from postroom.store.sorting import Column
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def row(uid: int, **keys: object) -> SortRow:
-    return SortRow(uid, **keys)  # type: ignore[arg-type]
+COLUMNS: list[Column] = ["arrival", "cc", "from", "sent", "size", "subject", "to"]
+
+
+def row(uid: int, **keys: Any) -> tuple[Any, ...]:
+    """A row as `sort_keys` reads it, every column there."""
+    return (uid, *(keys.get(c) for c in COLUMNS))
+
+
+def order(rows: list[tuple[Any, ...]], criteria: list[SortCriterion]) -> list[int]:
+    return sort.order(rows, criteria, COLUMNS)
 
 
 def by(*names: str) -> list[SortCriterion]:
@@ -42,7 +52,7 @@ def test_later_criteria_break_ties_of_earlier_ones() -> None:
 
 
 def test_addresses_compare_by_mailbox_with_ascii_casemap() -> None:
-    rows = [row(1, from_mailbox="bob"), row(2, from_mailbox="Alice"), row(3)]
+    rows = [row(1, **{"from": "bob"}), row(2, **{"from": "Alice"}), row(3)]
     assert order(rows, by("FROM")) == [3, 2, 1]
 
 
@@ -56,7 +66,16 @@ def test_arrival_and_date_are_moments() -> None:
 
 
 def test_columns_are_only_those_the_criteria_need() -> None:
-    assert columns_for(by("SUBJECT", "-SIZE", "SIZE")) == {"subject", "size"}
+    assert columns_for(by("SUBJECT", "-SIZE", "SIZE")) == ["size", "subject"]
+
+
+def test_plain_column_criteria_are_ordered_in_sql() -> None:
+    assert sql_order(by("-ARRIVAL", "SIZE", "DATE")) == [
+        ("arrival", True),
+        ("size", False),
+        ("sent", False),
+    ]
+    assert sql_order(by("SIZE", "SUBJECT")) is None
 
 
 @given(

@@ -921,9 +921,14 @@ class Session:
         view = self._view()
         criteria = command.args.criteria
         async with self._connection() as conn:
-            found = await self._sorted_search(conn, command.args.search)
-            rows = store_sorting.sort_rows(conn, view.mailbox.id, found, sort.columns_for(criteria))
-            ordered = sort.order([row async for row in rows], criteria)
+            found = await self._sort_search(conn, command.args.search)
+            in_sql = sort.sql_order(criteria)
+            if in_sql is not None:
+                ordered = await store_sorting.sorted_uids(conn, view.mailbox.id, found, in_sql)
+            else:
+                columns = sort.columns_for(criteria)
+                rows = await store_sorting.sort_keys(conn, view.mailbox.id, found, columns)
+                ordered = sort.order(rows, criteria, columns)
         numbers = ordered if command.uid else [view.seq(uid) or 0 for uid in ordered]
         self._emit(b"* SORT")
         for start in range(0, len(numbers), 10_000):
@@ -936,33 +941,34 @@ class Session:
         # RFC 5256 §3: "* THREAD" and the threads of the matching messages.
         assert isinstance(command.args, p.Thread)
         view = self._view()
+        references = command.args.algorithm == "REFERENCES"
+        columns: list[store_sorting.Column] = ["sent", "subject"]
+        if references:
+            columns += ["message_id", "references", "in_reply_to"]
         async with self._connection() as conn:
-            found = await self._sorted_search(conn, command.args.search)
-            columns: list[store_sorting.Column] = ["sent", "subject"]
-            if command.args.algorithm == "REFERENCES":
-                columns += ["message_id", "links"]
-            records = [
-                threads.ThreadMessage(
-                    number=row.uid if command.uid else view.seq(row.uid) or 0,
-                    message_id=row.message_id,
-                    references=row.references,
-                    in_reply_to=row.in_reply_to,
-                    subject=row.subject,
-                    sent=row.sent or store_sorting.NO_DATE,
-                )
-                async for row in store_sorting.sort_rows(conn, view.mailbox.id, found, columns)
-            ]
-        if command.args.algorithm == "REFERENCES":
-            tree = threads.references(records)
-        else:
-            tree = threads.ordered_subject(records)
+            found = await self._sort_search(conn, command.args.search)
+            rows = await store_sorting.sort_keys(conn, view.mailbox.id, found, columns)
+        records = [
+            threads.ThreadMessage(
+                number=row[0] if command.uid else view.seq(row[0]) or 0,
+                sent=row[1] or store_sorting.NO_DATE,
+                subject=row[2],
+                message_id=row[3] if references else None,
+                references=tuple(row[4]) if references else (),
+                in_reply_to=row[5] if references else None,
+            )
+            for row in rows
+        ]
+        tree = threads.references(records) if references else threads.ordered_subject(records)
         self._emit(b"* THREAD " + threads.format_threads(tree) if tree else b"* THREAD")
         self._emit(b"\r\n")
         return await self._done(command)
 
-    async def _sorted_search(self, conn: Conn, key: p.SearchKey) -> set[int]:
+    async def _sort_search(self, conn: Conn, key: p.SearchKey) -> set[int]:
         """The UIDs of the view's messages that match SORT's or THREAD's search-criteria."""
         view = self._view()
+        if isinstance(key, p.All):
+            return set(view.uids)  # the store leaves out those expunged since
         criterion = sr.criteria(key, view.uids, view.recent, view.saved_uids())
         found = await store_search.search_uids(
             conn, view.mailbox.id, criterion, messages=len(view.uids)
