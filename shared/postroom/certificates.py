@@ -33,6 +33,7 @@ from psycopg_pool import AsyncConnectionPool
 from postroom import keyring
 from postroom.config import Settings
 from postroom.db import Conn
+from postroom.dns import DNSError, Resolver, get_resolver
 from postroom.errors import ConfigError, PostroomError
 from postroom.store import acme as acme_store
 from postroom.store.accounts import list_domains
@@ -87,6 +88,20 @@ async def wanted_names(conn: Conn, settings: Settings) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+async def resolvable(names: list[str], resolver: Resolver) -> tuple[list[str], list[str]]:
+    """The names that have an address in DNS, and those that do not (the CA could not
+    reach them, and one name it cannot validate fails the whole order, RFC 8555 §7.1.3)."""
+    found: list[str] = []
+    missing: list[str] = []
+    for name in names:
+        try:
+            addresses = await resolver.addresses(name)
+        except DNSError:
+            addresses = ["?"]  # DNS trouble now: keep the name, the CA decides
+        (found if addresses else missing).append(name)
+    return found, missing
+
+
 def renewal_due(
     current: StoredCertificate | None,
     names: list[str],
@@ -129,6 +144,14 @@ async def renew(
         return Outcome(None, "another process is ordering a certificate")
     try:
         names = await wanted_names(conn, settings)
+        if not settings.acme_names:
+            # The default names of a domain whose records are not published yet are left
+            # out until they are (the hostname always stays).
+            others = [n for n in names if n != settings.hostname]
+            found, missing = await resolvable(others, get_resolver(settings))
+            names = [settings.hostname, *found]
+            if missing:
+                log.warning("acme.names_skipped", names=missing, why="no address in DNS")
         current = await acme_store.newest_certificate(conn)
         reason = renewal_due(
             current, names, directory=directory, now=now(), renew_before=settings.acme_renew_before

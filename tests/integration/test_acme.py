@@ -18,7 +18,7 @@ import uvicorn
 from cryptography import x509
 from cryptography.fernet import Fernet
 
-from postroom import certificates, keyring
+from postroom import certificates, keyring, store
 from postroom.access import listeners as access
 from postroom.api.app import create_app
 from postroom.config import Settings
@@ -41,6 +41,7 @@ class Stack:
     imaps: int
     submissions: int
     api: str
+    dns: DnsServer
 
 
 @asynccontextmanager
@@ -114,7 +115,7 @@ async def stack(
         smtp = await start_server(own("smtp"), [ListenerSpec(Port.SUBMISSIONS, 0)])
         try:
             async with _api(own("api"), sock) as api:
-                yield Stack(own("worker"), pebble, imaps, smtp.ports[Port.SUBMISSIONS], api)
+                yield Stack(own("worker"), pebble, imaps, smtp.ports[Port.SUBMISSIONS], api, dns)
         finally:
             await smtp.stop(1)
             stop.set()
@@ -296,3 +297,18 @@ def test_postroom_acme_renew_without_acme_settings_says_what_to_set(
     assert result.stderr == (
         "postroom: error: set POSTROOM_ACME_DIRECTORY and POSTROOM_ACME_CONTACT to use ACME\n"
     )
+
+
+async def test_default_names_without_an_address_are_left_out_of_the_order(
+    stack: Stack, conn: Conn, dns_server: Callable[..., DnsServer]
+) -> None:
+    # The hostname and example.test's mta-sts. name resolve; its autoconfig. and
+    # autodiscover. names are not published yet.
+    if await store.get_domain(conn, "example.test") is None:
+        await store.create_domain(conn, "example.test")
+    settings = stack.settings.model_copy(
+        update={"acme_names": [], "dns_resolvers": stack.dns.servers}
+    )
+    outcome = await certificates.renew(conn, settings)
+    assert outcome.issued is not None
+    assert sorted(outcome.issued.names) == sorted(NAMES)
