@@ -179,6 +179,7 @@ class Connection:
         self.tls = tls  # "TLSv1.3 TLS_AES_256_GCM_SHA384", None in the clear
         self.id = secrets.token_hex(6)
         self.account_id: int | None = None  # set at login; revocation finds sessions by it
+        self.app_password_id: int | None = None  # the app password it logged in with
         self.waiting = False  # in a read between commands: safe to end at shutdown
         self.draining = False
         self.end_reason: CloseReason = "shutdown"  # what ends a draining session
@@ -192,10 +193,12 @@ class Connection:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def logged_in(self, account_id: int | None = None) -> None:
-        """The client has logged in: the login deadline no longer applies."""
+    def logged_in(self, account_id: int | None = None, app_password_id: int | None = None) -> None:
+        """The client has logged in (with the account's password, or with the app password
+        ``app_password_id``): the login deadline no longer applies."""
         self._deadline = None
         self.account_id = account_id
+        self.app_password_id = app_password_id
 
     def _timeout(self, busy: bool) -> tuple[float, CloseReason]:
         now = self._loop.time()
@@ -556,12 +559,17 @@ class Listener:
     def sessions(self) -> Iterable[Connection]:
         return (c for c in self.connections.values() if c is not None)
 
-    def end_sessions_of(self, account_id: int) -> int:
+    def end_sessions_of(self, account_id: int, app_password_id: int | None = None) -> int:
         """End every session logged in to this account (its password changed, or it was
-        disabled): a waiting one at once, a busy one after its command. How many."""
+        disabled), or only those opened with the app password ``app_password_id`` (it was
+        revoked): a waiting one at once, a busy one after its command. How many."""
         told = 0
         for task, connection in list(self.connections.items()):
-            if connection is not None and connection.account_id == account_id:
+            if (
+                connection is not None
+                and connection.account_id == account_id
+                and app_password_id in (None, connection.app_password_id)
+            ):
                 connection.end_reason = "revoked"
                 connection.draining = True
                 if connection.waiting:

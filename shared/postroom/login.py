@@ -55,10 +55,12 @@ DB_ERRORS = (psycopg.Error, PoolTimeout, StoreError, OSError)
 class LoginResult:
     """``ok`` (with the account), ``wrong`` (bad identity or secret, or a disabled account:
     the same answer, no oracle), ``throttled`` (refused unchecked; retry later) or
-    ``unavailable`` (the store did not answer)."""
+    ``unavailable`` (the store did not answer). ``app_password_id``: the app password that
+    opened it (None: the account's password), so that revoking it ends this session."""
 
     outcome: Outcome
     account: Account | None = None
+    app_password_id: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -160,10 +162,13 @@ class LoginPath:
         self.throttle.success(client_ip, canonical)
         if auth.needs_rehash(matched) and matched == record.password_hash:
             await self._rehash(record, secret)
+        app_password_id = None
         if matched != record.password_hash:
             await self._note_app_password(record, matched, client_ip)
+            index = record.app_password_hashes.index(matched)
+            app_password_id = record.app_password_ids[index]
         log.info("login.succeeded", account=record.account.address, **bind)
-        return LoginResult("ok", record.account)
+        return LoginResult("ok", record.account, app_password_id)
 
     async def _record(self, canonical: str | None) -> store.accounts.LoginRecord | None:
         if canonical is None:

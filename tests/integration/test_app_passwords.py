@@ -84,3 +84,21 @@ async def test_an_app_password_needs_a_name(conn: Conn, tenant: Tenant) -> None:
     account = await tenant.account("alice")
     with pytest.raises(InvalidInput, match="name the device or program"):
         await app_passwords.create_app_password(conn, account.id, "   ")
+
+
+async def test_a_login_says_which_app_password_opened_it(
+    pool: AsyncConnectionPool[Conn], conn: Conn, tenant: Tenant
+) -> None:
+    account = await tenant.account("alice", "main-password-1")
+    await app_passwords.create_app_password(conn, account.id, "Laptop")
+    phone, secret = await app_passwords.create_app_password(conn, account.id, "Phone")
+    path = LoginPath(pool)
+    try:
+        with_app = await path.login(account.address, secret, client_ip=None, service="imap")
+        with_password = await path.login(
+            account.address, "main-password-1", client_ip=None, service="imap"
+        )
+    finally:
+        path.close()
+    assert (with_app.outcome, with_app.app_password_id) == ("ok", phone.id)
+    assert (with_password.outcome, with_password.app_password_id) == ("ok", None)

@@ -216,11 +216,13 @@ async def authenticate(conn: Conn, address: str, password: str) -> Account:
 @dataclass(frozen=True, slots=True)
 class LoginRecord:
     """What a login checks a secret against: the account and its password hash (app
-    passwords, when an account has them, join ``secrets`` as further hashes)."""
+    passwords, when an account has them, join ``secrets`` as further hashes; their ids are
+    ``app_password_ids``, in the same order)."""
 
     account: Account
     password_hash: str
     app_password_hashes: tuple[str, ...] = ()
+    app_password_ids: tuple[int, ...] = ()
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -233,14 +235,18 @@ async def login_record(conn: Conn, canonical_address: str) -> LoginRecord | None
     cur = await conn.execute(
         f"""SELECT {_ACCOUNT_COLUMNS}, password_hash,
                    ARRAY(SELECT p.password_hash FROM app_passwords p
-                         WHERE p.account_id = accounts.id ORDER BY p.id) AS app_hashes
+                         WHERE p.account_id = accounts.id ORDER BY p.id) AS app_hashes,
+                   ARRAY(SELECT p.id FROM app_passwords p
+                         WHERE p.account_id = accounts.id ORDER BY p.id) AS app_ids
             FROM accounts WHERE address = %s""",
         (canonical_address,),
     )
     row = await cur.fetchone()
     if row is None:
         return None
-    return LoginRecord(_account(row), row["password_hash"], tuple(row["app_hashes"]))
+    return LoginRecord(
+        _account(row), row["password_hash"], tuple(row["app_hashes"]), tuple(row["app_ids"])
+    )
 
 
 async def replace_password_hash(

@@ -12,6 +12,7 @@ from typing import Any
 from postroom import auth
 from postroom.db import Conn
 from postroom.errors import InvalidInput, NotFound
+from postroom.store.revocation import CHANNEL
 from postroom.store.types import AccountId
 
 MAX_PER_ACCOUNT = 50
@@ -71,9 +72,14 @@ async def list_app_passwords(conn: Conn, account_id: AccountId) -> list[AppPassw
 
 
 async def revoke_app_password(conn: Conn, account_id: AccountId, app_password_id: int) -> None:
+    """Delete the app password and announce it (`revocation.CHANNEL`, ``account:id``, sent
+    when the deletion commits), so that every process ends the sessions it opened."""
     cur = await conn.execute(
-        "DELETE FROM app_passwords WHERE account_id = %s AND id = %s RETURNING id",
-        (account_id, app_password_id),
+        """WITH gone AS (
+               DELETE FROM app_passwords WHERE account_id = %(account)s AND id = %(id)s
+               RETURNING account_id, id)
+           SELECT id, pg_notify(%(channel)s, account_id || ':' || id) FROM gone""",
+        {"account": account_id, "id": app_password_id, "channel": CHANNEL},
     )
     if await cur.fetchone() is None:
         raise NotFound(f"app password {app_password_id} does not exist")

@@ -4,7 +4,9 @@
 Postgres channels (`ENDED_CHANNEL` for the web's open streams, `CHANNEL` for the rest), in
 the caller's transaction; every process that serves protocol sessions
 (smtp-in, access) runs a `RevocationWatcher`, which hears the announcement and closes that
-account's open IMAP, POP3, SMTP and ManageSieve sessions.
+account's open IMAP, POP3, SMTP and ManageSieve sessions. A revoked app password is announced
+on `CHANNEL` as ``account:app password`` (`app_passwords.revoke_app_password`): only the
+sessions it opened end.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import TypeAlias
 
 import psycopg
 import structlog
@@ -44,13 +47,24 @@ async def revoke(conn: Conn, account_id: AccountId) -> int:
     return cur.rowcount
 
 
-class RevocationWatcher:
-    """Listens for revoked accounts on a connection of its own, reconnecting as needed, and
-    calls ``on_revoked`` with each account id."""
+# Called with the account and the revoked app password (None: every session of the account).
+OnRevoked: TypeAlias = Callable[[AccountId, int | None], object]
 
-    def __init__(
-        self, url: str, on_revoked: Callable[[AccountId], object], *, retry_delay: float = 1.0
-    ) -> None:
+
+def parse_payload(payload: str) -> tuple[AccountId, int | None] | None:
+    """``account`` or ``account:app password`` as announced; None for anything else."""
+    account, colon, app_password = payload.partition(":")
+    if not account.isdigit() or (colon and not app_password.isdigit()):
+        return None
+    return AccountId(int(account)), int(app_password) if colon else None
+
+
+class RevocationWatcher:
+    """Listens for revoked accounts and app passwords on a connection of its own,
+    reconnecting as needed, and calls ``on_revoked`` with each (account id, app password id
+    or None)."""
+
+    def __init__(self, url: str, on_revoked: OnRevoked, *, retry_delay: float = 1.0) -> None:
         self.url = url
         self.on_revoked = on_revoked
         self.retry_delay = retry_delay
@@ -74,8 +88,8 @@ class RevocationWatcher:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.listening.set()
                     async for note in conn.notifies():
-                        if note.payload.isdigit():
-                            self.on_revoked(AccountId(int(note.payload)))
+                        if (parsed := parse_payload(note.payload)) is not None:
+                            self.on_revoked(*parsed)
                 finally:
                     self.listening.clear()
                     await conn.close()

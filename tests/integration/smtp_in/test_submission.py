@@ -14,6 +14,7 @@ import structlog
 from postroom import store
 from postroom.db import Conn
 from postroom.smtp_in import server
+from postroom.store import app_passwords
 from postroom.throttle import AuthThrottle
 from tests.integration.smtp_in.conftest import HOSTNAME
 from tests.integration.smtp_in.test_inbound import queued
@@ -309,3 +310,17 @@ async def test_a_plus_tag_that_is_another_account_is_not_ours(
     reply = submit(smtp.submission, client_tls, alice.address, alice.address,
                    ["bob@remote.example"], message_from(other.address))  # fmt: skip
     assert reply.startswith("550 5.7.1 ")
+
+
+async def test_a_revoked_app_password_ends_the_smtp_session_it_opened(
+    smtp: ServerThread, tenant: Tenant
+) -> None:
+    alice = await tenant.account("alice", PASSWORD)
+    phone, secret = await app_passwords.create_app_password(tenant.conn, alice.id, "Phone")
+    t = Transcript(smtp.submission).greeting()
+    t.send("EHLO client.example").expect("250 ")
+    t.send(f"AUTH PLAIN {plain(alice.address, secret)}").expect("235")
+    await app_passwords.revoke_app_password(tenant.conn, alice.id, phone.id)
+    t.expect_exactly("421 4.7.0 Credentials changed, closing connection")
+    assert t.closed()
+    t.close()

@@ -142,11 +142,19 @@ async def serve(
     reloading = asyncio.create_task(certificates.watch(server_tls, settings, pool))
     listeners: list[Started] = []
 
-    def revoked(account_id: AccountId) -> None:
-        ended = sum(started.listener.end_sessions_of(account_id) for started in listeners)
-        log.info("access.sessions_revoked", account_id=account_id, sessions=ended)
+    def revoked(account_id: AccountId, app_password_id: int | None) -> None:
+        ended = sum(
+            started.listener.end_sessions_of(account_id, app_password_id) for started in listeners
+        )
+        log.info(
+            "access.sessions_revoked",
+            account_id=account_id,
+            app_password_id=app_password_id,
+            sessions=ended,
+        )
 
-    # A password changed or an account disabled anywhere ends its sessions here too.
+    # A password changed, an account disabled or an app password revoked anywhere ends its
+    # sessions here too.
     watcher = RevocationWatcher(require_url(settings.database_url), revoked)
     await watcher.start()
     try:

@@ -121,7 +121,7 @@ async def serve_connection(ctx: Context, tls: ssl.SSLContext | None, conn: L.Con
                 session.tls_started(conn.tls)
                 step = Next.READ
             if session.account is not None and conn.account_id is None:
-                conn.logged_in(session.account.id)
+                conn.logged_in(session.account.id, session.app_password_id)
     except (ConnectionError, ssl.SSLError):
         return
     except Exception:
@@ -141,14 +141,14 @@ _LOGIN_REPLIES = {
 
 
 def _login(path: LoginPath) -> Authenticator:
-    async def authenticate(identity: str, secret: str, ip: str) -> Account:
+    async def authenticate(identity: str, secret: str, ip: str) -> tuple[Account, int | None]:
         result = await path.login(identity, secret, client_ip=ip, service="smtp")
         if result.account is None:
             if result.outcome == "wrong":
                 metrics.AUTH_FAILURES.labels("submission").inc()
             error = _LOGIN_REPLIES[result.outcome]
             raise SmtpError(error.reply, error.reason)
-        return result.account
+        return result.account, result.app_password_id
 
     return authenticate
 

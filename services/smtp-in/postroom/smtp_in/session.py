@@ -225,8 +225,9 @@ class AcceptedRecipients:
             self._seen.popitem(last=False)
 
 
-# (identity, secret, client ip) → the account; raises SmtpError (535, 454, 451): the login path.
-Authenticator = Callable[[str, str, str], Awaitable[Account]]
+# (identity, secret, client ip) → the account and the app password that opened it (None: the
+# account's password); raises SmtpError (535, 454, 451): the login path.
+Authenticator = Callable[[str, str, str], Awaitable[tuple[Account, int | None]]]
 
 
 @dataclass
@@ -296,6 +297,7 @@ class Session:
         self.helo: str | None = None
         self.esmtp = False
         self.account: Account | None = None
+        self.app_password_id: int | None = None  # revoking it ends this session
         self.owned: list[str] = []
         self.txn: Envelope | None = None
         self.errors = 0
@@ -713,6 +715,7 @@ class Session:
         self.esmtp = False
         self.txn = None
         self.account = None
+        self.app_password_id = None
         self.owned = []
 
     # --- AUTH (RFC 4954) ---------------------------------------------------------------------
@@ -761,7 +764,7 @@ class Session:
             self._auth = None
             raise SmtpError(*S.SASL_REPLIES[exc.problem]) from None
         self._auth = None
-        account = await self.ctx.authenticate(
+        account, app_password_id = await self.ctx.authenticate(
             credentials.identity, credentials.secret, self.client_ip
         )
         try:
@@ -771,6 +774,7 @@ class Session:
         except (psycopg.Error, StoreError):
             raise SmtpError(R.R451_DATABASE, "database") from None
         self.account = account
+        self.app_password_id = app_password_id
         self.owned = owned
         self.log = self.log.bind(account=account.address)
         self.reply(R.R235_AUTH_OK)

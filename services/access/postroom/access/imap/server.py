@@ -179,7 +179,7 @@ class _Connection:
             self.log.warning("imap.login.too_many_sessions", account=account.address)
             raise LoginRefused("[LIMIT] Too many sessions for this account")
         server._per_account[account.id] += 1
-        self.client.logged_in(account.id)
+        self.client.logged_in(account.id, result.app_password_id)
         self.account = account
         self.commands.max_append_size = self._append_limit()
         self.log = self.log.bind(account=account.address)

@@ -182,7 +182,7 @@ class _Connection:
             return self.session.login_failed(_LOGIN_FAILURES[result.outcome])
         account = result.account
         self.account_id = account.id
-        self.client.logged_in(account.id)
+        self.client.logged_in(account.id, result.app_password_id)
         self.log = self.log.bind(account_id=account.id)
         self.log.info("managesieve.login", user=account.address)
         return self.session.login_succeeded(account.address)

@@ -233,7 +233,7 @@ class _Connection:
             self.conn = self.account_id = None
             await self._give_back(conn, locked_by_us)
             return self.session.login_failed(outcome)
-        self.client.logged_in(self.account_id)
+        self.client.logged_in(self.account_id, result.app_password_id)
         self.log = self.log.bind(account_id=self.account_id)
         self.log.info("pop3.login", account=account.address, messages=len(messages))
         self.entries = [Entry(m.uid, m.size) for m in messages]
