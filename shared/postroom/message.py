@@ -461,6 +461,11 @@ def _b64_decoded_size(data: bytes) -> int:
     return len(data.translate(None, _NOT_B64)) * 3 // 4
 
 
+def transfer_decode(data: bytes, encoding: str) -> bytes:
+    """A body's octets with its Content-Transfer-Encoding (upper-cased) undone."""
+    return _transfer_decode(data, encoding)
+
+
 def _transfer_decode(data: bytes, encoding: str) -> bytes:
     # RFC 2045 §6.8 and §6.7; every other encoding is the identity (7bit, 8bit, binary, and
     # unknown ones, whose bytes are the best guess there is).

@@ -13,8 +13,15 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from postroom.access.imap import wire
-from postroom.access.imap.parser import FetchAttribute, FetchBody, FetchItem, Partial, Section
+from postroom.access.imap import binary, wire
+from postroom.access.imap.parser import (
+    FetchAttribute,
+    FetchBinary,
+    FetchBody,
+    FetchItem,
+    Partial,
+    Section,
+)
 from postroom.message import BodyPart, find_part, header_fields
 from postroom.store.types import SYSTEM_FLAGS, BlobId, Message, MessageContent
 
@@ -46,7 +53,7 @@ Piece = bytes | BlobSlice
 def needs_content(items: Sequence[FetchAttribute]) -> bool:
     """Whether the items need the parsed structure (``fetch_content``) and not just flags."""
     for item in items:
-        if isinstance(item, FetchBody):
+        if isinstance(item, FetchBody | FetchBinary):
             return True
         if item.name in _STRUCTURE_ITEMS or item.name in _CONTENT_ITEMS:
             return True
@@ -64,6 +71,8 @@ def sets_seen(items: Sequence[FetchAttribute]) -> bool:
     for item in items:
         if isinstance(item, FetchBody) and not item.peek:
             return True
+        if isinstance(item, FetchBinary) and not (item.peek or item.size_only):
+            return True  # RFC 3516 §4.2: BINARY sets \\Seen as BODY does
         if isinstance(item, FetchItem) and item.name in _SEEN_ITEMS:
             return True
     return False
@@ -383,6 +392,9 @@ async def render(
             out.extend(await _render_item(item.name, message, content, read, recent))
             continue
         assert content is not None
+        if isinstance(item, FetchBinary):
+            out.append(await binary.render(content, item, read))
+            continue
         pieces = await section_pieces(content, item.section, read)
         label = item.label().encode("ascii")
         if pieces is None:

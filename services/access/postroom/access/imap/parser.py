@@ -44,6 +44,7 @@ __all__ = [
     "Event",
     "Fetch",
     "FetchAttribute",
+    "FetchBinary",
     "FetchBody",
     "FetchItem",
     "FlagKey",
@@ -119,7 +120,9 @@ _QUOTED: Final = re.compile(rb'"([^"\\\r\n\x00]*(?:\\["\\][^"\\\r\n\x00]*)*)"')
 _QUOTED_ESCAPE: Final = re.compile(rb'\\(["\\])')
 # literal = "{" number ["+"] "}" CRLF *CHAR8 (RFC 3501 §9, RFC 7888 §8).
 _LITERAL: Final = re.compile(rb"\{(\d{1,20})(\+?)\}")
-_LITERAL_AT_END: Final = re.compile(rb"\{(\d{1,20})(\+?)\}\Z")
+# RFC 3516 §4.4: literal8 = "~{" number ["+"] "}" CRLF *OCTET, for APPEND's message.
+_LITERAL_AT_END: Final = re.compile(rb"~?\{(\d{1,20})(\+?)\}\Z")
+_LITERAL8: Final = re.compile(rb"~\{(\d{1,20})(\+?)\}")
 _NUMBER: Final = re.compile(rb"\d+")
 _NIL: Final = re.compile(rb"NIL(?=[ )]|\Z)", re.IGNORECASE)
 _FETCH_NAME: Final = re.compile(rb"[A-Za-z0-9.]+")
@@ -144,6 +147,7 @@ _OPEN: Final = ord("(")
 _CLOSE: Final = ord(")")
 _DQUOTE: Final = ord('"')
 _LBRACE: Final = ord("{")
+_TILDE: Final = ord("~")
 
 
 # --- sequence sets ------------------------------------------------------------------------
@@ -375,6 +379,7 @@ class AppendMessage:
     flags: tuple[str, ...]
     date_time: datetime | None
     message: bytes | LiteralSink = field(repr=False)
+    binary: bool = False  # sent as a literal8 (RFC 3516 §4.4)
 
     def content(self) -> bytes:
         """The message's octets (read back from its sink, if it went to one)."""
@@ -395,9 +400,11 @@ class Append:
     date_time: datetime | None
     message: bytes | LiteralSink = field(repr=False)
     more: tuple[AppendMessage, ...] = ()
+    binary: bool = False  # the first message was a literal8 (RFC 3516 §4.4)
 
     def messages(self) -> tuple[AppendMessage, ...]:
-        return (AppendMessage(self.flags, self.date_time, self.message), *self.more)
+        first = AppendMessage(self.flags, self.date_time, self.message, self.binary)
+        return (first, *self.more)
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,6 +506,24 @@ class FetchBody:
 
 
 @dataclass(frozen=True, slots=True)
+class FetchBinary:
+    """RFC 3516 §4.2: BINARY[part]<partial>, BINARY.PEEK[part]<partial> (the part's content
+    with its Content-Transfer-Encoding undone) or BINARY.SIZE[part] (its decoded size)."""
+
+    part: tuple[int, ...] = ()
+    peek: bool = False
+    partial: Partial | None = None
+    size_only: bool = False
+
+    def label(self) -> str:
+        """``BINARY[1.2]<0>`` or ``BINARY.SIZE[1]``; BINARY.PEEK is answered as BINARY."""
+        section = ".".join(str(n) for n in self.part)
+        name = "BINARY.SIZE" if self.size_only else "BINARY"
+        suffix = "" if self.partial is None else f"<{self.partial.offset}>"
+        return f"{name}[{section}]{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
 class FetchItem:
     """A FETCH attribute without section: ENVELOPE, FLAGS, INTERNALDATE, RFC822,
     RFC822.HEADER, RFC822.SIZE, RFC822.TEXT, BODY, BODYSTRUCTURE or UID."""
@@ -506,7 +531,7 @@ class FetchItem:
     name: str
 
 
-FetchAttribute: TypeAlias = FetchItem | FetchBody
+FetchAttribute: TypeAlias = FetchItem | FetchBody | FetchBinary
 
 _FETCH_ITEMS: Final = frozenset(
     {
@@ -919,8 +944,8 @@ class _Cursor:
             raise ImapSyntaxError("Literal too big")  # only a message may be that large
         return data
 
-    def message_literal(self) -> bytes | LiteralSink:
-        found = _LITERAL.match(self.line, self.pos)
+    def message_literal(self, *, binary: bool = False) -> bytes | LiteralSink:
+        found = (_LITERAL8 if binary else _LITERAL).match(self.line, self.pos)
         if found is None or found.end() != len(self.line):
             raise ImapSyntaxError("Invalid literal")
         if self._index >= len(self._literals):
@@ -1354,7 +1379,7 @@ def _append(cursor: _Cursor) -> Arguments:
     while not cursor.eol():
         messages.append(_append_message(cursor))
     first, *more = messages
-    return Append(mailbox, first.flags, first.date_time, first.message, tuple(more))
+    return Append(mailbox, first.flags, first.date_time, first.message, tuple(more), first.binary)
 
 
 def _append_message(cursor: _Cursor) -> AppendMessage:
@@ -1371,9 +1396,10 @@ def _append_message(cursor: _Cursor) -> AppendMessage:
         except ValueError as exc:
             raise ImapSyntaxError("Invalid date-time") from exc
         cursor.sp()
-    if cursor.peek() != _LBRACE:
+    binary = cursor.peek() == _TILDE
+    if cursor.peek() != _LBRACE and not binary:
         raise cursor.missing_or("Expected message literal")
-    return AppendMessage(flags, moment, cursor.message_literal())
+    return AppendMessage(flags, moment, cursor.message_literal(binary=binary), binary)
 
 
 def _copy(cursor: _Cursor) -> Arguments:
@@ -1502,6 +1528,23 @@ def _fetch_attribute(cursor: _Cursor) -> FetchAttribute:
         shown = _shown(cursor.line[cursor.pos : cursor.pos + 40].split(b" ", 1)[0])
         raise cursor.missing_or(f"Invalid FETCH attribute {shown}".rstrip())
     name = found[0].upper().decode("ascii")
+    if name in ("BINARY", "BINARY.PEEK", "BINARY.SIZE"):
+        # RFC 3516 §6: section-binary = "[" [section-part] "]"; BINARY.SIZE takes no partial.
+        if not cursor.take(ord("[")):
+            raise ImapSyntaxError("Invalid section")
+        part: tuple[int, ...] = ()
+        numbers = cursor.match(_SECTION_PART)
+        if numbers is not None:
+            digits = numbers[0].split(b".")
+            if any(number.startswith(b"0") or len(number) > 10 for number in digits):
+                raise ImapSyntaxError("Invalid section")
+            part = tuple(int(number) for number in digits)
+        if not cursor.take(ord("]")):
+            raise ImapSyntaxError("Invalid section")
+        if name == "BINARY.SIZE":
+            return FetchBinary(part, size_only=True)
+        partial = _partial(cursor) if cursor.peek() == ord("<") else None
+        return FetchBinary(part, name == "BINARY.PEEK", partial)
     if name in ("BODY", "BODY.PEEK") and cursor.peek() == ord("["):
         section = _section(cursor)
         partial = _partial(cursor) if cursor.peek() == ord("<") else None

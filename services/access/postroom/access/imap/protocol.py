@@ -22,9 +22,9 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 
 from postroom import sasl, store
+from postroom.access.imap import binary, quota, sort, threads, wire
 from postroom.access.imap import fetch as f
 from postroom.access.imap import parser as p
-from postroom.access.imap import quota, sort, threads, wire
 from postroom.access.imap import search as sr
 from postroom.db import Conn
 from postroom.errors import (
@@ -62,7 +62,7 @@ STREAM_CHUNK = 256 * 1024
 CAPABILITIES = (
     "IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE NAMESPACE ID ENABLE UNSELECT CHILDREN SPECIAL-USE"
     f" {quota.CAPABILITIES} CONDSTORE QRESYNC ESEARCH STATUS=SIZE CREATE-SPECIAL-USE"
-    " LIST-EXTENDED LIST-STATUS MULTIAPPEND"
+    " LIST-EXTENDED LIST-STATUS MULTIAPPEND BINARY"
 )
 # RFC 5256 SORT and THREAD, RFC 5182 SEARCHRES.
 CAPABILITIES += " SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES SEARCHRES"
@@ -267,6 +267,12 @@ class Session:
             step = Next.READ
         except StoreError as exc:
             self._tagged(command.tag, "NO", f"[SERVERBUG] {exc}")
+            step = Next.READ
+        except binary.UnknownCte as exc:
+            # RFC 3516 §4.3: a part whose encoding cannot be undone.
+            self._tagged(
+                command.tag, "NO", f"[UNKNOWN-CTE] Unknown Content-Transfer-Encoding {exc}"
+            )
             step = Next.READ
         await self.flush()
         return step
@@ -728,7 +734,12 @@ class Session:
                 uids = [
                     (
                         await store.append_message(
-                            conn, mailbox.id, m.content(), flags=m.flags, internal_date=m.date_time
+                            conn,
+                            mailbox.id,
+                            # RFC 3516 §4.4: binary parts of a literal8 are stored as base64.
+                            binary.to_seven_bit(m.content()) if m.binary else m.content(),
+                            flags=m.flags,
+                            internal_date=m.date_time,
                         )
                     ).uid
                     for m in messages
