@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from postroom import store
 from postroom.db import connect
@@ -41,8 +42,23 @@ except ModuleNotFoundError:  # run as a script from bench/
 DOMAIN = "bench.test"
 RECIPIENT = f"user@{DOMAIN}"
 SENDER = "sender@source.test"
-CHECKED_MESSAGES = 2000  # per run of the checks tables (20 sessions, 1 KiB, signed)
+# Per run of the checks tables (20 sessions, 1 KiB, signed); POSTROOM_BENCH_CHECKED_MESSAGES
+# sets fewer for a quick look. POSTROOM_BENCH_SMTP=checks runs the checks tables alone.
+CHECKED_MESSAGES = int(os.environ.get("POSTROOM_BENCH_CHECKED_MESSAGES", "2000"))
+ONLY = os.environ.get("POSTROOM_BENCH_SMTP", "")
+CPU_MESSAGES = 300  # checked in-process for the CPU time per message
 CASES = [(1024, 1, 1500), (1024, 20, 3000), (100 * 1024, 1, 800), (100 * 1024, 20, 1500)]
+
+
+PIDS: dict[int, int] = {}  # smtp-in's process by its port
+
+
+def process_cpu(port: int) -> float:
+    """CPU seconds (user + system) the smtp-in process on ``port`` has used so far."""
+    import psutil
+
+    times = psutil.Process(PIDS[port]).cpu_times()
+    return float(times.user + times.system)
 
 
 def free_port() -> int:
@@ -91,8 +107,10 @@ def smtp_in(url: str, tmp: Path, **settings: str) -> Iterator[int]:
     )
     try:
         wait_for_port(port)
+        PIDS[port] = proc.pid
         yield port
     finally:
+        PIDS.pop(port, None)
         proc.terminate()
         proc.wait(30)
 
@@ -238,6 +256,37 @@ def signed_message(tmp: Path) -> tuple[Path, list[object]]:
     return path, records
 
 
+async def cpu_per_message(message: bytes, dns: str) -> float:
+    """CPU seconds one message's sender checks take in smtp-in's code (no SMTP, no store):
+    less sensitive to a busy machine than a rate."""
+    from postroom.config import load_settings
+    from postroom.smtp_in.checks import InboundChecks
+
+    settings = load_settings(
+        {"POSTROOM_HOSTNAME": "bench-smtp-in.test", "POSTROOM_DNS_RESOLVERS": dns}
+    )
+    checks = InboundChecks(settings)
+    args: dict[str, Any] = {
+        "client_ip": "127.0.0.1", "helo": "client.source.test", "mail_from": SENDER,
+        "recipients": [RECIPIENT],
+    }  # fmt: skip
+    for _ in range(20):  # warm up: DNS answers cached
+        verdict = await checks.check(message, **args)
+    assert verdict.checks, "no checks ran"
+    assert verdict.checks["auth_summary"]["dmarc"] == "pass", verdict.checks
+    started = time.process_time()
+    for _ in range(CPU_MESSAGES):
+        await checks.check(message, **args)
+    return (time.process_time() - started) / CPU_MESSAGES
+
+
+def measured(port: int, messages: int, file: Path) -> tuple[float, float]:
+    """The rate of a 20-session, 1 KiB run of ``file``, and smtp-in's CPU seconds per message."""
+    before = process_cpu(port)
+    rate = load(port, 1024, 20, messages, file)
+    return rate, (process_cpu(port) - before) / messages
+
+
 def checks_tables(url: str, tmp: Path) -> list[str]:
     """Sender checks on against off; with rspamd, smtp-in against Postfix's milter setup."""
     from tests.rspamd_server import start_rspamd
@@ -245,35 +294,48 @@ def checks_tables(url: str, tmp: Path) -> list[str]:
     signed, records = signed_message(tmp)
     n = CHECKED_MESSAGES
     with local_dns(records) as dns:
-        rates: dict[str, list[float]] = {"off": [], "on": []}
+        rates: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
         for _ in range(2):  # alternate, so both see the same machine
             for mode in ("off", "on"):
                 with smtp_in(url, tmp, dns_resolvers=dns, sender_checks=str(mode == "on")) as port:
                     load(port, 1024, 4, 200, signed)  # warm up (and fill the DNS cache)
-                    rates[mode].append(load(port, 1024, 20, n, signed))
+                    rates[mode].append(measured(port, n, signed))
         rows_checks: list[list[object]] = [
-            [i + 1, f"{off:.0f}", f"{on:.0f}", f"{on / off:.2f}"]
-            for i, (off, on) in enumerate(zip(rates["off"], rates["on"], strict=True))
-        ]
+            [i + 1, f"{off:.0f}", f"{on:.0f}", f"{on / off:.2f}",
+             f"{off_cpu * 1000:.2f}", f"{on_cpu * 1000:.2f}", f"{off_cpu / on_cpu:.2f}"]
+            for i, ((off, off_cpu), (on, on_cpu)) in enumerate(
+                zip(rates["off"], rates["on"], strict=True)
+            )
+        ]  # fmt: skip
+        cpu = asyncio.run(cpu_per_message(signed.read_bytes().replace(b"\n", b"\r\n"), dns))
         rows_rspamd: list[list[object]] = []
         with start_rspamd(tmp / "rspamd", dns=dns, proxy=True) as rspamd:
             for i in range(2):
                 with smtp_in(url, tmp, dns_resolvers=dns, rspamd_url=rspamd.url) as port:
                     load(port, 1024, 4, 200, signed)
-                    ours = load(port, 1024, 20, n, signed)
+                    ours, ours_cpu = measured(port, n, signed)
                 with postfix(tmp, f"postfix-milter{i}", milter=rspamd.proxy_port) as port:
                     load(port, 1024, 4, 200, signed)
                     theirs = load(port, 1024, 20, n, signed)
-                rows_rspamd.append([i + 1, f"{ours:.0f}", f"{theirs:.0f}", f"{ours / theirs:.2f}"])
+                rows_rspamd.append(
+                    [i + 1, f"{ours:.0f}", f"{theirs:.0f}", f"{ours / theirs:.2f}",
+                     f"{ours_cpu * 1000:.2f}"]
+                )  # fmt: skip
     return [
         table(
+            f"CPU per message of the sender checks in-process (time.process_time, {CPU_MESSAGES}"
+            " checks of the signed message, DNS cached)",
+            ["checks", "ms CPU per message"],
+            [["SPF, DKIM, DMARC, ARC", f"{cpu * 1000:.3f}"]],
+        ),
+        table(
             "smtp-in sender checks (SPF, DKIM, DMARC, ARC): messages/s, 20 sessions, 1 KiB signed",
-            ["run", "checks off", "checks on", "ratio"],
+            ["run", "checks off", "checks on", "ratio", "ms CPU off", "ms CPU on", "CPU ratio"],
             rows_checks,
         ),
         table(
             "with rspamd: smtp-in (checks + /checkv2) vs Postfix (rspamd milter proxy), msg/s",
-            ["run", "smtp-in", "postfix", "ratio"],
+            ["run", "smtp-in", "postfix", "ratio", "smtp-in ms CPU"],
             rows_rspamd,
         ),
     ]
@@ -293,6 +355,10 @@ def main() -> None:
         tmp = Path(name)
         os.chmod(tmp, 0o755)  # noqa: S103 - Postfix's daemons must reach their queue
         asyncio.run(prepare(url))
+        if ONLY == "checks":
+            for text in checks_tables(url, tmp):
+                print(text, end="\n\n")
+            return
         results: dict[tuple[int, int], list[float]] = {}
         # As Postfix here: no sender checks (the tables below have them).
         with smtp_in(url, tmp, dns_resolvers=dns, sender_checks="false") as port:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import dns.asyncresolver
@@ -13,6 +14,7 @@ import dns.flags
 import dns.name
 import dns.nameserver
 import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 from dns.rdtypes.ANY.MX import MX
@@ -44,6 +46,8 @@ class Answer:
     """False when the name does not exist (NXDOMAIN); then ``records`` is empty."""
     authentic: bool = False
     """The resolver set AD: it validated the answer with DNSSEC (RFC 4035 §3.2.3)."""
+    expires: float = field(default=math.inf, compare=False)
+    """When the answer's TTL (or the negative TTL, RFC 2308 §5) runs out (``time.time()``)."""
 
     @property
     def void(self) -> bool:
@@ -82,10 +86,11 @@ class Resolver:
         resolver.flags = dns.flags.RD | dns.flags.AD
         resolver.cache = dns.resolver.LRUCache(cache_size)
         self._resolver = resolver
-        # Answers that exist, by question, until their expiry: a hit costs a dict lookup
-        # instead of a pass through dnspython's resolution (a third of a check's DNS time).
-        # Names that do not exist are remembered by dnspython's cache.
+        # Answers by question, until their expiry (names that do not exist too, for the
+        # negative TTL): a hit costs a dict lookup instead of a pass through dnspython's
+        # resolution (a third of a check's DNS time).
         self._answers: dict[tuple[str, str], tuple[float, Answer]] = {}
+        self._derived: dict[Hashable, tuple[float, object]] = {}
         self._cache_size = cache_size
 
     @classmethod
@@ -100,6 +105,24 @@ class Resolver:
         """Forget every cached answer."""
         self._resolver.cache.flush()
         self._answers.clear()
+        self._derived.clear()
+
+    def recall(self, key: Hashable) -> object | None:
+        """What ``keep`` was given under ``key``, until it expires; else None."""
+        kept = self._derived.get(key)
+        if kept is None:
+            return None
+        if kept[0] > time.time():
+            return kept[1]
+        del self._derived[key]
+        return None
+
+    def keep(self, key: Hashable, value: object, expires: float) -> None:
+        """Remember a result computed from this resolver's answers until ``expires`` (the
+        earliest expiry of those answers), so that it changes when they may."""
+        if len(self._derived) >= self._cache_size:
+            self._derived.pop(next(iter(self._derived)))  # the oldest entry
+        self._derived[key] = (expires, value)
 
     async def lookup(self, name: str, rdtype: str | dns.rdatatype.RdataType) -> Answer:
         """Records of ``rdtype`` at ``name``; raises TemporaryDNSError or InvalidName."""
@@ -116,7 +139,13 @@ class Resolver:
         try:
             answer = await self._resolver.resolve(qname, rdtype, raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN:
-            return Answer(_text(qname), (), exists=False)
+            # dnspython cached it under ANY with the negative TTL (RFC 2308 §5); reuse that.
+            negative = self._resolver.cache.get((qname, dns.rdatatype.ANY, dns.rdataclass.IN))
+            if negative is None:
+                return Answer(_text(qname), (), exists=False)
+            missing = Answer(_text(qname), (), exists=False, expires=negative.expiration)
+            self._remember(key, missing)
+            return missing
         except dns.resolver.LifetimeTimeout:
             raise TemporaryDNSError(f"{rdtype} lookup of {_text(qname)} timed out") from None
         except dns.resolver.NoNameservers as exc:
@@ -132,11 +161,15 @@ class Resolver:
             records,
             exists=True,
             authentic=bool(answer.response.flags & dns.flags.AD),
+            expires=answer.expiration,
         )
+        self._remember(key, result)
+        return result
+
+    def _remember(self, key: tuple[str, str], answer: Answer) -> None:
         if len(self._answers) >= self._cache_size:
             self._answers.pop(next(iter(self._answers)))  # the oldest entry
-        self._answers[key] = (answer.expiration, result)
-        return result
+        self._answers[key] = (answer.expires, answer)
 
     async def txt(self, name: str) -> list[bytes]:
         """Each TXT record at ``name`` as one string, its parts concatenated (RFC 7208 §3.3)."""

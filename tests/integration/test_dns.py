@@ -4,6 +4,7 @@ cache honouring TTLs, server failures and timeouts."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -91,6 +92,16 @@ async def test_answers_expire_after_their_ttl(tmp_path: Path) -> None:
         await resolver.txt("example.test")
     with pytest.raises(TemporaryDNSError):
         await resolver.lookup("nowhere.example.test", "A")
+
+
+async def test_answers_tell_when_their_ttl_runs_out(tmp_path: Path) -> None:
+    with start_dns_server(RECORDS, tmp_path, ttl=300) as server:
+        resolver = Resolver(server.servers)
+        found = await resolver.lookup("example.test", "TXT")
+        missing = await resolver.lookup("nowhere.example.test", "A")
+    now = time.time()
+    assert now + 200 < found.expires <= now + 300
+    assert now + 200 < missing.expires <= now + 300
 
 
 async def test_flush_forgets_cached_answers(tmp_path: Path) -> None:

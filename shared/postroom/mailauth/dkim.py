@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import dkim
@@ -9,6 +10,7 @@ import dkim.crypto
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+from dkim import canonicalization
 
 from postroom.dns import DNSError, InvalidName, Resolver
 from postroom.mailauth.replay import Answers, replay
@@ -22,10 +24,40 @@ B_PREFIX = 8
 
 # A key lookup: the record's text, None when there is none, or a temporary error text.
 KeyReply = bytes | None | str
+# What dkimpy's verify_headerprep gives: the tags, the signed field names, the signatures.
+Prep = tuple[dict[bytes, bytes], list[bytes], list[tuple[bytes, bytes]]]
 
 
 # rsa-sha1 never gets here (ACCEPTED_ALGORITHMS); anything else takes dkimpy's own path.
 _PREHASHED: dict[str, hashes.HashAlgorithm] = {"sha256": hashes.SHA256()}
+
+
+# Parsed public keys by key record text (dkimpy's evaluate_pk: tags, base64, ASN.1), and
+# OpenSSL's key objects by modulus and exponent: a key is parsed once, not for every message
+# (the record text changes when the key does; the DNS answer itself is cached for its TTL).
+KEY_CACHE_SIZE = 1024
+_parsed_keys: dict[bytes, tuple[Any, Any, Any, bool]] = {}
+_openssl_keys: dict[tuple[int, int], rsa.RSAPublicKey] = {}
+
+
+def _bounded_put(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= KEY_CACHE_SIZE:
+        cache.pop(next(iter(cache)))  # the oldest entry
+    cache[key] = value
+
+
+def _load_pk(name: bytes, dnsfunc: Any, timeout: float = 5) -> tuple[Any, Any, Any, bool]:
+    """dkimpy's load_pk_from_dns, its parsing remembered by record text."""
+    record = dnsfunc(name, timeout=timeout)
+    if not record:
+        parsed: tuple[Any, Any, Any, bool] = dkim.evaluate_pk(name, record)  # raises
+        return parsed
+    key = record if isinstance(record, bytes) else str(record).encode("ascii")
+    parsed = _parsed_keys.get(key)  # type: ignore[assignment]
+    if parsed is None:
+        parsed = dkim.evaluate_pk(name, record)
+        _bounded_put(_parsed_keys, key, parsed)
+    return parsed
 
 
 def _rsa_verify(digest: Any, signature: bytes, public_key: dict[str, int]) -> bool:
@@ -40,17 +72,60 @@ def _rsa_verify(digest: Any, signature: bytes, public_key: dict[str, int]) -> bo
         result: bool = dkim.crypto.RSASSA_PKCS1_v1_5_verify(digest, signature, public_key)
         return result
     try:
-        key = rsa.RSAPublicNumbers(public_key["publicExponent"], public_key["modulus"])
-        key.public_key().verify(
-            signature, digest.digest(), padding.PKCS1v15(), utils.Prehashed(algorithm)
-        )
+        numbers = (public_key["publicExponent"], public_key["modulus"])
+        key = _openssl_keys.get(numbers)
+        if key is None:
+            key = rsa.RSAPublicNumbers(*numbers).public_key()
+            _bounded_put(_openssl_keys, numbers, key)
+        key.verify(signature, digest.digest(), padding.PKCS1v15(), utils.Prehashed(algorithm))
     except (InvalidSignature, ValueError):
         return False
     return True
 
 
-# dkimpy looks the function up in its module at each verification (DKIM and ARC alike).
+# dkimpy looks these functions up in its module at each verification (DKIM and ARC alike).
 dkim.RSASSA_PKCS1_v1_5_verify = _rsa_verify
+dkim.load_pk_from_dns = _load_pk
+
+
+# dkimpy's canonicalisation (RFC 6376 §3.4) and b= removal (§3.7) by regular expressions that
+# visit every space of the text; the same results with a test first whether there is anything
+# to change (tests/unit/mailauth/test_dkim_canonicalization.py checks them against dkimpy's).
+DKIMPY_STRIP_TRAILING_WHITESPACE = canonicalization.strip_trailing_whitespace
+DKIMPY_COMPRESS_WHITESPACE = canonicalization.compress_whitespace
+DKIMPY_UNFOLD_HEADER_VALUE = canonicalization.unfold_header_value
+DKIMPY_RE_BTAG = dkim.RE_BTAG
+
+# A single space stays as it is: only tabs and longer runs need replacing.
+_WSP_RUN = re.compile(rb"[\t ]{2,}|\t")
+
+
+def _strip_trailing_whitespace(content: bytes) -> bytes:
+    """RFC 6376 §3.4.4 a: whitespace at the end of a line (before CRLF) is removed."""
+    if b" \r\n" not in content and b"\t\r\n" not in content:
+        return content
+    lines = content.split(b"\r\n")
+    last = lines.pop()  # not followed by CRLF: kept as it is
+    return b"\r\n".join([line.rstrip(b" \t") for line in lines] + [last])
+
+
+def _compress_whitespace(content: bytes) -> bytes:
+    """RFC 6376 §3.4.2, §3.4.4 b: a run of spaces and tabs becomes one space."""
+    if b"\t" not in content and b"  " not in content:
+        return content
+    return _WSP_RUN.sub(b" ", content)
+
+
+def _unfold_header_value(content: bytes) -> bytes:
+    """RFC 6376 §3.4.2: every line break (CRLF, or a bare LF) is removed."""
+    return content.replace(b"\r\n", b"").replace(b"\n", b"")
+
+
+canonicalization.strip_trailing_whitespace = _strip_trailing_whitespace
+canonicalization.compress_whitespace = _compress_whitespace
+canonicalization.unfold_header_value = _unfold_header_value
+# FWS (``(?:(?:\s*\r?\n)?\s+)?``) matches what ``\s*`` matches; runs of base64 at a time.
+dkim.RE_BTAG = re.compile(rb"([;\s]b\s*=)(?:\s*[a-zA-Z0-9+/=]+)*(?:\r?\n\Z)?")
 
 
 class _Temporary(Exception):
@@ -69,6 +144,7 @@ async def verify_signatures(
     # RFC 6376 §6.1: a verifier MAY limit the signatures it tries; the rest are ignored.
     count = min(count, max_signatures)
     keys: dict[int, bytes] = {}
+    preps: dict[int, Prep] = {}
     results: dict[int, DKIMResult] = {}
     for index in range(count):
         try:
@@ -77,6 +153,7 @@ async def verify_signatures(
             results[index] = DKIMResult("permerror", "", "", "", "", str(exc))
             continue
         assert prep
+        preps[index] = prep
         sig = prep[0]
         keys[index] = (sig[b"s"] + b"._domainkey." + sig[b"d"]).lower()
 
@@ -84,11 +161,7 @@ async def verify_signatures(
         return await _key(resolver, name)
 
     def verify_all(answers: Answers[bytes, KeyReply]) -> dict[int, DKIMResult]:
-        return {
-            index: _verify_one(verifier, index, answers)
-            for index in range(count)
-            if index not in results
-        }
+        return {index: _verify_one(verifier, index, prep, answers) for index, prep in preps.items()}
 
     results |= await replay(
         verify_all, fetch, prefetch=keys.values(), max_runs=count + 2, in_thread=in_thread
@@ -96,10 +169,12 @@ async def verify_signatures(
     return tuple(results[i] for i in range(count))
 
 
-def _verify_one(verifier: dkim.DKIM, index: int, answers: Answers[bytes, KeyReply]) -> DKIMResult:
-    prep = verifier.verify_headerprep(index)
-    assert prep
+def _verify_one(
+    verifier: dkim.DKIM, index: int, prep: Prep, answers: Answers[bytes, KeyReply]
+) -> DKIMResult:
     sig, include_headers, sigheaders = prep
+    # verify_sig appends to the list; a run again (after a key lookup) must start afresh.
+    include_headers = list(include_headers)
     domain = _text(sig[b"d"])
     selector = _text(sig[b"s"])
     algorithm = sig[b"a"].lower()

@@ -78,5 +78,8 @@ async def _fetch_all(
     keys = list(dict.fromkeys(keys))
     if not keys:
         return
+    if len(keys) == 1:  # the usual case: no task to create and schedule
+        answers[keys[0]] = await fetch(keys[0])
+        return
     values = await asyncio.gather(*(fetch(k) for k in keys))
     answers.update(zip(keys, values, strict=True))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from authres import (  # type: ignore[import-untyped]
@@ -83,8 +83,15 @@ class AuthResults:
         return self.spf_mailfrom
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready form for the queue entry and the trace."""
-        return asdict(self)
+        """A JSON-ready form for the queue entry and the trace: ``dataclasses.asdict``'s,
+        built directly (asdict deep-copies every string, a quarter of a check's CPU)."""
+        return {
+            "spf_helo": _fields(self.spf_helo) if self.spf_helo is not None else None,
+            "spf_mailfrom": _fields(self.spf_mailfrom),
+            "dkim": tuple(_fields(d) for d in self.dkim),
+            "dmarc": _fields(self.dmarc),
+            "arc": _fields(self.arc),
+        }
 
     def summary(self) -> dict[str, str]:
         """One result per method (the best DKIM one), for counters and short views."""
@@ -99,6 +106,10 @@ class AuthResults:
             "dmarc": self.dmarc.result,
             "arc": self.arc.result,
         }
+
+
+def _fields(result: SPFResult | DKIMResult | DMARCResult | ARCResult) -> dict[str, Any]:
+    return {name: getattr(result, name) for name in result.__slots__}
 
 
 _UNSAFE = re.compile(r"[^\x21-\x7e]|[;()\"\\]")

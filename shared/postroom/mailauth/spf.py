@@ -8,6 +8,7 @@ What it leaves to us is DNS: its lookups are answered from postroom.dns (``repla
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import spf  # type: ignore[import-untyped]
@@ -39,6 +40,16 @@ async def check_host(
         # RFC 7208 §4.3: no valid domain to check (a single label, an address literal).
         return SPFResult("none", identity, "", address, "no domain to check")
 
+    # The same client, domain and HELO give the same result while the DNS answers that made
+    # it hold; the address counts too when a record has macros (RFC 7208 §7.2: %{s}, %{l}).
+    key = ("spf", identity, client_ip, helo, domain)
+    kept = resolver.recall(key)
+    if kept is None:
+        kept = resolver.recall((*key, address))
+    if isinstance(kept, tuple):
+        return SPFResult(kept[0], identity, domain, address, kept[1])
+    seen = _Seen()
+
     def evaluate(answers: Answers[Question, Reply]) -> tuple[str, int, str]:
         spf.DNSLookup = _lookup_from(answers)
         query = spf.query(i=client_ip, s=address, h=helo or domain, strict=True)
@@ -46,7 +57,7 @@ async def check_host(
         return result
 
     async def fetch(question: Question) -> Reply:
-        return await _ask(resolver, question)
+        return await _ask(resolver, question, seen)
 
     try:
         async with asyncio.timeout(TIME_LIMIT):
@@ -58,7 +69,21 @@ async def check_host(
         return SPFResult("temperror", identity, domain, address, "DNS took too long")
     except RuntimeError as exc:
         return SPFResult("permerror", identity, domain, address, str(exc))
-    return SPFResult(result, identity, domain, address, explanation)
+    found = SPFResult(result, identity, domain, address, explanation)
+    if result != "temperror" and not seen.temporary:
+        kept = (result, explanation)
+        resolver.keep((*key, address) if seen.macros else key, kept, seen.expires)
+    return found
+
+
+class _Seen:
+    """What the answers of one evaluation were like: when the first expires, whether a
+    record may hold a macro, whether a question failed."""
+
+    def __init__(self) -> None:
+        self.expires = math.inf
+        self.macros = False
+        self.temporary = False
 
 
 def _lookup_from(answers: Answers[Question, Reply]) -> Any:
@@ -71,7 +96,7 @@ def _lookup_from(answers: Answers[Question, Reply]) -> Any:
     return lookup
 
 
-async def _ask(resolver: Resolver, question: Question) -> Reply:
+async def _ask(resolver: Resolver, question: Question, seen: _Seen) -> Reply:
     name, qtype = question
     if qtype not in _TYPES:
         return []
@@ -82,7 +107,9 @@ async def _ask(resolver: Resolver, question: Question) -> Reply:
     except InvalidName:
         return []  # pyspf counts it as a void lookup, as an empty answer
     except DNSError as exc:
+        seen.temporary = True
         return f"DNS {exc}"
+    seen.expires = min(seen.expires, answer.expires)
     replies: list[tuple[Question, Any]] = []
     record: Any  # A, AAAA, MX, PTR or TXT rdata, told apart by qtype
     for record in answer.records:
@@ -94,5 +121,6 @@ async def _ask(resolver: Resolver, question: Question) -> Reply:
             value = record.target.to_text(omit_final_dot=True)
         else:
             value = list(record.strings)
+            seen.macros = seen.macros or any(b"%" in part for part in value)
         replies.append(((name, qtype), value))
     return replies

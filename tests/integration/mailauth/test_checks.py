@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from authres.core import QuotableValue  # type: ignore[import-untyped]
@@ -13,7 +14,7 @@ from postroom.dns import Resolver
 from postroom.mailauth import authenticate, authentication_results, disposition
 from postroom.mailauth.dkim import verify_signatures
 from postroom.mailauth.spf import check_host
-from tests.dns_server import start_dns_server
+from tests.dns_server import Record, start_dns_server, txt
 from tests.mailauth_support import CLIENT_IP, KEYS, message, zone_records
 
 pytestmark = pytest.mark.peer
@@ -96,6 +97,50 @@ async def test_spf_timeout_is_temperror() -> None:
             resolver, client_ip=CLIENT_IP, sender="a@pass.test", helo="", identity="mailfrom"
         )
     assert spf.result == "temperror"
+
+
+async def test_spf_result_kept_for_a_domain_names_each_sender(tmp_path: Path) -> None:
+    records = [txt("kept.test", "v=spf1 ip4:127.0.0.1 -all")]
+    with start_dns_server(records, tmp_path) as server:
+        resolver = Resolver(server.servers, timeout=2)
+        first = await check_host(
+            resolver, client_ip=CLIENT_IP, sender="a@kept.test", helo="", identity="mailfrom"
+        )
+    second = await check_host(
+        resolver, client_ip=CLIENT_IP, sender="b@kept.test", helo="", identity="mailfrom"
+    )
+    assert (first.result, first.sender) == ("pass", "a@kept.test")
+    assert (second.result, second.sender) == ("pass", "b@kept.test")
+
+
+async def test_spf_record_with_macros_is_evaluated_for_each_sender(tmp_path: Path) -> None:
+    # RFC 7208 §7.2: %{l} is the sender's local part; one sender's result is not another's.
+    records = [
+        txt("macro.test", "v=spf1 exists:%{l}.allow.macro.test -all"),
+        Record("alice.allow.macro.test", "A", "127.0.0.2"),
+    ]
+    with start_dns_server(records, tmp_path) as server:
+        resolver = Resolver(server.servers, timeout=2)
+        results = [
+            await check_host(
+                resolver, client_ip=CLIENT_IP, sender=sender, helo="", identity="mailfrom"
+            )
+            for sender in ("alice@macro.test", "bob@macro.test", "alice@macro.test")
+        ]
+    assert [r.result for r in results] == ["pass", "fail", "pass"]
+
+
+async def test_spf_result_is_not_kept_from_another_client(tmp_path: Path) -> None:
+    records = [txt("client.test", "v=spf1 ip4:127.0.0.1 -all")]
+    with start_dns_server(records, tmp_path) as server:
+        resolver = Resolver(server.servers, timeout=2)
+        results = [
+            await check_host(
+                resolver, client_ip=ip, sender="a@client.test", helo="", identity="mailfrom"
+            )
+            for ip in (CLIENT_IP, "127.0.0.9")
+        ]
+    assert [r.result for r in results] == ["pass", "fail"]
 
 
 # DKIM (RFC 6376; Ed25519 RFC 8463).

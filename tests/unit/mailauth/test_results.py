@@ -3,6 +3,7 @@ from incoming mail when it claims our authserv-id (§5)."""
 
 from __future__ import annotations
 
+import dataclasses
 import email.parser
 import email.policy
 
@@ -139,3 +140,20 @@ def test_removal_keeps_every_other_line_in_order(lines: list[bytes]) -> None:
     assert b"Authentication-Results: mx.postroom.test" not in cleaned.split(b"\r\n\r\n")[0]
     assert cleaned.endswith(BODY)
     assert cleaned.count(b"other.test") == message.count(b"other.test")
+
+
+_text = st.text(max_size=20)
+_spf = st.builds(SPFResult, _text, _text, _text, _text, _text)
+_dkim = st.builds(DKIMResult, _text, _text, _text, _text, _text, _text)
+
+
+@given(
+    spf_helo=st.none() | _spf,
+    spf_mailfrom=_spf,
+    dkim=st.lists(_dkim, max_size=3).map(tuple),
+    dmarc=st.builds(DMARCResult, _text, _text, _text, _text, _text),
+    arc=st.builds(ARCResult, _text, st.integers(0, 50), _text),
+)
+def test_the_stored_form_is_the_dataclass_fields(**kw: object) -> None:
+    found = results(**kw)
+    assert found.as_dict() == dataclasses.asdict(found)
