@@ -255,6 +255,9 @@ class Settings(BaseSettings):
     # answers (the AD bit) require TLS with a matching certificate. The resolvers must be
     # validating ones we trust (on this host, or over a trusted network).
     dane: bool = True
+    # TLS-RPT (RFC 8460): count sessions to destinations with an MTA-STS policy or DANE, and
+    # mail each policy domain a daily report at the mailto: of its _smtp._tls record.
+    tls_reports: bool = True
 
     # Sieve (RFC 5228) filters: the ManageSieve listener (RFC 5804), limits on each account's
     # scripts and on what one run may do, and a site-wide script run before each user's.

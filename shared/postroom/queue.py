@@ -27,6 +27,7 @@ TASK_DELIVER = "postroom.deliver"  # (delivery_ids: list[int]) deliver these if 
 TASK_DISPATCH_DUE = "postroom.dispatch_due"  # () the periodic sweep: dispatch all due work
 TASK_HOUSEKEEP = "postroom.housekeep"  # () remove what nothing needs any more (postroom gc)
 TASK_RENEW_CERTIFICATE = "postroom.renew_certificate"  # () ACME: order one if due (acme renew)
+TASK_SEND_TLS_REPORTS = "postroom.send_tls_reports"  # () TLS-RPT: mail the days before today
 # (mailbox_id: int, uids: list[int], spam: bool) teach the spam filter these messages: spam
 # when a user filed them into Junk, ham when taken out of it (postroom.learning).
 TASK_LEARN = "postroom.learn"

@@ -4,11 +4,16 @@ mismatch defers, no TLSA or an insecure answer leaves TLS opportunistic."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import gzip
 import hashlib
+import json
 import secrets
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from prometheus_client import REGISTRY
 
 from postroom.config import load_settings
+from postroom.delivery import tls_reports
 from postroom.store import queue as queue_store
 from tests.dns_server import DnsServer, Record, start_validating_resolver
 from tests.integration.delivery.harness import Sink, message, start_sink
@@ -242,3 +248,65 @@ def _plain_sink(domain: str) -> Any:
         yield from start_sink(domain)
 
     return run()
+
+
+async def test_sessions_are_counted_and_reported_to_the_rua_the_next_day(
+    make_harness: Any, stack: ExitStack, dns_server: Callable[..., DnsServer], domain: str
+) -> None:
+    # RFC 8460: a DANE session that failed and one that succeeded, reported the next day.
+    leaf = trustme.CA().issue_cert(f"mx.{domain}")
+    sink = sink_with(stack, leaf, domain)
+    good = spki_sha256(leaf.cert_chain_pems[0].bytes())
+    records = [
+        Record(domain, "MX", f"10 mx.{domain}."),
+        Record(f"mx.{domain}", "A", "127.0.0.1"),
+        Record(f"_{sink.port}._tcp.mx.{domain}", "TLSA", f"3 1 1 {'00' * 32}"),
+        Record(f"_smtp._tls.{domain}", "TXT", f"v=TLSRPTv1; rua=mailto:tls@{domain}"),
+    ]
+    resolver = stack.enter_context(start_validating_resolver(dns_server(records), [domain]))
+    h = await make_harness(dane_settings(domain, sink, resolver))
+    spooled = await h.spool(message(to=f"bob@{domain}"), "a@example.test", [f"bob@{domain}"])
+    await h.deliver(spooled)  # mismatch: deferred, counted as tlsa-invalid
+    matching = [*records[:2], Record(f"_{sink.port}._tcp.mx.{domain}", "TLSA", f"3 1 1 {good}")]
+    resolver2 = stack.enter_context(start_validating_resolver(dns_server(matching), [domain]))
+    h2 = await make_harness(dane_settings(domain, sink, resolver2))
+    again = await h2.spool(message(to=f"bob@{domain}"), "a@example.test", [f"bob@{domain}"])
+    await h2.deliver(again)  # match: delivered, counted as success
+    h2.clock.advance(timedelta(days=1))
+    h3 = await make_harness(dane_settings(domain, sink, resolver))
+    h3.clock.now = h2.clock.now
+    queued = await tls_reports.send_reports(h3.courier)
+    mine = []
+    for queue_id in queued:
+        entry = await queue_store.get_queue_entry(h3.conn, queue_id)
+        if [d.recipient for d in entry.deliveries] == [f"tls@{domain}"]:
+            mine.append(queue_id)
+    [report_id] = mine
+    raw = await queue_store.read_queued_message(h3.conn, report_id)
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    [part] = [p for p in parsed.walk() if p.get_content_type() == "application/tlsrpt+gzip"]
+    payload = part.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    report = json.loads(gzip.decompress(payload))
+    summaries = {
+        p["policy"]["policy-string"][0]: (p["summary"], p.get("failure-details"))
+        for p in report["policies"]
+    }
+    assert summaries == {
+        f"3 1 1 {'00' * 32}": (
+            {"total-successful-session-count": 0, "total-failure-session-count": 1},
+            [
+                {
+                    "result-type": "tlsa-invalid",
+                    "receiving-mx-hostname": f"mx.{domain}",
+                    "failed-session-count": 1,
+                }
+            ],
+        ),
+        f"3 1 1 {good}": (
+            {"total-successful-session-count": 1, "total-failure-session-count": 0},
+            None,
+        ),
+    }
+    # Reported once: the counts are gone.
+    assert report_id not in await tls_reports.send_reports(h3.courier)

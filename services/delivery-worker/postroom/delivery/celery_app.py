@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import structlog
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import beat_init
 
 from postroom.config import Settings
-from postroom.delivery import certificates, housekeeping, learn, sweep
+from postroom.delivery import certificates, housekeeping, learn, sweep, tls_reports
 from postroom.delivery.runtime import Runtime
 from postroom.queue import (
     TASK_DELIVER,
@@ -15,6 +16,7 @@ from postroom.queue import (
     TASK_HOUSEKEEP,
     TASK_LEARN,
     TASK_RENEW_CERTIFICATE,
+    TASK_SEND_TLS_REPORTS,
     celery_config,
 )
 from postroom.runtime import redis_url
@@ -59,6 +61,13 @@ def create_app(settings: Settings) -> Celery:
             # A missing certificate is ordered when beat starts, not one interval later.
             app.send_task(TASK_RENEW_CERTIFICATE, expires=check)
 
+    if settings.tls_reports:
+        # RFC 8460 §5.1: a report covers one UTC day; each run sends the days before today.
+        app.conf.beat_schedule["send-tls-reports"] = {
+            "task": TASK_SEND_TLS_REPORTS,
+            "schedule": crontab(minute=15, hour=0),
+            "options": {"expires": 3600},
+        }
     runtime = Runtime(settings)
     # A run's attempts end at their deadline; past it and a margin, the task gives up and
     # cancels the run (its leases are no longer renewed and run out).
@@ -79,6 +88,10 @@ def create_app(settings: Settings) -> Celery:
     @app.task(name=TASK_RENEW_CERTIFICATE)  # type: ignore[untyped-decorator]
     def renew_certificate() -> None:
         runtime.run(certificates.renew, timeout=check)
+
+    @app.task(name=TASK_SEND_TLS_REPORTS)  # type: ignore[untyped-decorator]
+    def send_tls_reports() -> None:
+        runtime.run(tls_reports.send_reports, timeout=3600)
 
     @app.task(name=TASK_LEARN)  # type: ignore[untyped-decorator]
     def learn_task(mailbox_id: int, uids: list[int], spam: bool) -> None:

@@ -30,6 +30,8 @@ from postroom.delivery.metrics import FAILURES, HELD
 from postroom.delivery.retry import Result, decide, internal_failure, permanent, transient
 from postroom.dns import get_resolver
 from postroom.store import queue as queue_store
+from postroom.store import tls_reports as tls_report_store
+from postroom.store.tls_reports import TlsResult
 from postroom.store.types import ClaimedDelivery, DeliveryId, QueuedMessage, QueueId
 
 log = structlog.get_logger("postroom.delivery")
@@ -250,9 +252,20 @@ class Courier:
                 # RFC 8461 §2: where DANE applies, the MTA-STS policy is not needed.
                 if not tlsa and mta_sts.applies(domain, self.settings):
                     policy = await self.sts_policies.policy_for(domain, self.settings)
+                sessions: list[TlsResult] = []
                 results = await remote.send(
-                    hops, transaction, self.settings, policy, tlsa=tlsa, domain=domain
+                    hops,
+                    transaction,
+                    self.settings,
+                    policy,
+                    tlsa=tlsa,
+                    domain=domain,
+                    report=sessions if self.settings.tls_reports else None,
                 )
+                if sessions:
+                    # RFC 8460: counted for the daily report (postroom.delivery.tls_reports).
+                    async with self.pool.connection() as conn:
+                        await tls_report_store.record(conn, self.clock().date(), sessions)
         return results
 
     async def _record(

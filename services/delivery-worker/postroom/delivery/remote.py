@@ -28,6 +28,7 @@ from postroom.delivery import dane, mta_sts, relay
 from postroom.delivery.metrics import DANE_RESULTS, MTA_STS_TESTING
 from postroom.delivery.mx import Hop
 from postroom.delivery.retry import Result, from_reply, permanent, transient
+from postroom.store.tls_reports import TlsResult
 
 log = structlog.get_logger("postroom.delivery.remote")
 
@@ -109,9 +110,30 @@ def dsn_rcpt_options(transaction: Transaction, recipient: str) -> list[str]:
 class _NextHop(Exception):
     """This hop failed before the transaction began; try the next one."""
 
-    def __init__(self, result: Result) -> None:
+    def __init__(self, result: Result, tlsrpt: str | None = None) -> None:
         super().__init__(result.text)
         self.result = result
+        self.tlsrpt = tlsrpt  # the RFC 8460 §4.3 result type of a failed policy check
+
+
+def _sts_string(policy: mta_sts.Policy) -> str:
+    """RFC 8460 §4.4 policy-string of an MTA-STS policy: its lines."""
+    lines = ["version: STSv1", f"mode: {policy.mode}", *(f"mx: {mx}" for mx in policy.mx)]
+    return "\n".join([*lines, f"max_age: {policy.max_age}"])
+
+
+def _tlsa_string(records: dane.HostTlsa) -> str:
+    return "\n".join(f"{r.usage} {r.selector} {r.mtype} {r.data.hex()}" for r in records.records)
+
+
+def _verify_failure(exc: BaseException) -> str:
+    """The §4.3 result type of a failed verified handshake."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH (62) and _CERT_HAS_EXPIRED (10).
+        return {62: "certificate-host-mismatch", 10: "certificate-expired"}.get(
+            exc.verify_code, "certificate-not-trusted"
+        )
+    return "validation-failure"
 
 
 async def send(
@@ -121,6 +143,7 @@ async def send(
     policy: mta_sts.Policy | None = None,
     tlsa: Mapping[str, dane.HostTlsa] | None = None,
     domain: str | None = None,
+    report: list[TlsResult] | None = None,
 ) -> dict[str, Result]:
     """Deliver to the first hop that takes the transaction; a result for every recipient.
 
@@ -131,7 +154,15 @@ async def send(
     tried, each with STARTTLS and a certificate valid for its name; in testing mode a host it
     does not name, or a certificate that would fail, is reported and mail goes as without a
     policy (§5: "testing" never refuses).
+
+    ``report`` collects each session under a policy for TLS-RPT (RFC 8460): success, or the
+    §4.3 result type of what failed.
     """
+
+    def note(hop_name: str, policy_type: str, policy_string: str, result_type: str) -> None:
+        if report is not None and domain:
+            report.append(TlsResult(domain, policy_type, policy_string, hop_name, result_type))
+
     last = transient("4.4.1 no next hop to try")
     tlsa = tlsa or {}
     if tlsa and policy is not None and policy.mode != "none":
@@ -144,6 +175,8 @@ async def send(
         if len(allowed) < len(hops):
             if testing is not None:
                 MTA_STS_TESTING.labels("mx").inc()
+            for name in sorted({hop.name for hop in hops if hop not in allowed}):
+                note(name, "sts", _sts_string(policy), "validation-failure")
             log.info(
                 "delivery.mta_sts.mx_mismatch",
                 mode=policy.mode,
@@ -156,12 +189,20 @@ async def send(
             hops = allowed
     for hop in hops:
         records = tlsa.get(f"{hop.name}:{hop.port}")
+        under: tuple[str, str] | None = None  # the policy of this session, for TLS-RPT
+        if records is not None:
+            under = ("tlsa", _tlsa_string(records))
+        elif policy is not None and policy.mode != "none":
+            under = ("sts", _sts_string(policy))
+        notes: list[str] = []
         try:
             if records is not None and records.failed:
                 DANE_RESULTS.labels("lookup_failed").inc()
-                raise _NextHop(transient(f"4.7.5 DANE: {records.failed}", host=str(hop)))
+                raise _NextHop(
+                    transient(f"4.7.5 DANE: {records.failed}", host=str(hop)), "dnssec-invalid"
+                )
             names = [hop.name, *([domain] if domain else [])]
-            return await _send_to(
+            results = await _send_to(
                 hop,
                 transaction,
                 settings,
@@ -170,9 +211,16 @@ async def send(
                 tlsa=records,
                 names=names,
                 testing=testing is not None and testing.allows(hop.name),
+                notes=notes,
             )
+            if under is not None:
+                for result_type in notes or ["success"]:
+                    note(hop.name, *under, result_type)
+            return results
         except _NextHop as exc:
             last = exc.result
+            if under is not None and exc.tlsrpt is not None:
+                note(hop.name, *under, exc.tlsrpt)
             log.info("delivery.remote.next_hop", hop=str(hop), error=exc.result.text)
     return dict.fromkeys(transaction.recipients, last)
 
@@ -231,7 +279,10 @@ async def _verified_starttls(client: aiosmtplib.SMTP, hop: Hop, settings: Settin
     """RFC 8461 §4.2: STARTTLS with a certificate valid for the MX name, or not this MX."""
     host = str(hop)
     if not client.supports_extension("starttls"):
-        raise _NextHop(transient(f"4.7.5 MTA-STS: {hop.name} offers no STARTTLS", host=host))
+        raise _NextHop(
+            transient(f"4.7.5 MTA-STS: {hop.name} offers no STARTTLS", host=host),
+            "starttls-not-supported",
+        )
     try:
         await client.starttls(
             server_hostname=hop.name,
@@ -241,7 +292,8 @@ async def _verified_starttls(client: aiosmtplib.SMTP, hop: Hop, settings: Settin
         await client.ehlo()  # RFC 3207 §4.2: forget what was said before TLS
     except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as exc:
         raise _NextHop(
-            transient(f"4.7.5 MTA-STS: TLS with {hop.name} failed: {exc}", host=host)
+            transient(f"4.7.5 MTA-STS: TLS with {hop.name} failed: {exc}", host=host),
+            _verify_failure(exc),
         ) from None
     ssl_object = client.transport.get_extra_info("ssl_object") if client.transport else None
     version = ssl_object.version() if ssl_object is not None else "TLS"
@@ -257,7 +309,8 @@ async def _dane_starttls(
     if not client.supports_extension("starttls"):
         DANE_RESULTS.labels("no_starttls").inc()
         raise _NextHop(
-            transient(f"4.7.5 DANE: {hop.name} has TLSA records but offers no STARTTLS", host=host)
+            transient(f"4.7.5 DANE: {hop.name} has TLSA records but offers no STARTTLS", host=host),
+            "starttls-not-supported",
         )
     try:
         # §8.1: SNI names the TLSA base domain, the MX host.
@@ -267,7 +320,8 @@ async def _dane_starttls(
     except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as exc:
         DANE_RESULTS.labels("tls_failed").inc()
         raise _NextHop(
-            transient(f"4.7.5 DANE: TLS with {hop.name} failed: {exc}", host=host)
+            transient(f"4.7.5 DANE: TLS with {hop.name} failed: {exc}", host=host),
+            "validation-failure",
         ) from None
     ssl_object = client.transport.get_extra_info("ssl_object") if client.transport else None
     version = ssl_object.version() if ssl_object is not None else "TLS"
@@ -282,8 +336,10 @@ async def _dane_starttls(
         if not verdict.matched:
             DANE_RESULTS.labels("mismatch").inc()
             log.warning("delivery.dane.mismatch", hop=host, why=verdict.how)
+            # RFC 8460 §4.3.2: none of the TLSA records was found valid for the chain.
             raise _NextHop(
-                transient(f"4.7.5 DANE: the certificate of {hop.name}: {verdict.how}", host=host)
+                transient(f"4.7.5 DANE: the certificate of {hop.name}: {verdict.how}", host=host),
+                "tlsa-invalid",
             )
         DANE_RESULTS.labels("matched").inc()
         how = verdict.how
@@ -291,12 +347,15 @@ async def _dane_starttls(
     return f"{version} {how}"
 
 
-def _report_testing(hop: Hop, ssl_object: ssl.SSLObject | None, settings: Settings) -> None:
+def _report_testing(
+    hop: Hop, ssl_object: ssl.SSLObject | None, settings: Settings, notes: list[str]
+) -> None:
     """RFC 8461 §5 "testing": check the certificate as enforce would, and only report."""
     chain = dane.peer_chain(ssl_object) if ssl_object is not None else []
     problem = mta_sts.certificate_problem(chain, hop.name, settings)
     if problem is not None:
         MTA_STS_TESTING.labels("certificate").inc()
+        notes.append("certificate-not-trusted")
         log.info("delivery.mta_sts.testing_failure", hop=str(hop), kind="certificate", why=problem)
 
 
@@ -310,7 +369,9 @@ async def _send_to(
     tlsa: dane.HostTlsa | None = None,
     names: Sequence[str] = (),
     testing: bool = False,
+    notes: list[str] | None = None,
 ) -> dict[str, Result]:
+    notes = notes if notes is not None else []
     host = str(hop)
     client = await _connect(hop, settings)
     tls_version: str | None = None
@@ -331,14 +392,16 @@ async def _send_to(
                 log.info("delivery.remote.starttls_failed", hop=host, error=str(exc))
                 if testing:
                     MTA_STS_TESTING.labels("starttls").inc()
+                    notes.append("validation-failure")
                 client.close()
                 return await _send_to(hop, transaction, settings, tls=False)
             ssl_object = client.transport.get_extra_info("ssl_object") if client.transport else None
             tls_version = ssl_object.version() if ssl_object is not None else None
             if testing:
-                _report_testing(hop, ssl_object, settings)
+                _report_testing(hop, ssl_object, settings, notes)
         elif testing:
             MTA_STS_TESTING.labels("starttls").inc()
+            notes.append("starttls-not-supported")
             log.info("delivery.mta_sts.testing_failure", hop=host, kind="starttls")
         results = await _transaction(client, host, tls_version, transaction)
         return relay.soften(results) if hop.relay else results
