@@ -10,6 +10,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from prometheus_client import REGISTRY
 
 from postroom.config import load_settings
 from postroom.store import queue as queue_store
+from postroom.store import tls_reports as tls_report_store
 from tests.dns_server import DnsServer, Record, start_validating_resolver
 from tests.integration.delivery.harness import Sink, message, start_sink
 
@@ -352,3 +354,28 @@ async def test_dane_takes_precedence_over_an_enforced_policy(
         assert [d.state for d in entry.deliveries] == ["delivered"]
         assert entry.attempts[0].tls.endswith(" DANE-EE")
     assert policy_server.requests == 0
+
+
+async def test_testing_mode_failures_are_counted_for_the_tls_report(
+    make_harness: Any,
+    ca_file: Path,
+    domain: str,
+    policy_server: PolicyServer,
+    zone: Callable[..., DnsServer],
+) -> None:
+    # RFC 8460 §4.3: what testing mode found goes into the domain's daily report.
+    policy_server.body = policy_text("testing", f"mx.{domain}")
+    for sink in mx_sink(trustme.CA(), f"mx.{domain}", domain):
+        h = await make_harness(sts_settings(domain, sink, zone(), policy_server, ca_file))
+        spooled = await h.spool(message(to=f"bob@{domain}"), "a@example.test", [f"bob@{domain}"])
+        await h.deliver(spooled)
+        tomorrow = h.clock().date() + timedelta(days=1)
+        counts = await tls_report_store.unreported(h.conn, before=tomorrow)
+    [count] = counts[(tomorrow - timedelta(days=1), domain)]
+    assert (count.result.policy_type, count.result.mx_host, count.result.result_type) == (
+        "sts",
+        f"mx.{domain}",
+        "certificate-not-trusted",
+    )
+    assert count.result.policy_string.split("\n")[1] == "mode: testing"
+    assert count.sessions == 1

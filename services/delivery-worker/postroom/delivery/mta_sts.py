@@ -9,8 +9,10 @@ with h11 over an asyncio TLS stream whose certificate is checked against
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -127,10 +129,23 @@ def _trust_store(ca_file: Path | None) -> Store:
         if path is None:
             continue
         try:
-            certificates += x509.load_pem_x509_certificates(Path(path).read_bytes())
-        except (OSError, ValueError) as exc:
+            text = Path(path).read_bytes()
+        except OSError as exc:
             log.warning("delivery.mta_sts.ca_file_unreadable", path=str(path), error=str(exc))
+            continue
+        # One by one: a CA certificate that cryptography refuses (the system bundle has old
+        # ones with a negative serial number) costs only itself, not the whole bundle.
+        for block in _PEM.findall(text):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    certificates.append(x509.load_pem_x509_certificate(block))
+            except ValueError:
+                continue
     return Store(certificates)
+
+
+_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 
 
 def certificate_problem(chain: Sequence[bytes], host: str, settings: Settings) -> str | None:
