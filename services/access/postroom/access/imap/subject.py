@@ -27,9 +27,14 @@ _BLOB_PREFIX: Final = re.compile(_BLOB)
 _FWD_HDR: Final = "[fwd:"  # subj-fwd-hdr
 _FWD_TRL: Final = "]"  # subj-fwd-trl
 _FWD_TRAILER: Final = "(fwd)"  # a subj-trailer
+# What a subject must begin with for steps (3), (4) or (6) to remove anything (WSP, a
+# subj-blob or subj-fwd-hdr, "re", "fw"), or end with for step (2) (WSP, "(fwd)").
+_MAY_LEAD: Final = frozenset(" \t[rRfF")
+_MAY_TRAIL: Final = frozenset(" \t)")
 _ASCII_UPPER: Final = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
+@lru_cache(maxsize=16384)
 def base_subject(subject: str | None) -> tuple[str, bool]:
     """RFC 5256 §2.1: the base subject, and whether the subject marks a reply or forward.
 
@@ -37,7 +42,12 @@ def base_subject(subject: str | None) -> tuple[str, bool]:
     extraction removed a subj-refwd, a "(fwd)" subj-trailer, or a subj-fwd-hdr and
     subj-fwd-trl pair. A missing subject is the empty one.
     """
-    text = _SPACES.sub(" ", subject or "")  # (1)
+    text = subject or ""
+    if "  " in text or "\t" in text or "\r" in text or "\n" in text:
+        text = _SPACES.sub(" ", text)  # (1)
+    if not text or (text[0] not in _MAY_LEAD and text[-1] not in _MAY_TRAIL):
+        # Most subjects: no rule of steps (2) to (6) can apply to them.
+        return text, False
     reply = False
     while True:
         # (2) Remove all trailing text matching subj-trailer = "(fwd)" / WSP, repeatedly.

@@ -16,7 +16,7 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Final
 
-from postroom.access.imap.subject import base_subject, casemap
+from postroom.access.imap.subject import base_subject, casemap, subject_key
 
 __all__ = ["Node", "ThreadMessage", "format_threads", "ordered_subject", "references"]
 
@@ -69,7 +69,7 @@ def ordered_subject(messages: Iterable[ThreadMessage]) -> list[Node]:
     later one its child; the threads ordered by the sent date of their first message."""
     groups: dict[str, list[ThreadMessage]] = {}
     for message in messages:
-        groups.setdefault(casemap(base_subject(message.subject)[0]), []).append(message)
+        groups.setdefault(subject_key(message.subject), []).append(message)
     threads: list[Node] = []
     for members in groups.values():
         members.sort(key=lambda m: (m.sent, m.number))
@@ -85,6 +85,8 @@ def ordered_subject(messages: Iterable[ThreadMessage]) -> list[Node]:
 
 def _would_loop(parent: Node, child: Node) -> bool:
     """Whether making ``child`` a child of ``parent`` closes a loop (or goes too deep)."""
+    if not child.children:
+        return parent is child  # a leaf is nobody's ancestor: the common case, at once
     node: Node | None = parent
     for _ in range(MAX_DEPTH):
         if node is None:
@@ -231,10 +233,13 @@ def _merge_subjects(roots: list[Node]) -> list[Node]:
         )
         if held is None or replace:
             table[subject] = node
-    # (5)(D): merge the threads with the same subject.
-    top = list(roots)
+    # (5)(D): merge the threads with the same subject. Membership of the root is kept in
+    # a set and a map of replacements (a list's "in" and "remove" would make a mailbox of
+    # many threads quadratic).
+    gone: set[Node] = set()
+    replaced: dict[Node, Node] = {}
     for node in roots:
-        if node not in top:
+        if node in gone:
             continue
         subject, reply = _subject_of(node)
         if not subject:
@@ -247,18 +252,19 @@ def _merge_subjects(roots: list[Node]) -> list[Node]:
             for child in node.children:
                 child.parent = held
             held.children.extend(node.children)
-            top.remove(node)
+            gone.add(node)
         elif held.message is None or (reply and not _subject_of(held)[1]):
             # Into the dummy, or a reply under the message it replies to.
-            top.remove(node)
+            gone.add(node)
             _link(held, node)
         else:
             dummy = Node(None)
-            top[top.index(held)] = dummy
-            top.remove(node)
+            replaced[held] = dummy
+            gone.add(node)
             _link(dummy, held)
             _link(dummy, node)
             table[subject] = dummy
+    top = [replaced.get(node, node) for node in roots if node not in gone]
     for node in top:
         node.parent = None
     return top
