@@ -18,6 +18,7 @@ from postroom.access.imap.parser import (
     BodyKey,
     Command,
     CommandReader,
+    Compress,
     CopyMessages,
     DateKey,
     Enable,
@@ -1451,3 +1452,23 @@ def test_multiappend_takes_several_messages_each_with_its_options() -> None:
 
 def test_multiappend_needs_a_literal_after_each_space() -> None:
     assert refuse(b"A1 APPEND Drafts {1+}\r\na (\\Seen)") == ParseError("A1", "Missing argument")
+
+
+# --- RFC 4978 COMPRESS ----------------------------------------------------------------------
+
+
+def test_compress_takes_its_mechanism_upper_cased() -> None:
+    assert parse("A1 COMPRESS deflate") == Command("A1", "COMPRESS", Compress("DEFLATE"))
+
+
+def test_compress_needs_a_mechanism() -> None:
+    assert refuse("A1 COMPRESS") == ParseError("A1", "Missing argument")
+
+
+def test_the_input_after_a_command_can_be_taken_out() -> None:
+    # RFC 4978 §3: what follows COMPRESS is compressed; the server decompresses it first.
+    reader = CommandReader()
+    reader.feed(b"A1 COMPRESS DEFLATE\r\n\x4b\x00")
+    assert isinstance(reader.next_event(), Command)
+    assert reader.take_input() == b"\x4b\x00"
+    assert reader.next_event() is None

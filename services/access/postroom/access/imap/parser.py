@@ -37,6 +37,7 @@ __all__ = [
     "BodyKey",
     "Command",
     "CommandReader",
+    "Compress",
     "CopyMessages",
     "DateKey",
     "Enable",
@@ -430,6 +431,13 @@ class Id:
 
 
 @dataclass(frozen=True, slots=True)
+class Compress:
+    """COMPRESS mechanism, upper-cased (RFC 4978 §3)."""
+
+    mechanism: str
+
+
+@dataclass(frozen=True, slots=True)
 class Enable:
     """ENABLE with the capability names upper-cased (RFC 5161 §3.1)."""
 
@@ -748,6 +756,7 @@ Arguments: TypeAlias = (
     | UidExpunge
     | Id
     | Enable
+    | Compress
 )
 
 
@@ -1435,6 +1444,12 @@ def _id(cursor: _Cursor) -> Arguments:
     return Id(tuple(parameters))
 
 
+def _compress(cursor: _Cursor) -> Arguments:
+    # RFC 4978 §3: command-auth =/ compress; compress = "COMPRESS" SP algorithm
+    cursor.sp()
+    return Compress(cursor.atom().upper())
+
+
 def _enable(cursor: _Cursor) -> Arguments:
     # RFC 5161 §4: enable = "ENABLE" 1*(SP capability)
     cursor.sp()
@@ -1851,6 +1866,7 @@ _COMMANDS: Final[dict[str, _Grammar]] = {
     "NAMESPACE": _no_arguments,  # RFC 2342 §5
     "ID": _id,  # RFC 2971 §3.1
     "ENABLE": _enable,  # RFC 5161 §3.1
+    "COMPRESS": _compress,  # RFC 4978 §3
     "UNSELECT": _no_arguments,  # RFC 3691 §2
     "GETQUOTA": _quota_root,  # RFC 9208 §4.1.1
     "GETQUOTAROOT": _mailbox_argument,  # RFC 9208 §4.1.2
@@ -2014,6 +2030,14 @@ class CommandReader:
     def feed(self, data: bytes) -> None:
         """Add bytes received from the client."""
         self._buffer += data
+
+    def take_input(self) -> bytes:
+        """The octets fed and not yet read, taken out (RFC 4978: after COMPRESS they are
+        compressed, and go through the decompressor first)."""
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        self._scanned = 0
+        return data
 
     def expect_line(self) -> None:
         """Read the next line raw, as a `Line` event: an AUTHENTICATE response or DONE."""

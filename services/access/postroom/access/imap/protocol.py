@@ -62,7 +62,7 @@ STREAM_CHUNK = 256 * 1024
 CAPABILITIES = (
     "IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE NAMESPACE ID ENABLE UNSELECT CHILDREN SPECIAL-USE"
     f" {quota.CAPABILITIES} CONDSTORE QRESYNC ESEARCH STATUS=SIZE CREATE-SPECIAL-USE"
-    " LIST-EXTENDED LIST-STATUS MULTIAPPEND BINARY"
+    " LIST-EXTENDED LIST-STATUS MULTIAPPEND BINARY COMPRESS=DEFLATE"
 )
 # RFC 5256 SORT and THREAD, RFC 5182 SEARCHRES.
 CAPABILITIES += " SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES SEARCHRES"
@@ -80,6 +80,7 @@ _ANY = frozenset({"CAPABILITY", "NOOP", "LOGOUT", "ID"})
 _AUTHENTICATED = _ANY | {
     "ENABLE", "NAMESPACE", "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE",
     "UNSUBSCRIBE", "LIST", "LSUB", "STATUS", "APPEND", "IDLE", "GETQUOTA", "GETQUOTAROOT",
+    "COMPRESS",
 }  # fmt: skip
 # RFC 3501 §3: which commands each state allows.
 COMMANDS_BY_STATE: dict[State, frozenset[str]] = {
@@ -105,6 +106,7 @@ class Next(enum.Enum):
     STARTTLS = "starttls"  # handshake, then `tls_started`
     AUTH_LINE = "auth-line"  # read one raw line, then `auth_response`
     IDLE = "idle"  # wait for changes (`idle_changed`) or a line (`idle_done`)
+    COMPRESS = "compress"  # both directions are DEFLATE from now on (RFC 4978)
     CLOSE = "close"  # the session is over
 
 
@@ -201,6 +203,7 @@ class Session:
         # RFC 7162 §3.1, §3.2.3: enabled by ENABLE or by a command that uses them.
         self.condstore = False
         self.qresync = False
+        self.compressed = False  # RFC 4978 COMPRESS=DEFLATE is on
 
     # --- output ---------------------------------------------------------------------------
 
@@ -405,6 +408,20 @@ class Session:
                 enabled.append(name)
         self._emit(b"* ENABLED" + "".join(" " + n for n in enabled).encode() + b"\r\n")
         return await self._done(command)
+
+    async def _cmd_compress(self, command: p.Command) -> Next:
+        # RFC 4978 §3: once per connection, after login; the OK is the last octets sent
+        # uncompressed.
+        assert isinstance(command.args, p.Compress)
+        if self.compressed:
+            self._tagged(command.tag, "NO", "[COMPRESSIONACTIVE] DEFLATE is already active")
+            return Next.READ
+        if command.args.mechanism != "DEFLATE":
+            self._tagged(command.tag, "BAD", "Unknown compression mechanism")
+            return Next.READ
+        self.compressed = True
+        self._tagged(command.tag, "OK", "DEFLATE active")
+        return Next.COMPRESS
 
     async def _cmd_namespace(self, command: p.Command) -> Next:
         # RFC 2342 §5: one personal namespace, no prefix, "/" as delimiter.

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,6 +41,8 @@ from postroom.throttle import AuthThrottle
 log = structlog.get_logger("postroom.access.imap")
 
 READ_SIZE = 64 * 1024
+# RFC 4978 COMPRESS=DEFLATE: zlib's level 1, fast; mail text compresses well even so.
+COMPRESS_LEVEL = 1
 # IDLE looks at the mailbox this often even when no notification came.
 IDLE_CHECK_INTERVAL = 60.0
 _DB_ERRORS = (psycopg.Error, PoolTimeout, StoreError, OSError)
@@ -123,6 +126,10 @@ class _Connection:
         self.account: Account | None = None
         self.commands = self._command_reader()
         self.subscription: Subscription | None = None
+        # RFC 4978: the two ends of COMPRESS=DEFLATE, once the client asked for it.
+        self._deflate: zlib._Compress | None = None
+        self._inflate: zlib._Decompress | None = None
+        self._inflate_tail = b""
         settings = server.settings
         self.session = Session(
             send=self.send,
@@ -153,7 +160,44 @@ class _Connection:
         )
 
     async def send(self, data: bytes) -> None:
+        if self._deflate is not None:
+            # RFC 4978 §4: each response flushed whole, so the client can read it at once.
+            data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
         await self.client.send(data)
+
+    def _start_compression(self) -> None:
+        """RFC 4978 §3: from the octet after the tagged OK, both ways are raw DEFLATE (RFC
+        1951). Inside TLS when TLS is on (§6: the compressed stream goes through TLS)."""
+        self._deflate = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
+        self._inflate = zlib.decompressobj(-15)
+        # Octets the client sent after COMPRESS, already read: they are compressed too.
+        self._inflate_tail = self.commands.take_input()
+
+    def _inflated(self, data: bytes) -> bytes:
+        """Decompress what the client sent, at most READ_SIZE octets of output at a time
+        (the rest waits in `_inflate_tail`): a small compressed input cannot make a large
+        one in memory."""
+        if self._inflate is None:
+            return data
+        out = self._inflate.decompress(self._inflate_tail + data, READ_SIZE)
+        self._inflate_tail = self._inflate.unconsumed_tail
+        return out
+
+    async def _read(self, *, busy: bool) -> bytes | None:
+        """The client's next octets, decompressed; None at EOF."""
+        while True:
+            if self._inflate_tail:
+                data = self._inflated(b"")
+                if data:
+                    return data
+            raw = await self.client.read(READ_SIZE, busy=busy)
+            if not raw:
+                return None
+            data = self._inflated(raw)
+            if data:
+                return data
+            if self._inflate is not None and self._inflate.eof:
+                return None  # the client ended its compressed stream
 
     def _quick_ack(self) -> None:
         """Acknowledge the client's next segment at once, in the middle of a command.
@@ -217,8 +261,8 @@ class _Connection:
             if busy:
                 self._quick_ack()
             # A command begun (a literal on its way) must keep coming at the minimum rate.
-            data = await self.client.read(READ_SIZE, busy=busy)
-            if not data:
+            data = await self._read(busy=busy)
+            if data is None:
                 return None
             self.commands.feed(data)
 
@@ -252,6 +296,9 @@ class _Connection:
                     if isinstance(line, p.TooBig):
                         data = b"*"
                     step = await self.session.auth_response(data)
+                elif step is Next.COMPRESS:
+                    self._start_compression()
+                    step = Next.READ
                 elif step is Next.IDLE:
                     after = await self._idle()
                     if after is None:
@@ -289,6 +336,9 @@ class _Connection:
                 if event is not None:
                     data = event.data if isinstance(event, p.Line) else b""
                     return await self.session.idle_done(data)
+                if self._inflate_tail:
+                    self.commands.feed(self._inflated(b""))
+                    continue
                 if read is None:
                     read = asyncio.ensure_future(self.client.reader.read(READ_SIZE))
                 # A missed notification (the hub reconnecting) costs at most one interval.
@@ -318,7 +368,7 @@ class _Connection:
                     read = None
                     if not data:
                         return None
-                    self.commands.feed(data)
+                    self.commands.feed(self._inflated(data))
                 elif not done:
                     await self.send(b"* BYE Autologout; idle for too long\r\n")
                     return None
