@@ -37,6 +37,11 @@ async def announce_ended(conn: Conn, account_id: AccountId) -> None:
     await conn.execute("SELECT pg_notify(%s, %s)", (ENDED_CHANNEL, str(int(account_id))))
 
 
+async def listen_ended(conn: Conn) -> None:
+    """Subscribe ``conn`` (autocommit) to the announcements of ``announce_ended``."""
+    await conn.execute(f"LISTEN {ENDED_CHANNEL}")
+
+
 async def revoke(conn: Conn, account_id: AccountId) -> int:
     """End the account's web sessions and tokens, and tell every process to close its
     protocol sessions (sent when, and only if, the caller's transaction commits). The number

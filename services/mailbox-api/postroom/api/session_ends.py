@@ -17,7 +17,7 @@ import structlog
 
 from postroom.db import connect
 from postroom.errors import StoreError
-from postroom.store.revocation import ENDED_CHANNEL
+from postroom.store.revocation import listen_ended
 from postroom.store.types import AccountId
 
 log = structlog.get_logger("postroom.api")
@@ -71,7 +71,7 @@ class SessionEnds:
             try:
                 conn = await connect(self.url, autocommit=True)
                 try:
-                    await conn.execute(f"LISTEN {ENDED_CHANNEL}")
+                    await listen_ended(conn)
                     self.listening.set()
                     if not first:
                         self._wake(None)
