@@ -3,6 +3,8 @@ folders, live counts, shortcuts and the phone and dark layouts, as the reader se
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import Page, expect
 
 from postroom import store
@@ -267,3 +269,81 @@ def test_a_long_folder_keeps_only_visible_rows_in_the_page(site: Site, login: Lo
     page.eval_on_selector("#list-scroll", "s => { s.scrollTop = s.scrollHeight; }")
     page.wait_for_selector("#messages li[aria-posinset='2000'][data-uid]")
     assert page.locator("#messages li").count() < 40
+
+
+def test_select_all_takes_every_message_of_the_folder_not_only_the_loaded(
+    site: Site, login: Login
+) -> None:
+    alice = site.user("alice")
+    for i in range(130):  # more than one page of the list (100)
+        site.deliver(alice, mail(f"Bulk {i}"))
+    page = login(alice)
+    expect(page.locator("#list-count")).to_have_text("130 messages")
+    page.check("#select-all")
+    expect(page.locator("#select-banner")).to_be_visible()
+    expect(page.locator("#select-banner-text")).to_have_text(
+        "All 130 messages in INBOX are selected."
+    )
+    assert page.text_content("#selection-count") == "130 selected"
+    assert axe_violations(page) == []
+    page.click("#bulk-read")
+    page.wait_for_selector("#folders li[data-name=INBOX] a:not(:has(.count))")
+    expect(page.locator("#select-banner")).to_be_hidden()
+
+    async def unread() -> int:
+        box = await store.get_mailbox(site.conn, alice.id, "INBOX")
+        assert box is not None
+        cur = await site.conn.execute(
+            "SELECT count(*) AS n FROM messages WHERE mailbox_id = %s AND NOT seen", (box.id,)
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return int(row["n"])
+
+    assert site.run(unread()) == 0
+    page.check("#select-all")
+    page.click("#select-clear")
+    expect(page.locator("#select-banner")).to_be_hidden()
+    assert page.text_content("#selection-count") == "Select all"
+
+
+def test_the_list_by_conversation_is_kept_and_moves_whole_conversations(
+    site: Site, login: Login
+) -> None:
+    alice = site.user("alice")
+    site.deliver(alice, mail("Trip", message_id="<trip1@x.test>"), flags=["\\Seen"])
+    site.deliver(alice, mail("Lunch"), flags=["\\Seen"])
+    site.deliver(
+        alice,
+        mail("Re: Trip", message_id="<trip2@x.test>", extra="In-Reply-To: <trip1@x.test>\r\n"),
+    )
+    site.deliver(
+        alice,
+        mail(
+            "Re: Trip",
+            message_id="<trip3@x.test>",
+            extra="References: <trip1@x.test> <trip2@x.test>\r\n",
+        ),
+        flags=["\\Seen"],
+    )
+    page = login(alice)
+    expect(page.locator(SUBJECTS)).to_have_count(4)
+    page.check("#conversations")
+    expect(page.locator(SUBJECTS)).to_have_text(["Re: Trip", "Lunch"])
+    trip = page.locator("#messages li", has_text="Re: Trip")
+    expect(trip.locator(".thread-count")).to_have_text("3")
+    expect(trip).to_have_class(re.compile(r"\bunread\b"))  # one of its three is unread
+    expect(page.locator("#list-count")).to_have_text("2 conversations")
+    assert axe_violations(page) == []
+    page.reload()  # the choice is kept (a preference of the account)
+    expect(page.locator("#conversations")).to_be_checked()
+    expect(page.locator(SUBJECTS)).to_have_text(["Re: Trip", "Lunch"])
+    trip.locator("input[type=checkbox]").check()
+    page.select_option("#bulk-target", label="Archive")
+    page.click("#bulk-move")
+    page.wait_for_selector("#status:has-text('1 conversation moved to Archive.')")
+    expect(page.locator(SUBJECTS)).to_have_text(["Lunch"])
+    page.click("#folders li[data-name=Archive] a")
+    expect(page.locator("#list-count")).to_have_text("1 conversation")
+    page.uncheck("#conversations")
+    expect(page.locator(SUBJECTS)).to_have_count(3)

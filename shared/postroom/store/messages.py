@@ -437,10 +437,13 @@ async def _copy(
     assert box is not None
     await conn.execute(
         """INSERT INTO messages (mailbox_id, uid, blob_id, header_prefix, size, internal_date,
-                                 seen, answered, flagged, deleted, draft, keywords, modseq)
+                                 seen, answered, flagged, deleted, draft, keywords, modseq,
+                                 thread_id)
            SELECT %(target)s, %(first)s + n.ord - 1, m.blob_id, m.header_prefix, m.size,
                   m.internal_date, m.seen, m.answered, m.flagged, m.deleted, m.draft,
-                  m.keywords, %(modseq)s
+                  m.keywords, %(modseq)s,
+                  -- its conversation, within the account (migration 0085)
+                  CASE WHEN %(same_account)s THEN m.thread_id END
            FROM unnest(%(uids)s::bigint[]) WITH ORDINALITY AS n(uid, ord)
            JOIN messages m ON m.mailbox_id = %(source)s AND m.uid = n.uid""",
         {
@@ -449,6 +452,7 @@ async def _copy(
             "modseq": box["highest_modseq"],
             "uids": present,
             "source": source,
+            "same_account": boxes[source]["account_id"] == boxes[target]["account_id"],
         },
     )
     await notify(conn, AccountId(boxes[target]["account_id"]), target, box["highest_modseq"])

@@ -209,3 +209,23 @@ async def save_identity(
         (account_id, address, _name(name), signature or None),
     )
     return Identity(address, _name(name), signature or None)
+
+
+# --- the list's choices -------------------------------------------------------------------
+
+
+async def list_by_conversation(conn: Conn, account_id: AccountId) -> bool:
+    """Whether the reader lists folders one row per conversation (off until chosen)."""
+    cur = await conn.execute(
+        "SELECT conversations FROM web_preferences WHERE account_id = %s", (account_id,)
+    )
+    row = await cur.fetchone()
+    return bool(row and row["conversations"])
+
+
+async def set_list_by_conversation(conn: Conn, account_id: AccountId, on: bool) -> None:
+    await conn.execute(
+        """INSERT INTO web_preferences (account_id, conversations) VALUES (%s, %s)
+           ON CONFLICT (account_id) DO UPDATE SET conversations = EXCLUDED.conversations""",
+        (account_id, on),
+    )

@@ -408,6 +408,7 @@ class MessageSummary:
     message_id: str | None
     has_attachments: bool
     preview: str
+    thread_id: int | None = None  # its conversation (migration 0085)
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,11 +452,7 @@ async def _list(
     whole: bool,
 ) -> Page:
     cur = await conn.execute(
-        f"""SELECT m.id, m.uid, m.blob_id, m.size, m.internal_date, m.seen, m.answered,
-                   m.flagged, m.deleted, m.draft, m.keywords, b.subject, b.from_text,
-                   b.to_text, b.cc_text, b.sent_date, b.message_id,
-                   coalesce(b.has_attachments, false) AS has_attachments,
-                   coalesce(b.parsed ->> 'preview', '') AS preview
+        f"""SELECT {_SUMMARY_COLUMNS}
             FROM messages m JOIN blobs b ON b.id = m.blob_id
             WHERE m.mailbox_id = %(mailbox)s AND {where}
             ORDER BY {_SORT_SQL[sort]} {direction}, m.uid {direction}
@@ -466,26 +463,133 @@ async def _list(
     # Counted apart: a count(*) OVER () in the page query reads and sorts every match, which
     # makes the first page of a 100,000-message folder cost as much as the whole folder.
     total = await _count(conn, None if whole else where, params)
-    items = tuple(
-        MessageSummary(
-            id=MessageId(r["id"]),
-            uid=r["uid"],
-            blob_id=BlobId(r["blob_id"]),
-            size=r["size"],
-            internal_date=r["internal_date"],
-            flags=frozenset([f for f, col in SYSTEM_FLAGS.items() if r[col]] + list(r["keywords"])),
-            subject=r["subject"],
-            from_text=r["from_text"],
-            to_text=r["to_text"],
-            cc_text=r["cc_text"],
-            sent_date=r["sent_date"],
-            message_id=r["message_id"],
-            has_attachments=r["has_attachments"],
-            preview=r["preview"],
-        )
-        for r in rows
+    return Page(total, tuple(_summary(r) for r in rows))
+
+
+_SUMMARY_COLUMNS = """m.id, m.uid, m.blob_id, m.size, m.internal_date, m.seen, m.answered,
+    m.flagged, m.deleted, m.draft, m.keywords, m.thread_id, b.subject, b.from_text,
+    b.to_text, b.cc_text, b.sent_date, b.message_id,
+    coalesce(b.has_attachments, false) AS has_attachments,
+    coalesce(b.parsed ->> 'preview', '') AS preview"""
+
+
+def _summary(r: dict[str, Any]) -> MessageSummary:
+    return MessageSummary(
+        id=MessageId(r["id"]),
+        uid=r["uid"],
+        blob_id=BlobId(r["blob_id"]),
+        size=r["size"],
+        internal_date=r["internal_date"],
+        flags=frozenset([f for f, col in SYSTEM_FLAGS.items() if r[col]] + list(r["keywords"])),
+        subject=r["subject"],
+        from_text=r["from_text"],
+        to_text=r["to_text"],
+        cc_text=r["cc_text"],
+        sent_date=r["sent_date"],
+        message_id=r["message_id"],
+        has_attachments=r["has_attachments"],
+        preview=r["preview"],
+        thread_id=r.get("thread_id"),
     )
-    return Page(total, items)
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """One row of a folder listed by conversation: its newest message in the folder, how many
+    of its messages the folder holds (that match), and how many of those are unread."""
+
+    thread_id: int
+    messages: int
+    unread: int
+    newest: datetime
+    latest: MessageSummary
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    total: int
+    items: tuple[Conversation, ...]
+
+
+async def list_conversations(
+    conn: Conn,
+    mailbox_id: MailboxId,
+    *,
+    criteria: Criterion | None = None,
+    descending: bool = True,
+    offset: int = 0,
+    limit: int = 50,
+) -> ConversationPage:
+    """One page of a mailbox's conversations (messages grouped by ``thread_id``, set when
+    each was stored, migration 0085), newest arrival first (or last), with their number."""
+    if not 0 < limit <= MAX_PAGE or offset < 0:
+        raise InvalidInput(f"a page holds 1 to {MAX_PAGE} conversations, from offset 0 on")
+    compiler = _Compiler()
+    where = compiler.compile(criteria or All())
+    direction = "DESC" if descending else "ASC"
+    params = {**compiler.params, "mailbox": mailbox_id, "limit": limit, "offset": offset}
+    # Without criteria the groups come from the index messages_threads alone.
+    source = "messages m" if "b." not in where else "messages m JOIN blobs b ON b.id = m.blob_id"
+    try:
+        cur = await conn.execute(
+            f"""WITH groups AS (
+                    SELECT m.thread_id, count(*) AS messages,
+                           count(*) FILTER (WHERE NOT m.seen) AS unread,
+                           max(m.internal_date) AS newest
+                    FROM {source}
+                    WHERE m.mailbox_id = %(mailbox)s AND {where}
+                    GROUP BY m.thread_id)
+                SELECT g.*, count(*) OVER () AS total FROM groups g
+                ORDER BY g.newest {direction}, g.thread_id {direction}
+                LIMIT %(limit)s OFFSET %(offset)s""",
+            params,
+        )
+        groups = await cur.fetchall()
+        if not groups:
+            total = 0 if offset == 0 else await _count_conversations(conn, source, where, params)
+            return ConversationPage(total, ())
+        cur = await conn.execute(
+            f"""SELECT DISTINCT ON (m.thread_id) {_SUMMARY_COLUMNS}
+                FROM messages m JOIN blobs b ON b.id = m.blob_id
+                WHERE m.mailbox_id = %(mailbox)s AND m.thread_id = ANY(%(threads)s) AND {where}
+                ORDER BY m.thread_id, m.internal_date DESC, m.uid DESC""",
+            {**params, "threads": [g["thread_id"] for g in groups]},
+        )
+        latest = {r["thread_id"]: _summary(r) for r in await cur.fetchall()}
+    except psycopg.errors.QueryCanceled as exc:
+        raise _timed_out() from exc
+    items = tuple(
+        Conversation(
+            thread_id=g["thread_id"],
+            messages=g["messages"],
+            unread=g["unread"],
+            newest=g["newest"],
+            latest=latest[g["thread_id"]],
+        )
+        for g in groups
+        if g["thread_id"] in latest
+    )
+    return ConversationPage(int(groups[0]["total"]), items)
+
+
+async def _count_conversations(conn: Conn, source: str, where: str, params: dict[str, Any]) -> int:
+    cur = await conn.execute(
+        f"""SELECT count(DISTINCT m.thread_id) AS n FROM {source}
+            WHERE m.mailbox_id = %(mailbox)s AND {where}""",
+        params,
+    )
+    row = await cur.fetchone()
+    return int(row["n"]) if row else 0
+
+
+async def thread_uids(conn: Conn, mailbox_id: MailboxId, thread_ids: Sequence[int]) -> list[int]:
+    """UIDs of the mailbox's messages in these conversations, ascending."""
+    cur = await conn.execute(
+        """SELECT uid FROM messages WHERE mailbox_id = %s AND thread_id = ANY(%s)
+           ORDER BY uid""",
+        (mailbox_id, list(thread_ids)),
+    )
+    return [r["uid"] for r in await cur.fetchall()]
 
 
 async def _count(conn: Conn, where: str | None, params: dict[str, Any]) -> int:

@@ -45,3 +45,57 @@ async def test_concurrent_migrations_apply_each_once(empty_database: str) -> Non
         assert await schema_version(conn) == migrations()[-1].version
     finally:
         await conn.close()
+
+
+async def test_conversations_are_backfilled_for_messages_stored_before(
+    empty_database: str,
+) -> None:
+    """Migration 0085 gives stored messages their conversation: one per References root."""
+    from postroom import store
+
+    conn = await connect(empty_database, autocommit=True)
+    try:
+        await conn.execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for migration in migrations():
+            if migration.version < 85:
+                await conn.execute(migration.sql.encode())
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+        await store.create_domain(conn, "old.test")
+        account = await store.create_account(conn, "alice@old.test", "secret-1")
+        box = await store.get_mailbox(conn, account.id, "INBOX")
+        assert box is not None
+        uids = []
+        for mid, links in [
+            ("<a1@x>", ""),
+            ("<a2@x>", "In-Reply-To: <a1@x>\r\n"),
+            ("<b1@x>", ""),
+            ("<a3@x>", "References: <a1@x> <a2@x>\r\n"),
+            (None, ""),
+        ]:
+            header = f"Message-ID: {mid}\r\n" if mid else ""
+            raw = f"From: x@y.test\r\nSubject: s\r\n{header}{links}\r\nhi\r\n".encode()
+            uids.append((await store.append_message(conn, box.id, raw)).uid)
+        await migrate(empty_database)
+        cur = await conn.execute(
+            "SELECT uid, thread_id FROM messages WHERE mailbox_id = %s ORDER BY uid", (box.id,)
+        )
+        threads = [r["thread_id"] for r in await cur.fetchall()]
+        assert threads[0] == threads[1] == threads[3]
+        assert len({threads[0], threads[2], threads[4]}) == 3
+        # New messages get ids the backfill did not hand out.
+        later = await store.append_message(conn, box.id, b"Subject: new\r\n\r\nhi\r\n")
+        cur = await conn.execute(
+            "SELECT thread_id FROM messages WHERE mailbox_id = %s AND uid = %s",
+            (box.id, later.uid),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        assert row["thread_id"] not in threads
+    finally:
+        await conn.close()

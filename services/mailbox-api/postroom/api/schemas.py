@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_UIDS = 1000
 MailboxName = Field(min_length=1, max_length=1000)
@@ -94,6 +94,13 @@ class FolderPublic(BaseModel):
 # --- messages -----------------------------------------------------------------------------
 
 
+class ConversationPublic(BaseModel):
+    id: int
+    messages: int = Field(description="how many of its messages the folder holds (that match)")
+    unread: int
+    newest: datetime
+
+
 class MessageSummaryPublic(BaseModel):
     uid: int
     subject: str | None
@@ -107,6 +114,9 @@ class MessageSummaryPublic(BaseModel):
     has_attachments: bool
     preview: str
     message_id: str | None
+    thread_id: int | None = None
+    # With group=conversation: the conversation this row stands for (its newest message).
+    conversation: ConversationPublic | None = None
 
 
 class MessagePage(BaseModel):
@@ -168,8 +178,32 @@ class FlagsPublic(BaseModel):
     flags: list[str]
 
 
-class BulkFlagChange(Strict):
-    uids: list[int] = Field(min_length=1, max_length=MAX_UIDS)
+class Match(Strict):
+    """Every message the list shows: the folder's messages that match its search (the search
+    box's language) and filter, however many."""
+
+    query: str | None = Field(default=None, max_length=1000)
+    unread: bool | None = None
+    flagged: bool | None = None
+
+
+class Selection(Strict):
+    """Which messages: by UID, by conversation (each one's messages in the folder), or all
+    that ``match`` (select-all of a folder or a search). Exactly one of the three."""
+
+    uids: list[int] = Field(default_factory=list, max_length=MAX_UIDS)
+    threads: list[int] = Field(default_factory=list, max_length=MAX_UIDS)
+    match: Match | None = None
+
+    @model_validator(mode="after")
+    def one_kind(self) -> Selection:
+        given = [bool(self.uids), bool(self.threads), self.match is not None]
+        if sum(given) != 1:
+            raise ValueError("name the messages by one of uids, threads or match")
+        return self
+
+
+class BulkFlagChange(Selection):
     add: list[str] = Field(default_factory=list, max_length=100)
     remove: list[str] = Field(default_factory=list, max_length=100)
 
@@ -192,12 +226,11 @@ class ThreadMemberPublic(BaseModel):
     preview: str
 
 
-class UidList(Strict):
-    uids: list[int] = Field(min_length=1, max_length=MAX_UIDS)
+class UidList(Selection):
+    pass
 
 
-class Transfer(Strict):
-    uids: list[int] = Field(min_length=1, max_length=MAX_UIDS)
+class Transfer(Selection):
     target_mailbox_id: int
 
 

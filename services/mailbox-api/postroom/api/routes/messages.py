@@ -18,7 +18,7 @@ from postroom.api.query import parse_query
 from postroom.errors import NotFound
 from postroom.store import preferences, search
 from postroom.store.threads import thread_of
-from postroom.store.types import MailboxId
+from postroom.store.types import Mailbox, MailboxId
 
 router = APIRouter(prefix="/api/v1/mailboxes/{mailbox_id}/messages", tags=["messages"])
 
@@ -86,10 +86,15 @@ async def list_messages(
     unread: bool | None = None,
     flagged: bool | None = None,
     query: Text = None,
+    group: Literal["message", "conversation"] = "message",
 ) -> schemas.MessagePage:
     """One page of the folder, sorted; the other parameters search (all must match).
     ``query`` is the search box's language (``from:`` ``is:unread`` ``in:Folder``…); an
-    ``in:`` there lists that folder instead (the page's ``mailbox_id`` says which)."""
+    ``in:`` there lists that folder instead (the page's ``mailbox_id`` says which).
+    ``group=conversation``: one row per conversation (its newest message that matches, with
+    ``conversation``: how many messages, how many unread, the newest arrival), newest
+    arrival first (``order=asc``: oldest); ``sort`` does not apply, ``total`` and ``offset``
+    count conversations."""
     mailbox = await owned_mailbox(conn, account, mailbox_id)
     parsed = parse_query(query) if query else None
     if parsed is not None and parsed.folder is not None:
@@ -109,6 +114,30 @@ async def list_messages(
         flagged=flagged,
         query=parsed.criteria if parsed is not None else None,
     )
+    if group == "conversation":
+        conversations = await search.list_conversations(
+            conn,
+            mailbox.id,
+            criteria=criteria,
+            descending=order == "desc",
+            offset=offset,
+            limit=limit,
+        )
+        return schemas.MessagePage(
+            mailbox_id=mailbox.id,
+            total=conversations.total,
+            offset=offset,
+            limit=limit,
+            items=[
+                _summary_public(
+                    c.latest,
+                    schemas.ConversationPublic(
+                        id=c.thread_id, messages=c.messages, unread=c.unread, newest=c.newest
+                    ),
+                )
+                for c in conversations.items
+            ],
+        )
     page = await search.list_summaries(
         conn,
         mailbox.id,
@@ -123,24 +152,52 @@ async def list_messages(
         total=page.total,
         offset=offset,
         limit=limit,
-        items=[
-            schemas.MessageSummaryPublic(
-                uid=s.uid,
-                subject=s.subject,
-                from_=s.from_text,
-                to=s.to_text,
-                cc=s.cc_text,
-                date=s.sent_date,
-                received=s.internal_date,
-                flags=sorted(s.flags),
-                size=s.size,
-                has_attachments=s.has_attachments,
-                preview=s.preview,
-                message_id=s.message_id,
-            )
-            for s in page.items
-        ],
+        items=[_summary_public(s) for s in page.items],
     )
+
+
+def _summary_public(
+    s: search.MessageSummary, conversation: schemas.ConversationPublic | None = None
+) -> schemas.MessageSummaryPublic:
+    return schemas.MessageSummaryPublic(
+        uid=s.uid,
+        subject=s.subject,
+        from_=s.from_text,
+        to=s.to_text,
+        cc=s.cc_text,
+        date=s.sent_date,
+        received=s.internal_date,
+        flags=sorted(s.flags),
+        size=s.size,
+        has_attachments=s.has_attachments,
+        preview=s.preview,
+        message_id=s.message_id,
+        thread_id=s.thread_id,
+        conversation=conversation,
+    )
+
+
+async def _selected(conn: ConnDep, mailbox: Mailbox, body: schemas.Selection) -> list[int]:
+    """The UIDs a bulk request names: given, by conversation, or all that match."""
+    if body.match is not None:
+        parsed = parse_query(body.match.query) if body.match.query else None
+        criteria = criteria_of(
+            q=None,
+            subject=None,
+            from_=None,
+            to=None,
+            body=None,
+            since=None,
+            before=None,
+            unread=body.match.unread,
+            flagged=body.match.flagged,
+            # The URL names the folder; an in: of the query named it to the page already.
+            query=parsed.criteria if parsed is not None else None,
+        )
+        return await search.search_uids(conn, mailbox.id, criteria or search.All())
+    if body.threads:
+        return await search.thread_uids(conn, mailbox.id, body.threads)
+    return _uids(body.uids)
 
 
 def _people(pairs: list[tuple[str | None, str]]) -> list[schemas.AddressPublic]:
@@ -399,7 +456,7 @@ async def change_flags_of_many(
 ) -> schemas.BulkFlagsResult:
     """Add and remove flags on many messages at once (UIDs that are gone are skipped)."""
     mailbox = await owned_mailbox(conn, account, mailbox_id)
-    uids = _uids(body.uids)
+    uids = await _selected(conn, mailbox, body)
     if body.add:
         await store.store_flags(conn, mailbox.id, uids, body.add, "add")
     if body.remove:
@@ -453,7 +510,9 @@ async def move(
     target = await _target(conn, account, body.target_mailbox_id)
     if target == mailbox.id:
         raise Problem(422, "the target is the folder the messages are in")
-    pairs = await store.move_messages(conn, mailbox.id, _uids(body.uids), target)
+    pairs = await store.move_messages(
+        conn, mailbox.id, await _selected(conn, mailbox, body), target
+    )
     # Into Junk or out of it: the spam filter learns, in the background.
     learning.after_transfer(settings, mailbox, await owned_mailbox(conn, account, target), pairs)
     return schemas.TransferResult(moved=pairs)
@@ -470,7 +529,9 @@ async def copy(
     """Copy messages to another (or the same) folder of the caller."""
     mailbox = await owned_mailbox(conn, account, mailbox_id)
     target = await _target(conn, account, body.target_mailbox_id)
-    pairs = await store.copy_messages(conn, mailbox.id, _uids(body.uids), target)
+    pairs = await store.copy_messages(
+        conn, mailbox.id, await _selected(conn, mailbox, body), target
+    )
     # As IMAP COPY: a copy into Junk or out of it teaches the spam filter too.
     learning.after_transfer(settings, mailbox, await owned_mailbox(conn, account, target), pairs)
     return schemas.TransferResult(copied=pairs)
@@ -486,7 +547,7 @@ async def delete(
 ) -> schemas.DeleteResult:
     """Delete messages: to Trash first; from Trash (or with ``permanent=true``) for real."""
     mailbox = await owned_mailbox(conn, account, mailbox_id)
-    uids = _uids(body.uids)
+    uids = await _selected(conn, mailbox, body)
     trash = await store.get_special_use(conn, account.id, "\\Trash")
     if permanent or trash is None or trash.id == mailbox.id:
         gone = await store.delete_messages(conn, mailbox.id, uids)

@@ -124,3 +124,21 @@ async def save_identity(
         raise Problem(404, f"{address} is not one of your addresses")
     saved = await preferences.save_identity(conn, account.id, address, body.name, body.signature)
     return IdentityPublic(address=saved.address, name=saved.name, signature=saved.signature)
+
+
+class ListPreferences(BaseModel):
+    conversations: bool = Field(description="list folders one row per conversation")
+
+
+@router.get("/preferences", response_model=ListPreferences)
+async def list_preferences(account: AccountDep, conn: ConnDep) -> ListPreferences:
+    """The reader's choices for the message list."""
+    return ListPreferences(conversations=await preferences.list_by_conversation(conn, account.id))
+
+
+@router.put("/preferences", response_model=ListPreferences)
+async def save_list_preferences(
+    body: ListPreferences, account: AccountDep, conn: ConnDep
+) -> ListPreferences:
+    await preferences.set_list_by_conversation(conn, account.id, body.conversations)
+    return body

@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from postroom import store
 from postroom.api.deps import pool_of
 from postroom.api.security import SESSION_COOKIE, csrf_token
+from postroom.store import preferences
 from postroom.store.sessions import WebSession, get_session
 
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -54,6 +55,9 @@ async def _page(
             addresses, domains = await store.senders_of(conn, session.account.id)
             context["addresses"] = ",".join(addresses)
             context["send_domains"] = ",".join(domains)
+            context["conversations"] = await preferences.list_by_conversation(
+                conn, session.account.id
+            )
     return templates.TemplateResponse(
         request, template, context, headers={"Cache-Control": "no-store"}
     )

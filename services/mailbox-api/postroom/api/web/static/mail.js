@@ -8,14 +8,21 @@
 const ROW = 58;
 const PAGE = 100;
 const OVERSCAN = 6;
-const DRAG_TYPE = "application/x-postroom-uids";
+const DRAG_TYPE = "application/x-postroom-selection";
 
 const state = {
   folders: [], folder: null, addresses: [],
   total: 0, pages: new Map(), loading: new Set(), generation: 0,
   sort: "arrival", descending: true, filter: "", query: "",
   cursor: -1, selected: new Set(), message: null, images: false,
+  // One row per conversation (a preference); then rows and the selection are conversations.
+  conversations: false,
+  // Select-all: every message the list shows (the folder, filtered or searched), not only the
+  // rows loaded so far; bulk actions then name them by the list's search and filter.
+  all: false,
 };
+// A row's key in the selection: its conversation or its message.
+const keyOf = (m) => (state.conversations && m.conversation ? m.conversation.id : m.uid);
 const $ = (id) => document.getElementById(id);
 const view = (name) => { document.querySelector(".mail").dataset.view = name; };
 const messagesUrl = (id) => `/api/v1/mailboxes/${id ?? state.folder.id}/messages`;
@@ -57,8 +64,8 @@ async function loadFolders() {
     link.addEventListener("drop", (event) => {
       event.preventDefault();
       link.classList.remove("drop");
-      const uids = JSON.parse(event.dataTransfer.getData(DRAG_TYPE) || "[]");
-      act(() => moveTo(uids, f));
+      const chosen = JSON.parse(event.dataTransfer.getData(DRAG_TYPE) || "{}");
+      act(() => moveTo(chosen, f));
     });
     const item = el("li", null, { "data-name": f.name });
     item.append(link);
@@ -138,6 +145,7 @@ function resetList(keepScroll) {
   const scroller = $("list-scroll");
   if (!keepScroll) {
     state.selected.clear();
+    state.all = false;
     state.cursor = -1;
     scroller.scrollTop = 0;
   }
@@ -155,6 +163,7 @@ function listParams(offset) {
   if (state.filter === "unread") params.set("unread", "true");
   if (state.filter === "flagged") params.set("flagged", "true");
   if (state.query) params.set("query", state.query);
+  if (state.conversations) params.set("group", "conversation");
   return params;
 }
 
@@ -208,22 +217,29 @@ function row(i, m) {
     return li;
   }
   li.dataset.uid = m.uid;
+  const key = keyOf(m);
+  li.dataset.key = key;
   li.draggable = true;
-  const unread = !m.flags.includes("\\Seen");
+  const c = state.conversations ? m.conversation : null;
+  const unread = c ? c.unread > 0 : !m.flags.includes("\\Seen");
   if (unread) li.classList.add("unread");
-  if (state.selected.has(m.uid)) li.classList.add("selected");
+  const chosen = state.all || state.selected.has(key);
+  if (chosen) li.classList.add("selected");
   if (i === state.cursor) li.classList.add("current");
   const subject = m.subject || "(no subject)";
   const box = el("input", null, { type: "checkbox", "aria-label": `Select: ${subject}` });
-  box.checked = state.selected.has(m.uid);
-  box.addEventListener("change", () => { toggleSelected(m.uid, box.checked); });
+  box.checked = chosen;
+  box.addEventListener("change", () => { toggleSelected(key, box.checked); });
   const marks = el("span", null, { class: "marks" });
   if (m.flags.includes("\\Flagged")) marks.append(el("span", "★", { "aria-label": "flagged", role: "img" }));
   if (m.has_attachments) marks.append(paperclip());
   const open = el("a", null, { class: "open", href: `#message-${m.uid}` });
   const sent = state.folder && ["\\Sent", "\\Drafts"].includes(state.folder.special_use);
   const who = sent ? `To: ${displayNames(m.to)}` : displayNames(m.from || m.to);
-  open.append(el("span", who, { class: "who" }), el("span", shortDate(m.date || m.received), { class: "when", title: when(m.date || m.received) }));
+  const date = c ? c.newest : m.date || m.received;
+  const whoNode = el("span", who, { class: "who" });
+  if (c && c.messages > 1) whoNode.append(" ", el("span", c.messages, { class: "thread-count", title: `${c.messages} messages in this conversation` }), el("span", " messages", { class: "visually-hidden" }));
+  open.append(whoNode, el("span", shortDate(date), { class: "when", title: when(date) }));
   const line = el("span", null, { class: "subject" });
   line.append(el("b", subject));
   if (m.preview) line.append(` — ${m.preview}`);
@@ -236,9 +252,9 @@ function row(i, m) {
     act(() => openMessage(m.uid));
   });
   li.addEventListener("dragstart", (event) => {
-    const uids = state.selected.has(m.uid) ? [...state.selected] : [m.uid];
-    event.dataTransfer.setData(DRAG_TYPE, JSON.stringify(uids));
-    event.dataTransfer.setData("text/plain", `${uids.length} message(s)`);
+    const dragged = chosen ? selection() : state.conversations ? { threads: [key] } : { uids: [m.uid] };
+    event.dataTransfer.setData(DRAG_TYPE, JSON.stringify(dragged));
+    event.dataTransfer.setData("text/plain", `${countOf(dragged)} ${unit(countOf(dragged))}`);
     event.dataTransfer.effectAllowed = "move";
   });
   li.append(box, marks, open);
@@ -271,7 +287,7 @@ function draw() {
     const again = list.querySelector(`li[data-index="${focusIndex}"] .open`);
     if (again) again.focus({ preventScroll: true });
   }
-  $("list-count").textContent = state.total ? `${state.total.toLocaleString()} messages` : "";
+  $("list-count").textContent = state.total ? `${state.total.toLocaleString()} ${unit(state.total)}` : "";
   updateBulk();
   // Timings for make bench: the first page of the list on screen (the frame after this one).
   if (!listPainted && rows.some((r) => r.dataset.uid)) {
@@ -281,10 +297,20 @@ function draw() {
 }
 let listPainted = false;
 
+const unit = (n) => (state.conversations ? (n === 1 ? "conversation" : "conversations") : n === 1 ? "message" : "messages");
+
 // In place, not by drawing the rows again: a click on a row being replaced would be lost.
-function toggleSelected(uid, on) {
-  if (on) state.selected.add(uid); else state.selected.delete(uid);
-  const li = $("messages").querySelector(`li[data-uid="${uid}"]`);
+function toggleSelected(key, on) {
+  if (state.all && !on) {
+    // Out of "all": what stays selected is every loaded row but this one.
+    state.all = false;
+    for (const m of loadedItems()) state.selected.add(keyOf(m));
+    state.selected.delete(key);
+    draw();
+    return;
+  }
+  if (on) state.selected.add(key); else state.selected.delete(key);
+  const li = $("messages").querySelector(`li[data-key="${key}"]`);
   if (li) {
     li.classList.toggle("selected", on);
     li.querySelector("input[type=checkbox]").checked = on;
@@ -292,42 +318,67 @@ function toggleSelected(uid, on) {
   updateBulk();
 }
 
+// The selection as a bulk request names it: every match of the list, conversations or UIDs.
+function selection() {
+  if (state.all) {
+    return { match: { query: state.query || null, unread: state.filter === "unread" ? true : null, flagged: state.filter === "flagged" ? true : null } };
+  }
+  return state.conversations ? { threads: [...state.selected] } : { uids: [...state.selected] };
+}
+
+// How many rows a request names (for the status line).
+const countOf = (chosen) => (chosen.match ? state.total : (chosen.threads || chosen.uids).length);
+
 function updateBulk() {
-  const n = state.selected.size;
+  const n = state.all ? state.total : state.selected.size;
   for (const id of ["bulk-read", "bulk-unread", "bulk-flag", "bulk-target", "bulk-move", "bulk-delete"]) $(id).disabled = n === 0;
-  $("selection-count").textContent = n ? `${n} selected` : "Select all";
+  $("selection-count").textContent = n ? `${n.toLocaleString()} selected` : "Select all";
   const all = $("select-all");
-  const loaded = loadedItems().length;
-  all.checked = n > 0 && n >= loaded;
-  all.indeterminate = n > 0 && n < loaded;
+  all.checked = state.all;
+  all.indeterminate = !state.all && n > 0;
+  const banner = $("select-banner");
+  banner.hidden = !state.all;
+  if (state.all) {
+    const where = state.query ? "this search" : state.folder ? leaf(state.folder.name) : "this folder";
+    $("select-banner-text").textContent = `All ${state.total.toLocaleString()} ${unit(state.total)} in ${where} are selected.`;
+  }
+}
+
+function clearSelection() {
+  state.all = false;
+  state.selected.clear();
+  draw();
 }
 
 async function bulkFlags(body) {
-  const uids = [...state.selected];
-  await api("POST", `${messagesUrl()}/flags`, { uids, ...body });
+  await api("POST", `${messagesUrl()}/flags`, { ...selection(), ...body });
+  state.all = false;
   state.selected.clear();
   await Promise.all([loadFolders(), resetList(true)]);
 }
 
-async function moveTo(uids, folder) {
-  if (!uids.length) return;
+async function moveTo(chosen, folder) {
+  const n = countOf(chosen);
+  if (!n) return;
   if (folder.id === state.folder.id) return;
-  await api("POST", `${messagesUrl()}/move`, { uids, target_mailbox_id: folder.id });
-  status(`${uids.length === 1 ? "Message" : uids.length + " messages"} moved to ${folder.name}.`);
-  afterRemoval(uids);
+  await api("POST", `${messagesUrl()}/move`, { ...chosen, target_mailbox_id: folder.id });
+  status(`${n === 1 && chosen.uids ? "Message" : `${n.toLocaleString()} ${chosen.uids ? (n === 1 ? "message" : "messages") : unit(n)}`} moved to ${folder.name}.`);
+  afterRemoval(chosen);
 }
 
-async function deleteMessages(uids) {
-  if (!uids.length) return;
-  const result = await api("POST", `${messagesUrl()}/delete`, { uids });
-  const n = uids.length === 1 ? "Message" : `${uids.length} messages`;
-  status(result.deleted.length ? `${n} deleted.` : `${n} moved to Trash.`);
-  afterRemoval(uids);
+async function deleteMessages(chosen) {
+  const n = countOf(chosen);
+  if (!n) return;
+  const result = await api("POST", `${messagesUrl()}/delete`, chosen);
+  const what = n === 1 && chosen.uids ? "Message" : `${n.toLocaleString()} ${chosen.uids ? (n === 1 ? "message" : "messages") : unit(n)}`;
+  status(result.deleted.length ? `${what} deleted.` : `${what} moved to Trash.`);
+  afterRemoval(chosen);
 }
 
-function afterRemoval(uids) {
-  for (const uid of uids) state.selected.delete(uid);
-  if (state.message && uids.includes(state.message.uid)) closeReader();
+function afterRemoval(chosen) {
+  if (chosen.uids) for (const uid of chosen.uids) state.selected.delete(uid);
+  else { state.selected.clear(); state.all = false; }
+  if (state.message && (!chosen.uids || chosen.uids.includes(state.message.uid))) closeReader();
   loadFolders().catch(() => null);
   resetList(true).catch((e) => status(e.message));
 }
@@ -462,12 +513,12 @@ function onKey(event) {
     k: () => moveCursor(-1),
     o: () => { const item = itemAt(state.cursor); if (item) act(() => openMessage(item.uid)); },
     Enter: () => { const item = itemAt(state.cursor); if (item && !target.closest("a, button")) act(() => openMessage(item.uid)); else return false; },
-    x: () => { const item = itemAt(state.cursor); if (item) toggleSelected(item.uid, !state.selected.has(item.uid)); },
+    x: () => { const item = itemAt(state.cursor); if (item) toggleSelected(keyOf(item), !(state.all || state.selected.has(keyOf(item)))); },
     r: () => compose("reply"),
     a: () => compose("reply-all"),
     f: () => compose("forward"),
     e: () => act(archive),
-    "#": () => act(() => deleteMessages(m ? [m.uid] : [...state.selected])),
+    "#": () => act(() => deleteMessages(m ? { uids: [m.uid] } : selection())),
     "/": () => $("q").focus(),
     c: () => compose("new"),
     "?": () => $("shortcuts").showModal(),
@@ -480,8 +531,7 @@ function onKey(event) {
 async function archive() {
   const target = special("\\Archive");
   if (!target) { status("There is no Archive folder."); return; }
-  const uids = state.message ? [state.message.uid] : [...state.selected];
-  await moveTo(uids, target);
+  await moveTo(state.message ? { uids: [state.message.uid] } : selection(), target);
 }
 
 // --- wiring -------------------------------------------------------------------------------
@@ -490,6 +540,7 @@ document.addEventListener("DOMContentLoaded", () => act(async () => {
   const page = document.querySelector(".mail").dataset;
   state.addresses = page.addresses ? page.addresses.split(",") : [];
   composer.sendDomains = page.sendDomains ? page.sendDomains.split(",") : [];
+  state.conversations = page.conversations === "yes";
   // The INBOX's first page and the folder list are asked for together.
   if (page.inbox) state.folder = { id: Number(page.inbox), name: "INBOX", special_use: null, selectable: true };
   await Promise.all([loadFolders(), state.folder ? resetList() : null]);
@@ -528,23 +579,30 @@ document.addEventListener("DOMContentLoaded", () => act(async () => {
     await Promise.all([loadFolders(), resetList(true)]);
   }));
   $("archive-button").addEventListener("click", () => act(archive));
-  $("delete-button").addEventListener("click", () => act(() => deleteMessages([state.message.uid])));
+  $("delete-button").addEventListener("click", () => act(() => deleteMessages({ uids: [state.message.uid] })));
   $("move-button").addEventListener("click", () => act(() => {
     const folder = state.folders.find((f) => f.id === Number($("move-target").value));
-    return moveTo([state.message.uid], folder);
+    return moveTo({ uids: [state.message.uid] }, folder);
   }));
   $("select-all").addEventListener("change", (event) => {
-    if (event.target.checked) for (const m of loadedItems()) state.selected.add(m.uid);
-    else state.selected.clear();
+    state.selected.clear();
+    state.all = event.target.checked && state.total > 0;
     draw();
   });
+  $("select-clear").addEventListener("click", clearSelection);
+  $("conversations").checked = state.conversations;
+  $("conversations").addEventListener("change", (event) => act(async () => {
+    state.conversations = event.target.checked;
+    await api("PUT", "/api/v1/preferences", { conversations: state.conversations });
+    await resetList();
+  }));
   $("bulk-read").addEventListener("click", () => act(() => bulkFlags({ add: ["\\Seen"] })));
   $("bulk-unread").addEventListener("click", () => act(() => bulkFlags({ remove: ["\\Seen"] })));
   $("bulk-flag").addEventListener("click", () => act(() => bulkFlags({ add: ["\\Flagged"] })));
-  $("bulk-delete").addEventListener("click", () => act(() => deleteMessages([...state.selected])));
+  $("bulk-delete").addEventListener("click", () => act(() => deleteMessages(selection())));
   $("bulk-move").addEventListener("click", () => act(() => {
     const folder = state.folders.find((f) => f.id === Number($("bulk-target").value));
-    return moveTo([...state.selected], folder);
+    return moveTo(selection(), folder);
   }));
   $("filter").addEventListener("change", (event) => { state.filter = event.target.value; act(() => resetList()); });
   $("sort").addEventListener("change", (event) => { state.sort = event.target.value; act(() => resetList()); });
