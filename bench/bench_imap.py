@@ -1,4 +1,4 @@
-"""IMAP: SELECT, FETCH FLAGS, ENVELOPE+BODYSTRUCTURE, SEARCH TEXT and APPEND, against Dovecot.
+"""IMAP: SELECT, FETCH, SEARCH TEXT, SORT, THREAD and APPEND, against Dovecot.
 
 Both servers get the same messages (a 10,000-message INBOX by default; set
 POSTROOM_BENCH_IMAP_SIZES=10000,100000 for more) and the same minimal client on loopback,
@@ -175,6 +175,15 @@ def measure(port: int, count: int, appends: list[bytes]) -> dict[str, float]:
     out["UID SEARCH TEXT rare word"] = timed(
         lambda: client.command(f"UID SEARCH TEXT {RARE_WORD}"), 3
     )
+    # RFC 5256: an order read from columns, one compared in Python, and threading.
+    for sort_command in (
+        "UID SORT (REVERSE ARRIVAL) UTF-8 ALL",
+        "UID SORT (SUBJECT) UTF-8 ALL",
+        "UID THREAD REFERENCES UTF-8 ALL",
+    ):
+        out[sort_command.removesuffix(" UTF-8 ALL") + " ALL"] = timed(
+            lambda text=sort_command: client.command(text), 3
+        )
     start = time.perf_counter()
     for raw in appends:
         client.command(b"APPEND Drafts {%d+}\r\n" % len(raw) + raw)
