@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from email.utils import getaddresses
 from functools import lru_cache
 
@@ -117,11 +118,48 @@ async def _evaluate_domain(
         # None, or several: "policy discovery terminates and DMARC processing is not applied".
         reason = "no policy" if not records else "several policy records"
         return DMARCResult("none", domain, reason=reason)
+    # The outcome depends on the record and the results alone (and a draw when pct < 100):
+    # it is kept by them, so a domain's next message does not parse the record again.
+    key = (
+        domain,
+        records[0],
+        found_at_org,
+        spf.domain,
+        spf.result,
+        tuple((d.domain, d.result) for d in dkim),
+    )
+    kept = _outcomes.get(key)
+    if kept is None:
+        kept = _outcome(domain, org, records[0], found_at_org, spf, dkim)
+        if len(_outcomes) >= OUTCOMES_KEPT:
+            _outcomes.pop(next(iter(_outcomes)))  # the oldest entry
+        _outcomes[key] = kept
+    result, pct = kept
+    if pct < 100 and result.result in ("fail", "temperror"):
+        # RFC 7489 §6.6.4: a message outside the pct sample gets the next less strict policy.
+        if (rng or random.Random()).random() * 100 >= pct:  # noqa: S311
+            return replace(result, disposition=_LESS_STRICT[result.disposition])
+    return result
+
+
+OUTCOMES_KEPT = 4096
+_outcomes: dict[tuple[object, ...], tuple[DMARCResult, int]] = {}
+
+
+def _outcome(
+    domain: str,
+    org: str,
+    record: str,
+    found_at_org: bool,
+    spf: SPFResult,
+    dkim: Sequence[DKIMResult],
+) -> tuple[DMARCResult, int]:
+    """The result before the pct sampling, and pct (100 when the record has none)."""
     try:
         policy = dmarc.Policy("DMARC1", domain, org if found_at_org else None)
-        policy.parse_record(records[0], strict=False)
+        policy.parse_record(record, strict=False)
     except dmarc.RecordSyntaxError as exc:
-        return DMARCResult("permerror", domain, reason=f"bad policy record: {exc}")
+        return DMARCResult("permerror", domain, reason=f"bad policy record: {exc}"), 100
     auth: list[object] = []
     if spf.domain:
         auth.append(dmarc.SPF(spf.domain, dmarc.SPFResult(spf.result)))
@@ -137,19 +175,17 @@ async def _evaluate_domain(
     published = str(policy.p.value)
     if found_at_org and policy.sp is not dmarc.DMARCDisposition.UNSPECIFIED:
         published = str(policy.sp.value)  # RFC 7489 §6.3: sp for subdomains of the OD
+    pct = int(policy.pct)
     if outcome.result is dmarc.DMARCResult.PASS:
-        return DMARCResult("pass", domain, policy=published, disposition="none")
+        return DMARCResult("pass", domain, policy=published, disposition="none"), pct
     disposition = str(outcome.disposition.value)
-    # RFC 7489 §6.6.4: a message outside the pct sample gets the next less strict policy.
-    if policy.pct < 100 and (rng or random.Random()).random() * 100 >= policy.pct:  # noqa: S311
-        disposition = _LESS_STRICT[disposition]
     temporary = spf.result == "temperror" or any(d.result == "temperror" for d in dkim)
     if temporary:
         # A pass may have been missed: the outcome is not final (RFC 7489 §11.2 temperror).
         return DMARCResult(
             "temperror", domain, published, disposition, "an underlying check failed temporarily"
-        )
-    return DMARCResult("fail", domain, published, disposition, "no aligned pass")
+        ), pct
+    return DMARCResult("fail", domain, published, disposition, "no aligned pass"), pct
 
 
 async def _records(resolver: Resolver, domain: str) -> list[str]:

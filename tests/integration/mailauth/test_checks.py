@@ -404,3 +404,35 @@ async def test_authentication_results_header_lists_every_method(resolver: Resolv
             "\tarc=none\r\n"
         ).encode()
     )
+
+
+async def test_dmarc_message_outside_the_pct_sample_gets_the_next_less_strict_policy(
+    tmp_path: Path,
+) -> None:
+    # RFC 7489 §6.6.4: pct=0, no message is in the sample; reject becomes quarantine, each time.
+    from postroom.mailauth.dmarc import evaluate
+    from postroom.mailauth.results import SPFResult
+
+    records = [txt("_dmarc.sample.test", "v=DMARC1; p=reject; pct=0")]
+    spf = SPFResult("fail", "mailfrom", "sample.test", "a@sample.test")
+    with start_dns_server(records, tmp_path) as server:
+        resolver = Resolver(server.servers, timeout=2)
+        results = [
+            await evaluate(b"", spf, (), resolver, random.Random(1), domains=["sample.test"])
+            for _ in range(2)
+        ]
+    assert [(r.result, r.policy, r.disposition) for r in results] == [
+        ("fail", "reject", "quarantine")
+    ] * 2
+
+
+async def test_dmarc_message_in_the_pct_sample_gets_the_policy(tmp_path: Path) -> None:
+    from postroom.mailauth.dmarc import evaluate
+    from postroom.mailauth.results import SPFResult
+
+    records = [txt("_dmarc.sampled.test", "v=DMARC1; p=reject; pct=100")]
+    spf = SPFResult("fail", "mailfrom", "sampled.test", "a@sampled.test")
+    with start_dns_server(records, tmp_path) as server:
+        resolver = Resolver(server.servers, timeout=2)
+        result = await evaluate(b"", spf, (), resolver, domains=["sampled.test"])
+    assert (result.result, result.disposition) == ("fail", "reject")
