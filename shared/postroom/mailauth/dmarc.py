@@ -135,10 +135,14 @@ async def _evaluate_domain(
             _outcomes.pop(next(iter(_outcomes)))  # the oldest entry
         _outcomes[key] = kept
     result, pct = kept
-    if pct < 100 and result.result in ("fail", "temperror"):
-        # RFC 7489 §6.6.4: a message outside the pct sample gets the next less strict policy.
-        if (rng or random.Random()).random() * 100 >= pct:  # noqa: S311
-            return replace(result, disposition=_LESS_STRICT[result.disposition])
+    # RFC 7489 §6.6.4: a message outside the pct sample gets the next less strict policy.
+    sampled_out = (
+        pct < 100
+        and result.result in ("fail", "temperror")
+        and (rng or random.Random()).random() * 100 >= pct  # noqa: S311
+    )
+    if sampled_out:
+        return replace(result, disposition=_LESS_STRICT[result.disposition])
     return result
 
 
