@@ -19,7 +19,7 @@ import enum
 from bisect import bisect_left, bisect_right
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from postroom import sasl, store
 from postroom.access.imap import binary, quota, sort, threads, wire
@@ -138,6 +138,8 @@ class View:
     keywords: dict[str, None] = field(default_factory=dict)
     # Flag changes this session already announced, uid → modseq, not to repeat them.
     announced: dict[int, int] = field(default_factory=dict)
+    # RFC 9051 (IMAP4rev2 enabled): no \Recent, so nothing is ever recent in this view.
+    no_recent: bool = False
     # RFC 5182 §2.1: the saved search result "$", UIDs; empty on every SELECT.
     saved: list[int] = field(default_factory=list)
 
@@ -160,7 +162,7 @@ class View:
 
     def add_recent(self, low: int, high: int) -> None:
         """UIDs ``low..high-1`` were claimed as recent for this session (`claim_recent`)."""
-        if high <= low:
+        if high <= low or self.no_recent:
             return
         if self.recent and self.recent[-1][1] + 1 == low:
             self.recent[-1] = (self.recent[-1][0], high - 1)
@@ -204,6 +206,7 @@ class Session:
         self.condstore = False
         self.qresync = False
         self.compressed = False  # RFC 4978 COMPRESS=DEFLATE is on
+        self.rev2 = False  # ENABLE IMAP4rev2 (RFC 9051 §6.3.1)
 
     # --- output ---------------------------------------------------------------------------
 
@@ -402,6 +405,13 @@ class Session:
             if name == "CONDSTORE" and not self.condstore:
                 self.condstore = True
                 enabled.append(name)
+            elif name == "IMAP4REV2" and not self.rev2:
+                # RFC 9051 Appendix E, the part done here: no RECENT, no \Recent, SEARCH
+                # answered by ESEARCH (docs/imap.md).
+                self.rev2 = True
+                if self.view is not None:
+                    self.view.no_recent, self.view.recent = True, []
+                enabled.append("IMAP4rev2")
             elif name == "QRESYNC" and not self.qresync:
                 # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
                 self.qresync = self.condstore = True
@@ -455,7 +465,7 @@ class Session:
                 return Next.READ
             uids = await store.list_uids(conn, mailbox.id)
             first_unseen = await store.first_unseen_uid(conn, mailbox.id)
-            view = View(mailbox, read_only, uids, mailbox.highest_modseq, [])
+            view = View(mailbox, read_only, uids, mailbox.highest_modseq, [], no_recent=self.rev2)
             if read_only:
                 # RFC 3501 §6.3.2: EXAMINE reports \Recent as SELECT would, claiming nothing.
                 now = await store.get_mailbox_by_id(conn, mailbox.id) or mailbox
@@ -468,7 +478,9 @@ class Session:
         # Messages may have arrived since the UIDs were read: UIDNEXT is read after them.
         uid_next = max(uid_next, uids[-1] + 1 if uids else 1)
         self._emit_flag_lists(view)
-        self._emit(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(uids), recent_count))
+        self._emit(b"* %d EXISTS\r\n" % len(uids))
+        if not self.rev2:
+            self._emit(b"* %d RECENT\r\n" % recent_count)  # RFC 9051 Appendix E: no RECENT
         if first_unseen is not None:
             first = view.seq(first_unseen)
             if first is not None:
@@ -878,6 +890,10 @@ class Session:
         return found
 
     async def _cmd_search(self, command: p.Command) -> Next:
+        assert isinstance(command.args, p.Search)
+        if self.rev2 and command.args.returns is None:
+            # RFC 9051 §6.4.4: SEARCH without RETURN is RETURN (ALL), answered by ESEARCH.
+            command = replace(command, args=replace(command.args, returns=("ALL",)))
         assert isinstance(command.args, p.Search)
         view = self._view()
         criterion = sr.criteria(command.args.criteria, view.uids, view.recent, view.saved_uids())
@@ -1320,7 +1336,8 @@ class Session:
                 else:
                     # Recent for whoever selects the mailbox; shown, not claimed, here.
                     view.add_recent(max(current.first_recent_uid, last + 1), new[-1] + 1)
-                self._emit(b"* %d RECENT\r\n" % view.recent_count())
+                if not self.rev2:
+                    self._emit(b"* %d RECENT\r\n" % view.recent_count())
             for message in changes.changed:
                 if message.uid > last or message.uid in view.pending_expunge:
                     continue

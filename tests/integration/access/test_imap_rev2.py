@@ -1,0 +1,84 @@
+"""ENABLE IMAP4rev2 (RFC 9051 §6.3.1): the part of Appendix E done here, by transcript: no
+RECENT responses, no \\Recent flag, SEARCH answered by ESEARCH. IMAP4rev2 is not advertised
+(UTF-8 mailbox names and the rest are not done: docs/imap.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from postroom import store
+from postroom.db import Conn
+from postroom.store.types import Account, Mailbox
+from tests.integration.access.imap_support import Transcript, message
+from tests.support import Tenant
+
+
+@pytest.fixture
+async def alice(tenant: Tenant) -> Account:
+    return await tenant.account("alice", "pw")
+
+
+async def inbox(conn: Conn, account: Account) -> Mailbox:
+    box = await store.get_mailbox(conn, account.id, "INBOX")
+    assert box is not None
+    return box
+
+
+@pytest.fixture
+async def t(conn: Conn, alice: Account) -> Transcript:
+    box = await inbox(conn, alice)
+    for subject in ("one", "two"):
+        await store.append_message(conn, box.id, message(subject))
+    transcript = Transcript(conn)
+    await transcript.send(f"a LOGIN {alice.address} pw")
+    assert await transcript.lines("b ENABLE IMAP4rev2") == [
+        "* ENABLED IMAP4rev2",
+        "b OK ENABLE completed",
+    ]
+    return transcript
+
+
+async def test_imap4rev2_is_not_advertised(t: Transcript) -> None:
+    assert "IMAP4rev2" not in (await t.lines("a CAPABILITY"))[0].split()
+
+
+async def test_select_says_no_recent(t: Transcript) -> None:
+    # RFC 9051 Appendix E item 7: RECENT responses are gone.
+    lines = await t.lines("c SELECT INBOX")
+    assert "* 2 EXISTS" in lines
+    assert not [line for line in lines if line.endswith(" RECENT")]
+
+
+async def test_new_messages_are_announced_without_recent(
+    conn: Conn, alice: Account, t: Transcript
+) -> None:
+    await t.send("c SELECT INBOX")
+    await store.append_message(conn, (await inbox(conn, alice)).id, message("three"))
+    assert await t.lines("d NOOP") == ["* 3 EXISTS", "d OK NOOP completed"]
+
+
+async def test_flags_never_show_recent(t: Transcript) -> None:
+    await t.send("c SELECT INBOX")
+    assert await t.lines("d FETCH 1:2 FLAGS") == [
+        "* 1 FETCH (FLAGS ())",
+        "* 2 FETCH (FLAGS ())",
+        "d OK FETCH completed",
+    ]
+
+
+async def test_search_is_answered_by_esearch(t: Transcript) -> None:
+    # RFC 9051 §6.4.4: SEARCH without RETURN is RETURN (ALL).
+    await t.send("c SELECT INBOX")
+    assert await t.lines("d SEARCH ALL") == ['* ESEARCH (TAG "d") ALL 1:2', "d OK SEARCH completed"]
+    assert await t.lines("e UID SEARCH SUBJECT nothing") == [
+        '* ESEARCH (TAG "e") UID',
+        "e OK SEARCH completed",
+    ]
+
+
+async def test_without_enable_rev1_behaviour_stays(conn: Conn, alice: Account) -> None:
+    await store.append_message(conn, (await inbox(conn, alice)).id, message("one"))
+    t = Transcript(conn)
+    await t.send(f"a LOGIN {alice.address} pw")
+    assert "* 1 RECENT" in await t.lines("b SELECT INBOX")
+    assert await t.lines("c SEARCH ALL") == ["* SEARCH 1", "c OK SEARCH completed"]
