@@ -121,6 +121,10 @@ async def start_managesieve(context: AccessContext) -> Started:
 FACTORIES: list[ListenerFactory] = [start_pop3, start_imap, start_managesieve]
 
 
+# A pooled connection back from a command less than this long ago is handed out unchecked.
+POOL_RECHECK_AFTER = 2.0
+
+
 async def serve(
     settings: Settings,
     stop: asyncio.Event,
@@ -134,6 +138,7 @@ async def serve(
         require_url(settings.database_url),
         max_size=settings.access_db_pool_size,
         statement_timeout=settings.statement_timeout,
+        recheck_after=POOL_RECHECK_AFTER,
     )
     await pool.open()
     # The certificate in force now; a renewed one is presented without a restart.
