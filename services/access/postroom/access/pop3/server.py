@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import psycopg
 import structlog
@@ -242,14 +242,21 @@ class _Connection:
     async def _send_message(self, event: SendMessage) -> None:
         assert self.conn is not None
         assert self.mailbox_id is not None
-        chunks: AsyncIterator[bytes]
         if event.size <= CHUNK_SIZE:
-            # Most mail: one query for the whole message instead of one per chunk.
-            chunks = _whole(self._small_message(event))
-        else:
-            chunks = store.read_raw_chunks(
-                self.conn, self.mailbox_id, event.uid, chunk_size=CHUNK_SIZE
-            )
+            # Most mail: one query for the whole message (or none: read ahead), and the
+            # status line, the stuffed message and the terminator in one write.
+            try:
+                raw = await self._small_message(event)
+            except NotFound:
+                self.client.write(f"-ERR Message {event.number} is gone\r\n".encode())
+                return
+            stuffer = DotStuffer()
+            if event.body_lines is not None:
+                raw = TopFilter(event.body_lines).feed(raw)
+            self.client.write(b"".join((event.header, stuffer.feed(raw), stuffer.end())))
+            await self.client.drain()
+            return
+        chunks = store.read_raw_chunks(self.conn, self.mailbox_id, event.uid, chunk_size=CHUNK_SIZE)
         try:
             first = await anext(chunks, b"")
         except NotFound:
@@ -341,7 +348,3 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncGenerator[b
         yield first
     async for chunk in rest:
         yield chunk
-
-
-async def _whole(message: Awaitable[bytes]) -> AsyncGenerator[bytes, None]:
-    yield await message
