@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from postroom.db import Conn
@@ -318,6 +319,95 @@ async def first_unseen_uid(conn: Conn, mailbox_id: MailboxId) -> int | None:
     )
     row = await cur.fetchone()
     return None if row is None else row["uid"]
+
+
+@dataclass(frozen=True, slots=True)
+class Selected:
+    """What IMAP SELECT and EXAMINE need of a mailbox, read in one statement (`select`)."""
+
+    mailbox: Mailbox
+    # The UIDs, ascending; None when the caller's ``known`` (mailbox id, UIDVALIDITY,
+    # HIGHESTMODSEQ) is still the mailbox's: every change of its messages raises
+    # HIGHESTMODSEQ, a new incarnation of the name changes UIDVALIDITY.
+    uids: list[int] | None
+    first_unseen_uid: int | None
+    # UIDs ``recent_low <= uid < uid_next`` are recent for the caller (see `claim_recent`).
+    recent_low: int
+    uid_next: int
+
+
+async def select(
+    conn: Conn,
+    account_id: AccountId,
+    name: str,
+    *,
+    claim: bool,
+    known: tuple[MailboxId, int, int] | None = None,
+) -> Selected | None:
+    """A mailbox as SELECT (``claim``: the new messages become recent for the caller only,
+    as `claim_recent` does) or EXAMINE (nothing claimed) sees it, in one round trip: the
+    mailbox, its UIDs (unless ``known`` says the caller has them), the first unseen UID from
+    the partial index on unseen messages, and the recent range. None: no such mailbox.
+
+    A SELECT with nothing new to claim writes nothing (no row lock, no commit to flush).
+    """
+    try:
+        key = normalize_name(name)
+    except InvalidInput:
+        return None
+    box_id, validity, modseq = known if known is not None else (None, None, None)
+    async with conn.cursor(binary=True) as cur:
+        await cur.execute(
+            f"""WITH box AS (
+                    SELECT {_COLUMNS} FROM mailboxes
+                    WHERE account_id = %(account)s AND name = %(name)s
+                ), old AS (
+                    SELECT id, first_recent_uid FROM mailboxes
+                    WHERE account_id = %(account)s AND name = %(name)s AND %(claim)s
+                      AND first_recent_uid < uid_next
+                    FOR UPDATE
+                ), claimed AS (
+                    UPDATE mailboxes m SET first_recent_uid = m.uid_next FROM old
+                    WHERE m.id = old.id
+                    RETURNING old.first_recent_uid AS low, m.uid_next AS high
+                )
+                SELECT box.*,
+                    (SELECT low FROM claimed) AS claimed_low,
+                    (SELECT high FROM claimed) AS claimed_high,
+                    (SELECT min(uid) FROM messages WHERE mailbox_id = box.id AND NOT seen)
+                        AS first_unseen,
+                    CASE WHEN box.id = %(id)s AND box.uid_validity = %(validity)s
+                              AND box.highest_modseq = %(modseq)s THEN NULL
+                         ELSE ARRAY(SELECT uid FROM messages WHERE mailbox_id = box.id ORDER BY uid)
+                    END AS uids
+                FROM box""",
+            {
+                "account": account_id,
+                "name": key,
+                "claim": claim,
+                "id": box_id,
+                "validity": validity,
+                "modseq": modseq,
+            },
+        )
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    mailbox = _mailbox(row)
+    if not claim:
+        # RFC 3501 §6.3.2: EXAMINE shows what is recent without claiming it.
+        low, high = mailbox.first_recent_uid, mailbox.uid_next
+    elif row["claimed_low"] is None:
+        low = high = mailbox.uid_next  # nothing new since the last claim
+    else:
+        low, high = int(row["claimed_low"]), int(row["claimed_high"])
+    return Selected(
+        mailbox=mailbox,
+        uids=None if row["uids"] is None else list(row["uids"]),
+        first_unseen_uid=row["first_unseen"],
+        recent_low=low,
+        uid_next=high,
+    )
 
 
 async def claim_recent(conn: Conn, mailbox_id: MailboxId) -> tuple[int, int]:

@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 
 from postroom.db import Conn
 from postroom.errors import InvalidInput, NotFound, StoreError
+from postroom.imap_encoding import structure_columns
 from postroom.message import ParsedMessage, decode_header_value, parse_message, search_body_start
 from postroom.store.notify import CHANNEL, notify
 from postroom.store.quota import enforced
@@ -94,6 +95,7 @@ _PARSED_FIELDS = (
     ("from_text", "from"), ("to_text", "to"), ("cc_text", "cc"), ("message_id", "message_id"),
     ("sent_date", "date"), ("has_attachments", "att"), ("search_text", "text"),
     ("header_text", "header_text"), ("sent_day", "sent_day"), ("search_body_at", "body_at"),
+    ("imap_envelope", "imap_envelope"), ("imap_bodystructure", "imap_bodystructure"),
 )  # fmt: skip
 _PARSED_COLUMNS = ", ".join(f"{column} = %({param})s" for column, param in _PARSED_FIELDS)
 
@@ -131,7 +133,10 @@ def header_text(raw: bytes, header_size: int) -> str:
 def _parsed_params(raw: bytes, parsed: ParsedMessage) -> dict[str, Any]:
     as_json = parsed.to_json()
     as_json.pop("text", None)  # kept in search_text; no need to hold it twice
+    imap_envelope, imap_bodystructure = structure_columns(as_json)
     return {
+        "imap_envelope": imap_envelope,
+        "imap_bodystructure": imap_bodystructure,
         "parsed": Jsonb(as_json),
         "header_size": parsed.header_size,
         "subject": _clean(parsed.subject),
@@ -632,6 +637,51 @@ async def list_flags(
         return [(uid, flags) for uid, flags in await cur.fetchall()]
 
 
+# INTERNALDATE as IMAP writes it (RFC 3501 §9 date-time, without its quotes), in the
+# session's time zone as psycopg would give it: "dd-Mon-yyyy hh:mm:ss +zzzz", the day padded
+# with a space. "Mon" (without TM) is English whatever the server's locale.
+_INTERNALDATE_TEXT = (
+    "convert_to(lpad(to_char(m.internal_date, 'FMDD'), 2) "
+    "|| to_char(m.internal_date, '-Mon-YYYY HH24:MI:SS TZHTZM'), 'UTF8')"
+)
+
+# One row of `list_summaries`.
+Summary = tuple[int, int, bytes, str, int, bytes | None, bytes | None, dict[str, Any] | None]
+
+
+async def list_summaries(
+    conn: Conn,
+    mailbox_id: MailboxId,
+    *,
+    uid_min: int = 1,
+    uid_max: int | None = None,
+    structure: bool = False,
+) -> list[Summary]:
+    """What a mail client's message list asks for, for the messages in a UID range, in UID
+    order: ``(uid, size, internal date as IMAP writes it, flags as in list_flags, modseq,
+    ENVELOPE, BODYSTRUCTURE, parsed)``.
+
+    With ``structure`` the ENVELOPE and BODYSTRUCTURE kept since parsing are read too, and
+    the parsed structure only for content that has none kept; without it those are None.
+    Plain tuples, read in binary: no per-message objects for a list of many thousands.
+    """
+    if structure:
+        columns = """b.imap_envelope, b.imap_bodystructure,
+                     CASE WHEN b.imap_envelope IS NULL OR b.imap_bodystructure IS NULL
+                          THEN b.parsed END"""
+        source = "messages m JOIN blobs b ON b.id = m.blob_id"
+    else:
+        columns, source = "NULL::bytea, NULL::bytea, NULL::jsonb", "messages m"
+    async with conn.cursor(row_factory=tuple_row, binary=True) as cur:
+        await cur.execute(
+            f"""SELECT m.uid, m.size, {_INTERNALDATE_TEXT}, {_FLAG_TEXT}, m.modseq, {columns}
+                FROM {source}
+                WHERE m.mailbox_id = %s AND m.uid >= %s AND m.uid <= %s ORDER BY m.uid""",
+            (mailbox_id, uid_min, uid_max if uid_max is not None else 2**63 - 1),
+        )
+        return await cur.fetchall()
+
+
 async def changes_since(conn: Conn, mailbox_id: MailboxId, modseq: int) -> MailboxChanges:
     """What happened in a mailbox after ``modseq``: new or re-flagged messages, expunged UIDs."""
     async with conn.transaction():
@@ -684,6 +734,7 @@ async def fetch_raw(conn: Conn, mailbox_id: MailboxId, uid: int) -> bytes:
         """SELECT m.header_prefix || b.data AS raw FROM messages m JOIN blobs b ON b.id = m.blob_id
            WHERE m.mailbox_id = %s AND m.uid = %s""",
         (mailbox_id, uid),
+        binary=True,
     )
     row = await cur.fetchone()
     if row is None:
@@ -699,6 +750,7 @@ async def fetch_raw_many(
         """SELECT m.uid, m.header_prefix || b.data AS raw FROM messages m
            JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = %s AND m.uid = ANY(%s)""",
         (mailbox_id, list(uids)),
+        binary=True,  # the octets as stored, not hex text twice their size to decode
     )
     return {int(row["uid"]): bytes(row["raw"]) for row in await cur.fetchall()}
 
@@ -730,6 +782,7 @@ async def read_blob_chunks(
         cur = await conn.execute(
             "SELECT substring(data FROM %s FOR %s) AS chunk FROM blobs WHERE id = %s",
             (offset + 1, min(chunk_size, size - offset), blob_id),
+            binary=True,
         )
         row = await cur.fetchone()
         if row is None:
@@ -746,6 +799,7 @@ async def read_blob_range(conn: Conn, blob_id: BlobId, start: int, length: int) 
     cur = await conn.execute(
         "SELECT substring(data FROM %s FOR %s) AS chunk FROM blobs WHERE id = %s",
         (start + 1, max(length, 0), blob_id),
+        binary=True,
     )
     row = await cur.fetchone()
     if row is None:
@@ -754,15 +808,26 @@ async def read_blob_range(conn: Conn, blob_id: BlobId, start: int, length: int) 
 
 
 async def fetch_content(
-    conn: Conn, mailbox_id: MailboxId, uids: Sequence[int]
+    conn: Conn, mailbox_id: MailboxId, uids: Sequence[int], *, parsed: bool = True
 ) -> list[MessageContent]:
-    """Messages with their parsed structure (ENVELOPE, BODYSTRUCTURE) but not their bytes."""
+    """Messages with their parsed structure (ENVELOPE, BODYSTRUCTURE) but not their bytes.
+
+    With ``parsed`` False the caller needs only ENVELOPE and BODYSTRUCTURE: the parsed
+    structure is read only for content whose IMAP forms were not kept (parsed before they
+    were). Read in binary: bytea and jsonb come as they are stored, not hex and text.
+    """
+    structure = (
+        "b.parsed"
+        if parsed
+        else ("CASE WHEN b.imap_envelope IS NULL OR b.imap_bodystructure IS NULL THEN b.parsed END")
+    )
     cur = await conn.execute(
         f"""SELECT {_MESSAGE_COLUMNS}, m.header_prefix, b.size AS blob_size, b.header_size,
-                   b.parsed
+                   {structure} AS parsed, b.imap_envelope, b.imap_bodystructure
             FROM messages m JOIN blobs b ON b.id = m.blob_id
             WHERE m.mailbox_id = %s AND m.uid = ANY(%s) ORDER BY m.uid""",
         (mailbox_id, list(uids)),
+        binary=True,
     )
     return [
         MessageContent(
@@ -770,7 +835,9 @@ async def fetch_content(
             header_prefix=bytes(r["header_prefix"]),
             blob_size=r["blob_size"],
             header_size=r["header_size"],
-            parsed=r["parsed"],
+            parsed=r["parsed"] if r["parsed"] is not None else {},
+            imap_envelope=r["imap_envelope"],
+            imap_bodystructure=r["imap_bodystructure"],
         )
         for r in await cur.fetchall()
     ]

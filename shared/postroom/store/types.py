@@ -132,6 +132,8 @@ class MessageContent:
 
     ``parsed`` is ``postroom.message.ParsedMessage.to_json()`` of the blob; its byte offsets
     are relative to the blob, which follows ``header_prefix`` in the message as delivered.
+    It is empty when the caller asked only for what ``imap_envelope`` and
+    ``imap_bodystructure`` hold and both are there.
     """
 
     message: Message
@@ -139,6 +141,9 @@ class MessageContent:
     blob_size: int
     header_size: int
     parsed: dict[str, Any]
+    # ENVELOPE and BODYSTRUCTURE as IMAP writes them, kept since parsing (None: not kept).
+    imap_envelope: bytes | None = None
+    imap_bodystructure: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

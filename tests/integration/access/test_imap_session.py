@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from postroom import store
+from postroom.access.imap import wire
 from postroom.db import Conn
 from postroom.store.types import Account, Mailbox
 from tests.integration.access.imap_support import Transcript, message
@@ -395,6 +396,53 @@ async def test_fetch_envelope_and_bodystructure(selected: Transcript) -> None:
         'BODYSTRUCTURE ("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 11 1 NIL NIL NIL NIL) '
         'BODY ("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 11 1))'
     )
+
+
+async def test_fetch_of_a_message_list_gives_each_item_as_asked(
+    conn: Conn, alice: Account, selected: Transcript
+) -> None:
+    box = await inbox(conn, alice)
+    found = await store.get_message(conn, box.id, 3)
+    assert found is not None
+    date = wire.format_internal_date(found.internal_date)
+    lines = await selected.lines("a FETCH 3 (RFC822.SIZE INTERNALDATE FLAGS ENVELOPE UID)")
+    assert lines == [
+        f'* 3 FETCH (RFC822.SIZE {found.size} INTERNALDATE "{date}" '
+        "FLAGS (\\Flagged \\Recent) ENVELOPE "
+        '("Mon, 7 Feb 1994 21:52:25 +0000" "three" '
+        '(("Alice" NIL "alice" "example.test")) (("Alice" NIL "alice" "example.test")) '
+        '(("Alice" NIL "alice" "example.test")) ((NIL NIL "bob" "example.test")) NIL NIL NIL '
+        '"<three@example.test>") UID 3)',
+        "a OK FETCH completed",
+    ]
+
+
+async def test_structure_of_content_parsed_before_it_was_kept_is_the_same(
+    conn: Conn, selected: Transcript
+) -> None:
+    kept = await selected.lines("a FETCH 2 (ENVELOPE BODYSTRUCTURE)")
+    await conn.execute("UPDATE blobs SET imap_envelope = NULL, imap_bodystructure = NULL")
+    assert await selected.lines("a FETCH 2 (ENVELOPE BODYSTRUCTURE)") == kept
+    # The item-by-item path (a body section asked too) formats the same octets.
+    with_body = await selected.lines("b FETCH 2 (ENVELOPE BODYSTRUCTURE BODY.PEEK[HEADER])")
+    assert with_body[0].startswith(kept[0].removesuffix(")"))
+
+
+async def test_select_again_after_changes_elsewhere_counts_them(
+    conn: Conn, alice: Account, selected: Transcript
+) -> None:
+    box = await inbox(conn, alice)
+    await store.store_flags(conn, box.id, [2], ["\\Deleted"], "add")
+    await store.expunge(conn, box.id)
+    assert "* 2 EXISTS" in await selected.lines("a SELECT INBOX")
+    await store.append_message(conn, box.id, message("four"))
+    assert "* 3 EXISTS" in await selected.lines("b SELECT INBOX")
+    assert await selected.lines("c FETCH 1:* (UID)") == [
+        "* 1 FETCH (UID 1)",
+        "* 2 FETCH (UID 3)",
+        "* 3 FETCH (UID 4)",
+        "c OK FETCH completed",
+    ]
 
 
 async def test_fetch_multipart_structure_and_parts(

@@ -10,6 +10,7 @@ import pytest
 from postroom import store
 from postroom.db import Conn, connect
 from postroom.errors import InvalidInput
+from postroom.imap_encoding import body_bytes, envelope_bytes
 from postroom.store.messages import _FLAG_TEXT
 from tests.support import Tenant
 
@@ -51,6 +52,24 @@ async def test_header_prefix_is_prepended_and_counted(tenant: Tenant) -> None:
     m = await store.append_message(tenant.conn, inbox.id, raw, header_prefix=prefix)
     assert await store.fetch_raw(tenant.conn, inbox.id, m.uid) == prefix + raw
     assert m.size == len(prefix) + len(raw)
+
+
+async def test_envelope_and_bodystructure_are_kept_as_imap_writes_them(tenant: Tenant) -> None:
+    inbox = await inbox_of(tenant)
+    m = await store.append_message(tenant.conn, inbox.id, message(1))
+    [content] = await store.fetch_content(tenant.conn, inbox.id, [m.uid])
+    assert content.imap_envelope == envelope_bytes(content.parsed["envelope"])
+    assert content.imap_bodystructure == body_bytes(content.parsed["body"], extensible=True)
+
+
+async def test_structure_only_reads_leave_the_parse_out_when_its_forms_are_kept(
+    tenant: Tenant,
+) -> None:
+    inbox = await inbox_of(tenant)
+    m = await store.append_message(tenant.conn, inbox.id, message(1))
+    [content] = await store.fetch_content(tenant.conn, inbox.id, [m.uid], parsed=False)
+    assert content.parsed == {}
+    assert content.imap_envelope is not None
 
 
 async def test_large_message_streams_in_chunks(tenant: Tenant) -> None:

@@ -8,7 +8,6 @@ header for HEADER.FIELDS goes through an injected reader; nothing here does I/O 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,9 @@ from postroom.access.imap.parser import (
     Partial,
     Section,
 )
+from postroom.imap_encoding import body_bytes, envelope_bytes
 from postroom.message import BodyPart, find_part, header_fields
+from postroom.store.messages import Summary
 from postroom.store.types import SYSTEM_FLAGS, BlobId, Message, MessageContent
 
 # Items that need the parsed structure or the message's octets, not only its flags.
@@ -58,6 +59,74 @@ def needs_content(items: Sequence[FetchAttribute]) -> bool:
         if item.name in _STRUCTURE_ITEMS or item.name in _CONTENT_ITEMS:
             return True
     return False
+
+
+def needs_parsed(items: Sequence[FetchAttribute]) -> bool:
+    """Whether the items need the whole parsed structure, not only the ENVELOPE and
+    BODYSTRUCTURE the store keeps ready (`MessageContent.imap_envelope`)."""
+    for item in items:
+        if isinstance(item, FetchBody | FetchBinary):
+            return True
+        if item.name == "BODY" or item.name in _CONTENT_ITEMS:
+            return True
+    return False
+
+
+# Items a message list asks for, answered from one row a message (`store.list_summaries`).
+_SUMMARY_ITEMS = frozenset(
+    {"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "MODSEQ", "ENVELOPE", "BODYSTRUCTURE"}
+)
+
+
+def summary_only(items: Sequence[FetchAttribute]) -> bool:
+    """FETCH of items a message list asks for only (``UID RFC822.SIZE INTERNALDATE ENVELOPE``
+    and the like): answered by `summary_line` from `store.list_summaries`."""
+    return all(isinstance(item, FetchItem) and item.name in _SUMMARY_ITEMS for item in items)
+
+
+def summary_line(names: Sequence[str]) -> Callable[[int, Summary, bytes], bytes]:
+    """``* seq FETCH (...)`` of the items ``names``, in that order, from a `Summary` row and
+    the message's formatted flag list: the same octets as `render`, without its per-message
+    objects."""
+    formats = {
+        "UID": b"UID %d",
+        "FLAGS": b"FLAGS %s",
+        "INTERNALDATE": b'INTERNALDATE "%s"',
+        "RFC822.SIZE": b"RFC822.SIZE %d",
+        "MODSEQ": b"MODSEQ (%d)",  # RFC 7162 §3.1.4.2
+        "ENVELOPE": b"ENVELOPE %s",
+        "BODYSTRUCTURE": b"BODYSTRUCTURE %s",
+    }
+    template = b"* %d FETCH (" + b" ".join(formats[name] for name in names) + b")\r\n"
+    kinds = tuple(names)
+
+    def line(seq: int, row: Summary, flags: bytes) -> bytes:
+        uid, size, date, _, modseq, envelope, structure, parsed = row
+        args: list[object] = [seq]
+        for kind in kinds:
+            if kind == "UID":
+                args.append(uid)
+            elif kind == "FLAGS":
+                args.append(flags)
+            elif kind == "INTERNALDATE":
+                args.append(date)
+            elif kind == "RFC822.SIZE":
+                args.append(size)
+            elif kind == "MODSEQ":
+                args.append(modseq)
+            elif kind == "ENVELOPE":
+                if envelope is None:
+                    assert parsed is not None
+                    envelope = envelope_bytes(parsed["envelope"])
+                args.append(envelope)
+            else:
+                if structure is None:
+                    assert parsed is not None
+                    structure = body_bytes(parsed["body"], extensible=True)
+                args.append(structure)
+        return template % tuple(args)
+
+    return line
 
 
 def flags_only(items: Sequence[FetchAttribute]) -> bool:
@@ -164,102 +233,6 @@ def body_value(node: Mapping[str, Any], *, extensible: bool) -> wire.WireValue:
         # body-ext-1part = body-fld-md5 [SP body-fld-dsp [SP body-fld-lang [SP body-fld-loc]]]
         fields += [node["md5"], _disposition(node["disposition"]), language, node["location"]]
     return fields
-
-
-# Strings that go out as a quoted string unchanged: CHAR without CR, LF, DQUOTE, backslash.
-_PLAIN_QUOTABLE = re.compile(r"[\x01-\x09\x0b\x0c\x0e-\x21\x23-\x5b\x5d-\x7f]*\Z")
-
-
-def _q(value: str | None) -> bytes:
-    if value is None:
-        return b"NIL"
-    if _PLAIN_QUOTABLE.match(value):
-        return b'"' + value.encode("ascii") + b'"'
-    return wire.quote(value)
-
-
-def _address_bytes(value: Sequence[Sequence[str | None]] | None) -> bytes:
-    if not value:
-        return b"NIL"
-    return (
-        b"("
-        + b"".join(b"(%s %s %s %s)" % (_q(a[0]), _q(a[1]), _q(a[2]), _q(a[3])) for a in value)
-        + b")"
-    )
-
-
-def envelope_bytes(envelope: Mapping[str, Any]) -> bytes:
-    """`envelope_value` as `wire.encode_value` writes it, built directly: a message list
-    asks for it for every message, so no intermediate lists and no recursion."""
-    return b"(%s %s %s %s %s %s %s %s %s %s)" % (
-        _q(envelope["date"]),
-        _q(envelope["subject"]),
-        _address_bytes(envelope["from"]),
-        _address_bytes(envelope["sender"]),
-        _address_bytes(envelope["reply_to"]),
-        _address_bytes(envelope["to"]),
-        _address_bytes(envelope["cc"]),
-        _address_bytes(envelope["bcc"]),
-        _q(envelope["in_reply_to"]),
-        _q(envelope["message_id"]),
-    )
-
-
-def _params_bytes(pairs: Sequence[Sequence[str]]) -> bytes:
-    if not pairs:
-        return b"NIL"
-    return b"(" + b" ".join(_q(key.upper()) + b" " + _q(value) for key, value in pairs) + b")"
-
-
-def _disposition_bytes(value: Sequence[Any] | None) -> bytes:
-    if value is None:
-        return b"NIL"
-    return b"(" + _q(str(value[0]).upper()) + b" " + _params_bytes(value[1]) + b")"
-
-
-def _language_bytes(value: Sequence[str] | None) -> bytes:
-    return b"NIL" if value is None else b"(" + b" ".join(_q(v) for v in value) + b")"
-
-
-def body_bytes(node: Mapping[str, Any], *, extensible: bool) -> bytes:
-    """`body_value` encoded, built directly (same octets, several times faster)."""
-    kind, subtype = node["type"].upper(), node["subtype"].upper()
-    if kind == "MULTIPART" and node["children"]:
-        children = b"".join(body_bytes(c, extensible=extensible) for c in node["children"])
-        out = b"(" + children + b" " + _q(subtype)
-        if extensible:
-            out += b" %s %s %s %s" % (
-                _params_bytes(node["params"]),
-                _disposition_bytes(node["disposition"]),
-                _language_bytes(node["language"]),
-                _q(node["location"]),
-            )
-        return out + b")"
-    out = b"(%s %s %s %s %s %s %d" % (
-        _q(kind),
-        _q(subtype),
-        _params_bytes(node["params"]),
-        _q(node["id"]),
-        _q(node["description"]),
-        _q(node["encoding"].upper()),
-        node["size"],
-    )
-    if kind == "MESSAGE" and subtype == "RFC822" and node["envelope"] and node["children"]:
-        out += b" %s %s %d" % (
-            envelope_bytes(node["envelope"]),
-            body_bytes(node["children"][0], extensible=extensible),
-            node["lines"] or 0,
-        )
-    elif kind == "TEXT":
-        out += b" %d" % (node["lines"] or 0)
-    if extensible:
-        out += b" %s %s %s %s" % (
-            _q(node["md5"]),
-            _disposition_bytes(node["disposition"]),
-            _language_bytes(node["language"]),
-            _q(node["location"]),
-        )
-    return out + b")"
 
 
 # --- body sections -----------------------------------------------------------------------
@@ -423,7 +396,11 @@ async def _render_item(
         return [b"MODSEQ (%d)" % message.modseq]  # RFC 7162 §3.1.4.2
     assert content is not None
     if name == "ENVELOPE":
+        if content.imap_envelope is not None:
+            return [b"ENVELOPE " + content.imap_envelope]
         return [b"ENVELOPE " + envelope_bytes(content.parsed["envelope"])]
+    if name == "BODYSTRUCTURE" and content.imap_bodystructure is not None:
+        return [b"BODYSTRUCTURE " + content.imap_bodystructure]
     if name in ("BODY", "BODYSTRUCTURE"):
         structure = body_bytes(content.parsed["body"], extensible=name == "BODYSTRUCTURE")
         return [name.encode("ascii") + b" " + structure]

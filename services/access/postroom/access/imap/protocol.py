@@ -22,7 +22,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field, replace
 
 from postroom import sasl, store
-from postroom.access.imap import binary, quota, sort, threads, wire
+from postroom.access.imap import binary, quota, sort, threads, uidcache, wire
 from postroom.access.imap import fetch as f
 from postroom.access.imap import parser as p
 from postroom.access.imap import search as sr
@@ -35,6 +35,7 @@ from postroom.errors import (
     QuotaExceeded,
     StoreError,
 )
+from postroom.store import mailboxes as store_mailboxes
 from postroom.store import messages as store_messages
 from postroom.store import search as store_search
 from postroom.store import sorting as store_sorting
@@ -458,22 +459,33 @@ class Session:
         # RFC 3501 §6.3.1: a SELECT while selected deselects first, without expunging.
         self.view = None
         self.state = State.AUTHENTICATED
+        key = (self._account().id, command.args.mailbox)
+        kept = uidcache.UIDS.lookup(key)
         async with self._connection() as conn:
-            mailbox = await store.get_mailbox(conn, self._account().id, command.args.mailbox)
-            if mailbox is None or not mailbox.selectable:
-                self._tagged(command.tag, "NO", "[NONEXISTENT] No such mailbox")
-                return Next.READ
-            uids = await store.list_uids(conn, mailbox.id)
-            first_unseen = await store.first_unseen_uid(conn, mailbox.id)
-            view = View(mailbox, read_only, uids, mailbox.highest_modseq, [], no_recent=self.rev2)
-            if read_only:
-                # RFC 3501 §6.3.2: EXAMINE reports \Recent as SELECT would, claiming nothing.
-                now = await store.get_mailbox_by_id(conn, mailbox.id) or mailbox
-                uid_next = now.uid_next
-                view.add_recent(now.first_recent_uid, max(uid_next, uids[-1] + 1 if uids else 1))
-            else:
-                low, uid_next = await store.claim_recent(conn, mailbox.id)
-                view.add_recent(low, uid_next)
+            # One statement: the mailbox, its UIDs unless those kept are still its own, the
+            # first unseen, and (SELECT) the claim of the new messages as \Recent.
+            selected = await store_mailboxes.select(
+                conn,
+                self._account().id,
+                command.args.mailbox,
+                claim=not read_only,
+                known=None if kept is None else kept[0],
+            )
+        if selected is None or not selected.mailbox.selectable:
+            self._tagged(command.tag, "NO", "[NONEXISTENT] No such mailbox")
+            return Next.READ
+        mailbox = selected.mailbox
+        if selected.uids is None:
+            assert kept is not None
+            uids = list(kept[1])
+        else:
+            uids = selected.uids
+            uidcache.UIDS.put(key, (mailbox.id, mailbox.uid_validity, mailbox.highest_modseq), uids)
+        first_unseen = selected.first_unseen_uid
+        view = View(mailbox, read_only, uids, mailbox.highest_modseq, [], no_recent=self.rev2)
+        # RFC 3501 §6.3.2: EXAMINE reports \Recent as SELECT would, claiming nothing.
+        uid_next = selected.uid_next
+        view.add_recent(selected.recent_low, max(uid_next, uids[-1] + 1 if uids else 1))
         recent_count = view.recent_count()
         # Messages may have arrived since the UIDs were read: UIDNEXT is read after them.
         uid_next = max(uid_next, uids[-1] + 1 if uids else 1)
@@ -1055,7 +1067,11 @@ class Session:
         if f.flags_only(items):
             await self._fetch_flags(command, uids, items)
             return await self._done(command)
+        if f.summary_only(items) and uids:
+            await self._fetch_summaries(command, uids, items)
+            return await self._done(command)
         content_needed = f.needs_content(items)
+        whole_structure = f.needs_parsed(items)
         mark_seen = f.sets_seen(items) and not view.read_only
         async with self._connection() as conn:
 
@@ -1069,7 +1085,9 @@ class Session:
                 if mark_seen:
                     seen_now = await self._mark_seen(conn, batch)
                 if content_needed:
-                    contents = await store.fetch_content(conn, view.mailbox.id, batch)
+                    contents = await store.fetch_content(
+                        conn, view.mailbox.id, batch, parsed=whole_structure
+                    )
                     pairs = [(c.message, c) for c in contents]
                 else:
                     messages = await _messages_in(conn, view.mailbox.id, batch)
@@ -1166,6 +1184,48 @@ class Session:
                         out.append(template % (position + 1, uid, flags))
                     else:
                         out.append(template % (position + 1, flags, uid))
+                self._emit(b"".join(out))
+                await self._maybe_flush()
+
+    async def _fetch_summaries(
+        self, command: p.Command, uids: list[int], items: Sequence[p.FetchAttribute]
+    ) -> None:
+        """FETCH of what a message list shows (UID, FLAGS, INTERNALDATE, RFC822.SIZE, MODSEQ,
+        ENVELOPE, BODYSTRUCTURE): one row a message from the store, ENVELOPE and
+        BODYSTRUCTURE as kept since parsing, each distinct flag set formatted once."""
+        view = self._view()
+        names = [item.name for item in items if isinstance(item, p.FetchItem)]
+        if command.uid and "UID" not in names:
+            names.insert(0, "UID")  # RFC 3501 §6.4.8
+        line = f.summary_line(names)
+        structure = "ENVELOPE" in names or "BODYSTRUCTURE" in names
+        formatted: dict[tuple[str, bool], bytes] = {}
+        known = view.uids
+        async with self._connection() as conn:
+            for start in range(0, len(uids), FLAGS_BATCH):
+                batch = uids[start : start + FLAGS_BATCH]
+                wanted = set(batch) if len(batch) < batch[-1] - batch[0] + 1 else None
+                rows = await store.list_summaries(
+                    conn, view.mailbox.id, uid_min=batch[0], uid_max=batch[-1], structure=structure
+                )
+                out = []
+                # Rows and the view are both in UID order: walk them together.
+                position, count = bisect_left(known, batch[0]), len(known)
+                for row in rows:
+                    uid = row[0]
+                    while position < count and known[position] < uid:
+                        position += 1
+                    if position == count or known[position] != uid:
+                        continue  # not announced to this session yet
+                    if wanted is not None and uid not in wanted:
+                        continue
+                    key = (row[3], bool(view.recent) and view.is_recent(uid))
+                    flags = formatted.get(key)
+                    if flags is None:
+                        self._announce_keywords(row[3].split())
+                        flags = f.flag_list(row[3].split(), recent=key[1])
+                        formatted[key] = flags
+                    out.append(line(position + 1, row, flags))
                 self._emit(b"".join(out))
                 await self._maybe_flush()
 

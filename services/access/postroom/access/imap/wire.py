@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from postroom.access.imap import mutf7
+from postroom.imap_encoding import literal_prefix, quote
 
 __all__ = [
     "Atom",
@@ -24,10 +25,7 @@ __all__ = [
     "quote",
 ]
 
-# RFC 3501 §9: QUOTED-CHAR = <any TEXT-CHAR except quoted-specials> / "\" quoted-specials,
-# TEXT-CHAR = <any CHAR except CR and LF>, CHAR = %x01-7F. Anything else needs a literal.
-_QUOTABLE = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x7f]*")
-_QUOTED_SPECIALS = re.compile(rb'(["\\])')
+# Strings: `quote` and `literal_prefix` (postroom.imap_encoding, which the store uses too).
 # ASTRING-CHAR = ATOM-CHAR / resp-specials: CHAR except "(" ")" "{" SP CTL "%" "*" DQUOTE "\".
 _ASTRING = re.compile(rb'[^(){ \x00-\x1f\x7f-\xff%*"\\]+')
 _TOKEN_FORBIDDEN = re.compile(r"[\x00\r\n]|[^\x00-\x7f]")
@@ -61,27 +59,6 @@ class Run(tuple[WireValue, ...]):
 
 def _as_bytes(value: str | bytes) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else value
-
-
-def literal_prefix(size: int) -> bytes:
-    """The ``{size}`` CRLF that announces a literal of `size` octets (RFC 3501 §4.3)."""
-    if size < 0:
-        raise ValueError(f"literal size must not be negative: {size}")
-    return b"{%d}\r\n" % size
-
-
-def quote(value: str | bytes) -> bytes:
-    """A string as a quoted string, or as a literal when it holds octets a quoted string
-    cannot carry (CR, LF, 8-bit; RFC 3501 §4.3). `str` is sent as UTF-8.
-
-    Raises ValueError for NUL, which no IMAP string may carry (RFC 3501 §9, CHAR8 = %x01-ff).
-    """
-    data = _as_bytes(value)
-    if _QUOTABLE.fullmatch(data):
-        return b'"' + _QUOTED_SPECIALS.sub(rb"\\\1", data) + b'"'
-    if b"\x00" in data:
-        raise ValueError("an IMAP string cannot carry NUL")
-    return literal_prefix(len(data)) + data
 
 
 def astring(value: str | bytes) -> bytes:
