@@ -167,6 +167,37 @@ STATS = ("stale", "absent", "fresh")
 SetStats = Callable[[str], bool]
 
 
+STRESS_BOX = "Stress"
+STRESS_MBOX = (
+    "From sender@bench.test Thu Nov 26 12:00:00 2026\n"
+    "From: Sender <sender@bench.test>\nTo: {address}\nSubject: stress {n}\n"
+    "Date: Thu, 26 Nov 2026 12:00:00 +0000\nMessage-ID: <{n}.stress@bench.test>\n\n"
+    "A body line for the stress test.\n\n"
+)
+
+
+def stress(port: int, tmp: Path) -> dict[str, float]:
+    """imaptest's default command mix, 10 clients, in a mailbox of its own (it expunges):
+    only with IMAPTEST=/path/to/imaptest (IMAPTEST_SECS seconds, default 10)."""
+    binary = os.environ.get("IMAPTEST", "")
+    if not binary:
+        return {}
+    try:
+        from bench.imaptest_run import stress_figures
+    except ModuleNotFoundError:  # run as a script from bench/
+        from imaptest_run import stress_figures  # type: ignore[no-redef]
+    seconds = int(os.environ.get("IMAPTEST_SECS", "10"))
+    mbox = tmp / "stress.mbox"
+    mbox.write_text("".join(STRESS_MBOX.format(address=ADDRESS, n=n) for n in range(20)))
+    done = subprocess.run(
+        [binary, "host=127.0.0.1", f"port={port}", f"user={ADDRESS}", f"pass={PASSWORD}",
+         f"mbox={mbox}", f"box={STRESS_BOX}", f"secs={seconds}", "clients=10"],
+        capture_output=True, text=True, timeout=seconds + 120, check=False,
+    )  # fmt: skip
+    rate, errors = stress_figures(done.stdout + done.stderr, seconds)
+    return {"imaptest stress, 10 clients (ops/s)": rate, "imaptest errors": float(errors)}
+
+
 def measure(
     port: int, count: int, appends: list[bytes], set_stats: SetStats | None = None
 ) -> dict[str, float]:
@@ -220,6 +251,7 @@ async def fill_store(url: str, messages: list[bytes], writers: int = 4) -> None:
     account = await store.create_account(conn, ADDRESS, PASSWORD)
     box = await store.get_mailbox(conn, account.id, "INBOX")
     assert box is not None
+    await store.create_mailbox(conn, account.id, STRESS_BOX)
     # A hundredth first, analysed, then autovacuum off: the statistics stay those of a small
     # mailbox, for the "stale" SEARCH (see STATS).
     first = max(1, len(messages) // 100)
@@ -331,6 +363,9 @@ namespace inbox {{
     auto = create
     special_use = \\Drafts
   }}
+  mailbox Stress {{
+    auto = create
+  }}
 }}
 service imap-login {{
   inet_listener imap {{
@@ -421,17 +456,25 @@ def main() -> None:
                             # New messages each round: Postroom stores equal content once.
                             appends = make_messages(APPENDS, seed=7888 + n)
                             ours.append(measure(ours_port, count, appends, set_stats))
+                            ours[-1].update(stress(ours_port, tmp))
                             theirs.append(measure(theirs_port, count, appends))
+                            theirs[-1].update(stress(theirs_port, tmp))
                         after = environment(url)
                     finally:
                         stop(theirs_server)
                 finally:
                     stop(ours_server)
         rows: list[list[object]] = []
-        for operation in ours[0]:
-            mine = statistics.median(r[operation] for r in ours)
+        for operation in theirs[0]:
+            if not any(operation in r for r in ours):
+                continue
+            # "stale" statistics exist in the first round only.
+            mine = statistics.median(r[operation] for r in ours if operation in r)
             other = statistics.median(r[operation] for r in theirs)
-            rate = operation.endswith("(msg/s)")
+            if operation == "imaptest errors":
+                rows.append([operation, f"{mine:.0f}", f"{other:.0f}", ""])
+                continue
+            rate = operation.endswith("/s)")
             shown = f"{mine:.0f}" if rate else f"{mine * 1000:.1f} ms"
             other_shown = f"{other:.0f}" if rate else f"{other * 1000:.1f} ms"
             # Ratio > 1 means Postroom is slower (for a rate: Dovecot appends faster).
