@@ -637,6 +637,37 @@ async def list_flags(
         return [(uid, flags) for uid, flags in await cur.fetchall()]
 
 
+async def mailbox_flags(
+    conn: Conn, mailbox_id: MailboxId
+) -> tuple[int, int, list[tuple[int, str]]]:
+    """``(UIDVALIDITY, HIGHESTMODSEQ, list_flags of every message)`` read in one statement, so
+    the list is exactly the mailbox's at that HIGHESTMODSEQ (every flag change raises it)."""
+    async with conn.cursor(row_factory=tuple_row, binary=True) as cur:
+        await cur.execute(
+            f"""SELECT b.uid_validity, b.highest_modseq, f.uids, f.flags
+                FROM mailboxes b, LATERAL (
+                    SELECT array_agg(uid ORDER BY uid) AS uids,
+                           array_agg({_FLAG_TEXT} ORDER BY uid) AS flags
+                    FROM messages WHERE mailbox_id = b.id) f
+                WHERE b.id = %s""",
+            (mailbox_id,),
+        )
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound("mailbox does not exist")
+    return int(row[0]), int(row[1]), list(zip(row[2] or [], row[3] or [], strict=True))
+
+
+async def mailbox_version(conn: Conn, mailbox_id: MailboxId) -> tuple[int, int] | None:
+    """``(UIDVALIDITY, HIGHESTMODSEQ)`` of a mailbox, None if it is gone."""
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(
+            "SELECT uid_validity, highest_modseq FROM mailboxes WHERE id = %s", (mailbox_id,)
+        )
+        row = await cur.fetchone()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
 # INTERNALDATE as IMAP writes it (RFC 3501 §9 date-time, without its quotes), in the
 # session's time zone as psycopg would give it: "dd-Mon-yyyy hh:mm:ss +zzzz", the day padded
 # with a space. "Mon" (without TM) is English whatever the server's locale.

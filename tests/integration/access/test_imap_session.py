@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from postroom import store
-from postroom.access.imap import wire
+from postroom.access.imap import protocol, wire
 from postroom.db import Conn
 from postroom.store.types import Account, Mailbox
 from tests.integration.access.imap_support import Transcript, message
@@ -441,6 +441,28 @@ async def test_select_again_after_changes_elsewhere_counts_them(
         "* 1 FETCH (UID 1)",
         "* 2 FETCH (UID 3)",
         "* 3 FETCH (UID 4)",
+        "c OK FETCH completed",
+    ]
+
+
+async def test_flags_of_the_whole_mailbox_kept_by_the_process_follow_changes_elsewhere(
+    conn: Conn, alice: Account, selected: Transcript, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(protocol, "FLAGS_KEPT_FROM", 1)
+    expected = [
+        "* 1 FETCH (FLAGS (\\Seen \\Recent))",
+        "* 2 FETCH (FLAGS (\\Recent))",
+        "* 3 FETCH (FLAGS (\\Flagged \\Recent))",
+        "a OK FETCH completed",
+    ]
+    assert await selected.lines("a FETCH 1:* (FLAGS)") == expected
+    assert await selected.lines("a FETCH 1:* (FLAGS)") == expected
+    # Another client flags message 2: the session hears of it, and the next FETCH shows it.
+    await store.store_flags(conn, (await inbox(conn, alice)).id, [2], ["\\Answered"], "add")
+    await selected.lines("b NOOP")
+    assert await selected.lines("c FETCH 2:3 (FLAGS)") == [
+        "* 2 FETCH (FLAGS (\\Answered \\Recent))",
+        "* 3 FETCH (FLAGS (\\Flagged \\Recent))",
         "c OK FETCH completed",
     ]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from postroom.access.imap.uidcache import UidCache
+from postroom.access.imap.uidcache import FlagsCache, UidCache
 from postroom.store.types import AccountId, MailboxId
 
 ALICE = AccountId(1)
@@ -47,3 +47,20 @@ def test_putting_a_name_again_replaces_its_list() -> None:
     assert found is not None
     assert found[0] == (MailboxId(1), 1, 2)
     assert list(found[1]) == [1, 2, 3]
+
+
+def test_kept_flags_come_back_only_at_the_same_highestmodseq() -> None:
+    cache = FlagsCache()
+    rows = [(1, "\\Seen"), (2, ""), (5, "\\Seen")]
+    cache.put(MailboxId(7), (3, 40), rows)
+    assert cache.lookup(MailboxId(7), (3, 40)) == rows
+    assert cache.lookup(MailboxId(7), (3, 41)) == []
+    assert cache.lookup(MailboxId(8), (3, 40)) == []
+
+
+def test_kept_flags_past_the_limit_drop_the_oldest_mailbox() -> None:
+    cache = FlagsCache(max_messages=3)
+    cache.put(MailboxId(1), (1, 1), [(1, ""), (2, "")])
+    cache.put(MailboxId(2), (1, 1), [(1, ""), (2, "")])
+    assert cache.lookup(MailboxId(1), (1, 1)) == []
+    assert cache.lookup(MailboxId(2), (1, 1)) == [(1, ""), (2, "")]

@@ -55,6 +55,9 @@ IMPLEMENTATION = "Postroom"
 # Messages whose structure is read from the store per round trip of a FETCH.
 FETCH_BATCH = 500
 FLAGS_BATCH = 5000
+# FETCH FLAGS of this many messages or more reads the whole mailbox's flags, kept by the
+# process (uidcache.FLAGS).
+FLAGS_KEPT_FROM = 1000
 # Response octets gathered before they are written.
 FLUSH_AT = 64 * 1024
 # A body section larger than this is written in chunks as it is read.
@@ -1129,12 +1132,31 @@ class Session:
         plain: dict[str, bytes] = {}
         known = view.uids
         async with self._connection() as conn:
+            every: list[tuple[int, str]] = []
+            if len(uids) >= FLAGS_KEPT_FROM:
+                # A large set: the flags of the whole mailbox, kept by the process while its
+                # HIGHESTMODSEQ says they have not changed (uidcache.FLAGS).
+                version = await store_messages.mailbox_version(conn, view.mailbox.id)
+                if version is not None:
+                    every = uidcache.FLAGS.lookup(view.mailbox.id, version)
+                    if not every:
+                        validity, modseq, every = await store_messages.mailbox_flags(
+                            conn, view.mailbox.id
+                        )
+                        uidcache.FLAGS.put(view.mailbox.id, (validity, modseq), every)
             for start in range(0, len(uids), FLAGS_BATCH):
                 batch = uids[start : start + FLAGS_BATCH]
                 wanted = set(batch) if len(batch) < batch[-1] - batch[0] + 1 else None
-                rows = await store.list_flags(
-                    conn, view.mailbox.id, uid_min=batch[0], uid_max=batch[-1]
-                )
+                if every:
+                    rows = every[
+                        bisect_left(every, batch[0], key=_first) : bisect_right(
+                            every, batch[-1], key=_first
+                        )
+                    ]
+                else:
+                    rows = await store.list_flags(
+                        conn, view.mailbox.id, uid_min=batch[0], uid_max=batch[-1]
+                    )
                 base = bisect_left(known, batch[0])
                 if (
                     not view.recent
@@ -1421,6 +1443,10 @@ class Session:
                 self._emit(b"* %d EXPUNGE\r\n" % seq)
         view.uids = [uid for uid in view.uids if uid not in view.pending_expunge]
         view.pending_expunge.clear()
+
+
+def _first(row: tuple[int, str]) -> int:
+    return row[0]
 
 
 async def _messages_in(conn: Conn, mailbox_id: MailboxId, uids: Sequence[int]) -> list[Message]:

@@ -53,5 +53,48 @@ class UidCache:
             self._held -= len(entry[3])
 
 
-# One per process, shared by the sessions of every account (the key names the account).
+class FlagsCache:
+    """The flags of every message of recently fetched mailboxes (``store.mailbox_flags``),
+    kept with the UIDVALIDITY and HIGHESTMODSEQ they were read at: while a mailbox's are the
+    same, so are its flags, and FETCH 1:* (FLAGS) asks the store for those two numbers only.
+    Each distinct flag set is kept once; a message costs 12 octets."""
+
+    def __init__(self, max_messages: int = MAX_UIDS) -> None:
+        self.max_messages = max_messages
+        self._lists: OrderedDict[
+            MailboxId, tuple[tuple[int, int], array[int], array[int], list[str]]
+        ] = OrderedDict()
+        self._held = 0
+
+    def lookup(self, mailbox_id: MailboxId, version: tuple[int, int]) -> list[tuple[int, str]]:
+        """``(uid, flags)`` of every message if kept at this (UIDVALIDITY, HIGHESTMODSEQ),
+        otherwise an empty list."""
+        entry = self._lists.get(mailbox_id)
+        if entry is None or entry[0] != version:
+            return []
+        self._lists.move_to_end(mailbox_id)
+        _, uids, codes, texts = entry
+        return list(zip(uids, map(texts.__getitem__, codes), strict=True))
+
+    def put(
+        self, mailbox_id: MailboxId, version: tuple[int, int], rows: list[tuple[int, str]]
+    ) -> None:
+        old = self._lists.pop(mailbox_id, None)
+        if old is not None:
+            self._held -= len(old[1])
+        if not rows or len(rows) > self.max_messages:
+            return
+        numbers: dict[str, int] = {}
+        codes = array("I", (numbers.setdefault(text, len(numbers)) for _, text in rows))
+        uids = array("q", (uid for uid, _ in rows))
+        self._lists[mailbox_id] = (version, uids, codes, list(numbers))
+        self._held += len(rows)
+        while self._held > self.max_messages:
+            _, oldest = self._lists.popitem(last=False)
+            self._held -= len(oldest[1])
+
+
+# One of each per process, shared by the sessions of every account (the keys name the
+# account, or a mailbox the session has selected in its own account).
 UIDS = UidCache()
+FLAGS = FlagsCache()
