@@ -89,15 +89,16 @@ async def wanted_names(conn: Conn, settings: Settings) -> list[str]:
 
 
 async def resolvable(names: list[str], resolver: Resolver) -> tuple[list[str], list[str]]:
-    """The names that have an address in DNS, and those that do not (the CA could not
-    reach them, and one name it cannot validate fails the whole order, RFC 8555 §7.1.3)."""
+    """The names that have an address in DNS, and those that do not or whose lookup fails
+    now (the CA could not reach them either, and one name it cannot validate fails the whole
+    order, RFC 8555 §7.1.3; a name left out is ordered at the next check that finds it)."""
     found: list[str] = []
     missing: list[str] = []
     for name in names:
         try:
             addresses = await resolver.addresses(name)
         except DNSError:
-            addresses = ["?"]  # DNS trouble now: keep the name, the CA decides
+            addresses = []
         (found if addresses else missing).append(name)
     return found, missing
 

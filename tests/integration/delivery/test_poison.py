@@ -109,7 +109,7 @@ async def test_held_entry_is_listed_and_release_sends_its_dsn(
 async def test_an_exception_in_an_attempt_defers_and_then_holds(
     tenant: Tenant, make_harness: Any, sink: Sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken(*args: Any) -> Any:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
         raise UnicodeEncodeError("ascii", "é", 0, 1, "planted")
 
     monkeypatch.setattr(remote, "send", broken)
