@@ -543,10 +543,11 @@ document.addEventListener("DOMContentLoaded", () => act(async () => {
   state.conversations = page.conversations === "yes";
   // The INBOX's first page and the folder list are asked for together.
   if (page.inbox) state.folder = { id: Number(page.inbox), name: "INBOX", special_use: null, selectable: true };
+  // Shortcuts work from the moment the list is drawn, even while the folders still load.
+  document.addEventListener("keydown", onKey);
   await Promise.all([loadFolders(), state.folder ? resetList() : null]);
   $("list-scroll").addEventListener("scroll", render, { passive: true });
   addEventListener("resize", render);
-  document.addEventListener("keydown", onKey);
   $("compose-button").addEventListener("click", () => compose("new"));
   $("reply-button").addEventListener("click", () => compose("reply"));
   $("reply-all-button").addEventListener("click", () => compose("reply-all"));
