@@ -17,6 +17,10 @@ from multidict import CIMultiDict
 # rspamd's actions, mildest first.
 ACTIONS = ("no action", "greylist", "add header", "rewrite subject", "soft reject", "reject")
 MAX_SYMBOLS = 50  # kept with the queue entry; the strongest first
+# A controller that is busy answers 5xx for a moment (with the SQLite Bayes backend,
+# "database is locked" while a scanner holds the statfile): learning asks again after these
+# pauses before it gives up on the message.
+LEARN_RETRY_PAUSES = (0.2, 0.6, 1.5)
 
 
 class RspamdError(Exception):
@@ -136,13 +140,18 @@ class Rspamd:
             raise RspamdError("no rspamd controller URL to learn with")
         headers = {"Password": self.password} if self.password else {}
         path = "learnspam" if spam else "learnham"
-        try:
-            async with self._client().post(
-                f"{self.controller_url}/{path}", data=message, headers=headers
-            ) as response:
-                status, text = response.status, (await response.text())[:200]
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RspamdError(f"rspamd {path} failed: {type(exc).__name__}: {exc}") from None
+        for pause in (*LEARN_RETRY_PAUSES, None):
+            try:
+                async with self._client().post(
+                    f"{self.controller_url}/{path}", data=message, headers=headers
+                ) as response:
+                    status, text = response.status, (await response.text())[:200]
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise RspamdError(f"rspamd {path} failed: {type(exc).__name__}: {exc}") from None
+            if status >= 500 and pause is not None:
+                await asyncio.sleep(pause)
+                continue
+            break
         if status in (208, 404) and "already learned" in text:
             return False  # rspamd keeps which messages it learnt, by Message-ID
         if status != 200:

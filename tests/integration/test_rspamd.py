@@ -1,14 +1,18 @@
 """The rspamd client against a real rspamd: GTUBE is rejected, a clean message passes, the
-classifier learns, and a missing or slow rspamd is an RspamdError."""
+classifier learns (asking again while the controller is busy), and a missing or slow rspamd is
+an RspamdError."""
 
 from __future__ import annotations
 
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
+from aiohttp import web
 
+from postroom import rspamd as rspamd_module
 from postroom.rspamd import Rspamd, RspamdError
 from tests.rspamd_server import Rspamd as RspamdServer
 
@@ -95,3 +99,60 @@ async def test_rspamd_that_does_not_answer_is_an_error() -> None:
                 recipients=["b@c.test"],
             )
         await client.close()
+
+
+class BusyController:
+    """An rspamd controller stand-in that answers 500 (as rspamd does while its Bayes
+    database is locked) ``busy`` times, then learns."""
+
+    def __init__(self, busy: int) -> None:
+        self.busy = busy
+        self.asked = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        await request.read()
+        self.asked += 1
+        if self.asked <= self.busy:
+            return web.json_response(
+                {"error": "cannot commit checkpoint: database is locked"}, status=500
+            )
+        return web.json_response({"success": True})
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[str]:
+        app = web.Application()
+        app.router.add_post("/learnspam", self.handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            await runner.cleanup()
+
+
+async def test_learning_asks_again_while_the_controller_is_busy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rspamd_module, "LEARN_RETRY_PAUSES", (0.0, 0.0, 0.0))
+    controller = BusyController(busy=2)
+    async with controller.serving() as url:
+        client = Rspamd(url, controller_url=url)
+        assert await client.learn(message(CLEAN), spam=True)
+        await client.close()
+    assert controller.asked == 3
+
+
+async def test_learning_gives_up_on_a_controller_that_stays_busy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rspamd_module, "LEARN_RETRY_PAUSES", (0.0, 0.0, 0.0))
+    controller = BusyController(busy=10)
+    async with controller.serving() as url:
+        client = Rspamd(url, controller_url=url)
+        with pytest.raises(RspamdError, match=r"learnspam answered 500: .*database is locked"):
+            await client.learn(message(CLEAN), spam=True)
+        await client.close()
+    assert controller.asked == 4
