@@ -5,14 +5,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from unittest.mock import patch
 
 import dkim
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from postroom import dkim as dkim_keys
 from postroom import dns_records
+from postroom.delivery import signing as signing_module
 from postroom.delivery.signing import candidate_domains, parent_domains, sign_with
 from postroom.dkim import Algorithm, DkimKey
 from postroom.store.dkim import SigningKey
@@ -157,3 +159,30 @@ def test_an_rsa_key_record_is_split_for_the_zone_file() -> None:
     line = dns_records.Record("dkim", key.record_name, "TXT", key.record, "").zone_line()
     assert line.startswith('rsa1._domainkey.example.org. 3600 IN TXT ( "v=DKIM1; k=rsa; p=')
     assert all(len(s) <= 255 for s in re.findall(r'"([^"]*)"', line))
+
+
+@settings(max_examples=10, deadline=None)  # each example signs once in Python (some 20 ms)
+@given(
+    body=st.binary(max_size=2000).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"\r\n")),
+    subject=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60),
+)
+def test_rsa_signature_by_openssl_is_dkimpys_own(body: bytes, subject: str) -> None:
+    """RSASSA-PKCS1-v1_5 is deterministic (RFC 8017 §8.2.1): the signature made through
+    OpenSSL is, octet for octet, the one dkimpy's own arithmetic makes."""
+    message = MESSAGE.replace(b"greetings", subject.encode()).replace(b"Hello.\r\n", body)
+    key = signing("rsa", "s1")
+    with patch.object(dkim.time, "time", return_value=1_796_000_000.0):  # t= of both
+        ours = sign_with(message, [(key, pair("rsa").private)])
+    with (
+        patch.object(dkim.time, "time", return_value=1_796_000_000.0),
+        patch.object(dkim, "parse_pem_private_key", signing_module.DKIMPY_PARSE_PRIVATE),
+        patch.object(dkim, "RSASSA_PKCS1_v1_5_sign", signing_module.DKIMPY_RSA_SIGN),
+    ):
+        theirs = sign_with(message, [(key, pair("rsa").private)])
+    assert b" t=1796000000;" in ours
+    assert ours == theirs
+
+
+def test_unparsable_rsa_private_key_is_dkimpys_key_format_error() -> None:
+    with pytest.raises(dkim.KeyFormatError):
+        sign_with(MESSAGE, [(signing("rsa", "s1"), b"-----BEGIN RSA PRIVATE KEY-----\nAAAA\n")])
