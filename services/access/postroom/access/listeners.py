@@ -163,6 +163,9 @@ async def serve(
     watcher = RevocationWatcher(require_url(settings.database_url), revoked)
     await watcher.start()
     try:
+        # No session opens before the watcher listens, so none can miss its revocation.
+        async with asyncio.timeout(30):
+            await watcher.listening.wait()
         for factory in factories if factories is not None else FACTORIES:
             listeners.append(await factory(context))
         for started_ports in listeners:
