@@ -82,3 +82,54 @@ async def test_without_enable_rev1_behaviour_stays(conn: Conn, alice: Account) -
     await t.send(f"a LOGIN {alice.address} pw")
     assert "* 1 RECENT" in await t.lines("b SELECT INBOX")
     assert await t.lines("c SEARCH ALL") == ["* SEARCH 1", "c OK SEARCH completed"]
+
+
+# RFC 9051 §5.1 and Appendix E item 16: mailbox names are UTF-8 once IMAP4rev2 is enabled.
+
+
+async def test_mailbox_names_are_utf8_once_enabled(t: Transcript) -> None:
+    assert await t.lines('c CREATE "Entwürfe"') == ["c OK CREATE completed"]
+    assert await t.lines('d LIST "" "Entw*"') == [
+        '* LIST (\\HasNoChildren) "/" "Entwürfe"',
+        "d OK LIST completed",
+    ]
+    assert await t.lines('e STATUS "Entwürfe" (MESSAGES)') == [
+        '* STATUS "Entwürfe" (MESSAGES 0)',
+        "e OK STATUS completed",
+    ]
+
+
+async def test_utf8_name_is_the_mailbox_a_rev1_client_names_in_modified_utf7(
+    conn: Conn, alice: Account, t: Transcript
+) -> None:
+    await t.send('c CREATE "Entwürfe"')
+    rev1 = Transcript(conn)
+    await rev1.send(f"a LOGIN {alice.address} pw")
+    assert await rev1.lines('b LIST "" "Entw*"') == [
+        '* LIST (\\HasNoChildren) "/" Entw&APw-rfe',
+        "b OK LIST completed",
+    ]
+
+
+async def test_ampersand_is_not_modified_utf7_once_enabled(
+    conn: Conn, alice: Account, t: Transcript
+) -> None:
+    assert await t.lines("c CREATE Entw&APw-rfe") == ["c OK CREATE completed"]
+    assert await store.get_mailbox(conn, alice.id, "Entw&APw-rfe") is not None
+    assert await store.get_mailbox(conn, alice.id, "Entwürfe") is None
+
+
+async def test_name_not_in_normalization_form_c_is_refused(t: Transcript) -> None:
+    # RFC 9051 §5.1: the server MUST prohibit 8-bit names that are not Net-Unicode.
+    assert await t.lines('c CREATE "Entwu\u0308rfe"') == [
+        "c NO [CANNOT] Mailbox name is not Net-Unicode"
+    ]
+
+
+async def test_without_enable_utf8_name_is_refused(conn: Conn, alice: Account) -> None:
+    # RFC 9051 Appendix A: until ENABLE IMAP4rev2, names are modified UTF-7.
+    rev1 = Transcript(conn)
+    await rev1.send(f"a LOGIN {alice.address} pw")
+    assert await rev1.lines('b CREATE "Entwürfe"') == [
+        "b NO [CANNOT] Mailbox name is not valid modified UTF-7"
+    ]

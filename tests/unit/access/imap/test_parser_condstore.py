@@ -40,20 +40,20 @@ def refused(line: str) -> str:
 
 
 def test_select_condstore_parameter() -> None:
-    assert args("a SELECT INBOX (CONDSTORE)") == MailboxArgument("INBOX", condstore=True)
+    assert args("a SELECT INBOX (CONDSTORE)") == MailboxArgument(b"INBOX", condstore=True)
 
 
 def test_select_qresync_parameter_with_known_uids_and_sequence_match() -> None:
     line = "a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211 (1:2 41,43)))"
     assert args(line) == MailboxArgument(
-        "INBOX",
+        b"INBOX",
         qresync=Qresync(67890007, 20050715194045000, SequenceSet(((41, 41), (43, 211)))),
     )
 
 
 def test_examine_qresync_without_known_uids() -> None:
     assert args("a EXAMINE INBOX (QRESYNC (1 2))") == MailboxArgument(
-        "INBOX", qresync=Qresync(1, 2)
+        b"INBOX", qresync=Qresync(1, 2)
     )
 
 
@@ -94,7 +94,7 @@ def test_search_modseq_with_and_without_an_entry() -> None:
 
 
 def test_status_highestmodseq() -> None:
-    assert args("a STATUS INBOX (HIGHESTMODSEQ)") == Status("INBOX", ("HIGHESTMODSEQ",))
+    assert args("a STATUS INBOX (HIGHESTMODSEQ)") == Status(b"INBOX", ("HIGHESTMODSEQ",))
 
 
 @given(st.integers(min_value=0, max_value=(1 << 63) - 1))
@@ -125,7 +125,7 @@ def test_search_return_unknown_option_is_refused() -> None:
 
 
 def test_status_size_and_appendlimit() -> None:
-    assert args("a STATUS INBOX (SIZE APPENDLIMIT)") == Status("INBOX", ("SIZE", "APPENDLIMIT"))
+    assert args("a STATUS INBOX (SIZE APPENDLIMIT)") == Status(b"INBOX", ("SIZE", "APPENDLIMIT"))
 
 
 # RFC 6154 §3 CREATE-SPECIAL-USE
@@ -133,7 +133,7 @@ def test_status_size_and_appendlimit() -> None:
 
 def test_create_with_use_attributes() -> None:
     assert args("a CREATE Stuff (USE (\\Archive \\X-Mine))") == MailboxArgument(
-        "Stuff", use=("\\Archive", "\\X-Mine")
+        b"Stuff", use=("\\Archive", "\\X-Mine")
     )
 
 

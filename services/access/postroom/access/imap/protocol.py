@@ -256,7 +256,12 @@ class Session:
         try:
             step: Next = await handler(command)
         except p.ImapSyntaxError as exc:
-            self._tagged(command.tag, "BAD", exc.message)
+            if exc.kind is p.ErrorKind.MAILBOX_NAME:
+                # A well-formed astring that names no mailbox this server can have: the
+                # command is understood, so it fails with NO, as for a missing mailbox.
+                self._tagged(command.tag, "NO", f"[CANNOT] {exc.message}")
+            else:
+                self._tagged(command.tag, "BAD", exc.message)
             step = Next.READ
         except InvalidInput as exc:
             self._tagged(command.tag, "NO", str(exc))
@@ -294,6 +299,20 @@ class Session:
     def _view(self) -> View:
         assert self.view is not None
         return self.view
+
+    def _name(self, raw: bytes) -> str:
+        """A mailbox name as the client sent it, decoded: modified UTF-7, or UTF-8 once
+        IMAP4rev2 is enabled (RFC 9051 §5.1, Appendix A.1)."""
+        try:
+            return wire.decode_mailbox(raw, utf8=self.rev2)
+        except ValueError:
+            kind = "Net-Unicode" if self.rev2 else "valid modified UTF-7"
+            raise p.ImapSyntaxError(
+                f"Mailbox name is not {kind}", p.ErrorKind.MAILBOX_NAME
+            ) from None
+
+    def _encode_name(self, name: str) -> bytes:
+        return wire.encode_mailbox(name, utf8=self.rev2)
 
     async def _done(self, command: p.Command, text: str | None = None) -> Next:
         """Announce what changed (RFC 3501 §7.4.1), then the tagged OK."""
@@ -454,6 +473,7 @@ class Session:
         if qresync is not None and not self.qresync:
             self._tagged(command.tag, "BAD", "QRESYNC is not enabled")  # RFC 7162 §3.2.5
             return Next.READ
+        name = self._name(command.args.mailbox)
         if command.args.condstore:
             self.condstore = True
         if self.view is not None:
@@ -462,7 +482,7 @@ class Session:
         # RFC 3501 §6.3.1: a SELECT while selected deselects first, without expunging.
         self.view = None
         self.state = State.AUTHENTICATED
-        key = (self._account().id, command.args.mailbox)
+        key = (self._account().id, name)
         kept = uidcache.UIDS.lookup(key)
         async with self._connection() as conn:
             # One statement: the mailbox, its UIDs unless those kept are still its own, the
@@ -470,7 +490,7 @@ class Session:
             selected = await store_mailboxes.select(
                 conn,
                 self._account().id,
-                command.args.mailbox,
+                name,
                 claim=not read_only,
                 known=None if kept is None else kept[0],
             )
@@ -537,7 +557,7 @@ class Session:
     async def _cmd_create(self, command: p.Command) -> Next:
         assert isinstance(command.args, p.MailboxArgument)
         # RFC 3501 §6.3.3: a trailing delimiter declares the intent to hold children.
-        name = command.args.mailbox.rstrip(DELIMITER)
+        name = self._name(command.args.mailbox).rstrip(DELIMITER)
         if name.upper() == "INBOX":
             self._tagged(command.tag, "NO", "[ALREADYEXISTS] INBOX always exists")
             return Next.READ
@@ -559,16 +579,16 @@ class Session:
 
     async def _cmd_delete(self, command: p.Command) -> Next:
         assert isinstance(command.args, p.MailboxArgument)
+        name = self._name(command.args.mailbox)
         async with self._connection() as conn:
-            await store.delete_mailbox(conn, self._account().id, command.args.mailbox)
+            await store.delete_mailbox(conn, self._account().id, name)
         return await self._done(command)
 
     async def _cmd_rename(self, command: p.Command) -> Next:
         assert isinstance(command.args, p.Rename)
+        old, new = self._name(command.args.mailbox), self._name(command.args.new_mailbox)
         async with self._connection() as conn:
-            await store.rename_mailbox(
-                conn, self._account().id, command.args.mailbox, command.args.new_mailbox
-            )
+            await store.rename_mailbox(conn, self._account().id, old, new)
         return await self._done(command)
 
     async def _cmd_subscribe(self, command: p.Command) -> Next:
@@ -579,8 +599,9 @@ class Session:
 
     async def _subscribe(self, command: p.Command, *, subscribed: bool) -> Next:
         assert isinstance(command.args, p.MailboxArgument)
+        name = self._name(command.args.mailbox)
         async with self._connection() as conn:
-            await store.set_subscribed(conn, self._account().id, command.args.mailbox, subscribed)
+            await store.set_subscribed(conn, self._account().id, name, subscribed)
         return await self._done(command)
 
     async def _cmd_list(self, command: p.Command) -> Next:
@@ -592,11 +613,12 @@ class Session:
     async def _list(self, command: p.Command, *, subscribed_only: bool) -> Next:
         assert isinstance(command.args, p.ListMailboxes)
         args = command.args
-        reference, pattern = args.reference, args.pattern
         if args.extended:
             return await self._list_extended(command, args)
+        reference = self._name(args.reference) if args.reference else ""
+        pattern = wire.decode_pattern(args.pattern, utf8=self.rev2)
         name = command.name.encode()
-        if not args.valid:
+        if pattern is None:
             return await self._done(command)  # a pattern no mailbox name can match
         if not pattern:
             # RFC 3501 §6.3.8: an empty pattern asks for the delimiter and the root.
@@ -655,7 +677,7 @@ class Session:
             + b" ("
             + " ".join(attributes).encode()
             + b') "/" '
-            + wire.encode_mailbox(mailbox)
+            + self._encode_name(mailbox)
             + extra
             + b"\r\n"
         )
@@ -663,7 +685,9 @@ class Session:
     async def _list_extended(self, command: p.Command, args: p.ListMailboxes) -> Next:
         """RFC 5258 LIST-EXTENDED, with RFC 5819 LIST-STATUS and RFC 6154 §5 SPECIAL-USE."""
         select, returns = args.select, args.returns
-        patterns = args.patterns()
+        decoded = (wire.decode_pattern(raw, utf8=self.rev2) for raw in args.patterns())
+        patterns = tuple(pattern for pattern in decoded if pattern is not None)
+        reference = self._name(args.reference) if args.reference else ""
         if patterns == ("",) and not args.more:
             # RFC 3501 §6.3.8, kept by RFC 5258 §3: the delimiter and the root.
             self._emit(b'* LIST (\\Noselect) "/" ""\r\n')
@@ -681,7 +705,7 @@ class Session:
         existing = {m.name: m for m in mailboxes}
         parents = {parent for n in existing for parent in store.mailboxes.parents_of(n)}
         subscribed = {m.name for m in mailboxes if m.subscribed} | set(dangling)
-        matchers = [list_matcher(args.reference + pattern) for pattern in patterns if pattern]
+        matchers = [list_matcher(reference + pattern) for pattern in patterns if pattern]
 
         def matches(name: str) -> bool:
             return any(match(name) for match in matchers)
@@ -734,7 +758,8 @@ class Session:
     async def _cmd_status(self, command: p.Command) -> Next:
         assert isinstance(command.args, p.Status)
         async with self._connection() as conn:
-            mailbox = await store.get_mailbox(conn, self._account().id, command.args.mailbox)
+            name = self._name(command.args.mailbox)
+            mailbox = await store.get_mailbox(conn, self._account().id, name)
             if mailbox is None or not mailbox.selectable:
                 self._tagged(command.tag, "NO", "[NONEXISTENT] No such mailbox")
                 return Next.READ
@@ -757,13 +782,14 @@ class Session:
             "APPENDLIMIT": "NIL" if self.append_limit is None else self.append_limit,
         }
         text = " ".join(f"{item} {values[item]}" for item in items)
-        self._emit(b"* STATUS " + wire.encode_mailbox(mailbox.name) + f" ({text})\r\n".encode())
+        self._emit(b"* STATUS " + self._encode_name(mailbox.name) + f" ({text})\r\n".encode())
 
     async def _cmd_append(self, command: p.Command) -> Next:
         assert isinstance(command.args, p.Append)
         args = command.args
+        name = self._name(args.mailbox)
         async with self._connection() as conn:
-            mailbox = await store.get_mailbox(conn, self._account().id, args.mailbox)
+            mailbox = await store.get_mailbox(conn, self._account().id, name)
             if mailbox is None or not mailbox.selectable:
                 # RFC 3501 §6.3.11: TRYCREATE when creating the mailbox would help.
                 self._tagged(command.tag, "NO", "[TRYCREATE] No such mailbox")
@@ -806,13 +832,14 @@ class Session:
     async def _cmd_getquotaroot(self, command: p.Command) -> Next:
         # RFC 9208 §4.1.2: the quota roots of a mailbox, each with its QUOTA.
         assert isinstance(command.args, p.MailboxArgument)
+        name = self._name(command.args.mailbox)
         async with self._connection() as conn:
             account = await store.get_account_by_id(conn, self._account().id)
-            mailbox = await store.get_mailbox(conn, self._account().id, command.args.mailbox)
+            mailbox = await store.get_mailbox(conn, self._account().id, name)
         if account is None or mailbox is None:
             self._tagged(command.tag, "NO", "[NONEXISTENT] No such mailbox")
             return Next.READ
-        self._emit(quota.quotaroot_response(account, mailbox.name))
+        self._emit(quota.quotaroot_response(account, self._encode_name(mailbox.name)))
         if quota.resources(account):
             self._emit(quota.quota_response(account))
         return await self._done(command)
@@ -1345,8 +1372,9 @@ class Session:
         if move and not self._read_write(command):
             return Next.READ
         view = self._view()
+        name = self._name(command.args.mailbox)
         async with self._connection() as conn:
-            target = await store.get_mailbox(conn, self._account().id, command.args.mailbox)
+            target = await store.get_mailbox(conn, self._account().id, name)
             if target is None or not target.selectable:
                 # RFC 3501 §6.4.7: TRYCREATE when the target does not exist.
                 self._tagged(command.tag, "NO", "[TRYCREATE] No such mailbox")

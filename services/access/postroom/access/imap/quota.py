@@ -42,7 +42,8 @@ def quota_response(account: Account) -> bytes:
     return b"* QUOTA " + wire.quote(ROOT) + f" ({items})\r\n".encode()
 
 
-def quotaroot_response(account: Account, mailbox: str) -> bytes:
-    """RFC 9208 §4.2.2: ``* QUOTAROOT INBOX ""``, or no root for an account without limits."""
+def quotaroot_response(account: Account, mailbox: bytes) -> bytes:
+    """RFC 9208 §4.2.2: ``* QUOTAROOT INBOX ""``, or no root for an account without limits.
+    `mailbox` is the name as encoded for the session (`wire.encode_mailbox`)."""
     roots = b" " + wire.quote(ROOT) if resources(account) else b""
-    return b"* QUOTAROOT " + wire.encode_mailbox(mailbox) + roots + b"\r\n"
+    return b"* QUOTAROOT " + mailbox + roots + b"\r\n"

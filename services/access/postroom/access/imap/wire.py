@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -14,6 +15,8 @@ __all__ = [
     "Run",
     "WireValue",
     "astring",
+    "decode_mailbox",
+    "decode_pattern",
     "encode_list",
     "encode_mailbox",
     "encode_value",
@@ -28,6 +31,11 @@ __all__ = [
 # Strings: `quote` and `literal_prefix` (postroom.imap_encoding, which the store uses too).
 # ASTRING-CHAR = ATOM-CHAR / resp-specials: CHAR except "(" ")" "{" SP CTL "%" "*" DQUOTE "\".
 _ASTRING = re.compile(rb'[^(){ \x00-\x1f\x7f-\xff%*"\\]+')
+# RFC 9051 §4.3.1: after ENABLE IMAP4rev2, a quoted string may carry UTF-8 (not NUL, CR, LF).
+_UTF8_QUOTABLE = re.compile(rb"[^\x00\r\n]*")
+_QUOTED_SPECIALS = re.compile(rb'(["\\])')
+# Net-Unicode (RFC 5198 §2) has no control characters (C0, DEL, C1) in a name.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _TOKEN_FORBIDDEN = re.compile(r"[\x00\r\n]|[^\x00-\x7f]")
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -89,9 +97,52 @@ def encode_list(items: Iterable[bytes]) -> bytes:
     return b"(" + b" ".join(items) + b")"
 
 
-def encode_mailbox(name: str) -> bytes:
-    """A mailbox name as an astring in modified UTF-7 (RFC 3501 §5.1.3)."""
-    return astring(mutf7.encode(name))
+def encode_mailbox(name: str, *, utf8: bool = False) -> bytes:
+    """A mailbox name as an astring: in modified UTF-7 (RFC 3501 §5.1.3), or in UTF-8
+    once IMAP4rev2 is enabled (RFC 9051 §5.1; §4.3.1: a quoted string may carry UTF-8)."""
+    if not utf8:
+        return astring(mutf7.encode(name))
+    data = name.encode("utf-8")
+    if _ASTRING.fullmatch(data) and data.upper() != b"NIL":
+        return data
+    if _UTF8_QUOTABLE.fullmatch(data):
+        return b'"' + _QUOTED_SPECIALS.sub(rb"\\\1", data) + b'"'
+    return quote(data)
+
+
+def decode_mailbox(raw: bytes, *, utf8: bool) -> str:
+    """The mailbox a client named: `raw` as sent, modified UTF-7 (RFC 3501 §5.1.3), or
+    UTF-8 once IMAP4rev2 is enabled (RFC 9051 §5.1).
+
+    Raises ValueError for a name no mailbox can have: not valid modified UTF-7, or (UTF-8)
+    not Net-Unicode (RFC 5198: UTF-8 in Normalization Form C, without control characters;
+    RFC 9051 §5.1 lets a server refuse denormalized names rather than convert them).
+    """
+    if utf8:
+        try:
+            name = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("mailbox name is not Net-Unicode") from None
+        if _CONTROL.search(name) or unicodedata.normalize("NFC", name) != name:
+            raise ValueError("mailbox name is not Net-Unicode")
+    else:
+        try:
+            name = mutf7.decode(raw.decode("ascii"))
+        except ValueError:  # UnicodeDecodeError included
+            raise ValueError("mailbox name is not valid modified UTF-7") from None
+    # RFC 3501 §5.1, RFC 9051 §5.1: "The case-insensitive mailbox name INBOX is a special
+    # name reserved to mean the primary mailbox"; only that exact name, not its children.
+    return "INBOX" if name.upper() == "INBOX" else name
+
+
+def decode_pattern(raw: bytes, *, utf8: bool) -> str | None:
+    """A LIST pattern as `decode_mailbox` decodes names (``*`` and ``%`` kept), or None
+    when no mailbox name can match it (the answer is then an empty list, not an error,
+    as Dovecot answers)."""
+    try:
+        return raw.decode("utf-8") if utf8 else mutf7.decode(raw.decode("ascii"))
+    except ValueError:
+        return None
 
 
 def format_flags(flags: Iterable[str]) -> bytes:
