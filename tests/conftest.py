@@ -23,7 +23,7 @@ import pytest
 import redis
 from hypothesis import settings as hypothesis_settings
 
-from postroom import store
+from postroom import auth, store
 from postroom.db import Conn, connect, migrate
 from tests.dns_server import DnsServer, Record, start_dns_server
 from tests.rspamd_server import Rspamd, start_rspamd
@@ -36,6 +36,14 @@ hypothesis_settings.register_profile(
 )
 hypothesis_settings.register_profile("dev", deadline=None, print_blob=True)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+# Accounts of the tests hash with the cheapest argon2id (one pass over 8 KiB, not RFC 9106's
+# 64 MiB three times: 150 ms of CPU each), unless POSTROOM_ARGON2_PARAMETERS names others; the
+# processes the tests start inherit the setting. The hasher is made here, once, before any test
+# can swap the environment around it.
+ARGON2_TEST_PARAMETERS = os.environ.setdefault("POSTROOM_ARGON2_PARAMETERS", "t=1,m=8,p=1")
+auth.hasher.cache_clear()
+auth.hasher()
 
 
 def _docker_answers() -> bool:

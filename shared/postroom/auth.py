@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from functools import lru_cache
 
 from argon2 import PasswordHasher
@@ -15,10 +16,32 @@ _DUMMY_PASSWORD = "postroom-dummy-password"  # noqa: S105 - not a secret, a timi
 MAX_PASSWORD_LENGTH = 1024
 
 
+# RFC 9106 section 4, the second recommended option: argon2id, t=3, 64 MiB, 4 lanes (as
+# argon2-cffi's defaults). ``POSTROOM_ARGON2_PARAMETERS`` (``t=1,m=8,p=1``: passes, memory in
+# KiB, lanes) replaces them; the test suite sets tiny ones so that an account does not cost
+# 150 ms of CPU. A hash records its own parameters: one made with others still verifies, and
+# the next login rehashes it with these.
+DEFAULT_PARAMETERS = {"t": 3, "m": 65536, "p": 4}
+
+
+def parameters(text: str) -> dict[str, int]:
+    """The argon2id cost ``t=..,m=..,p=..`` names (any omitted keeps its default)."""
+    result = dict(DEFAULT_PARAMETERS)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in result or not value.strip().isdigit():
+            raise ValueError(f"argon2 parameter {item!r} is not t=, m= or p= with a number")
+        result[key] = int(value)
+    if result["t"] < 1 or result["p"] < 1 or result["m"] < 8 * result["p"]:
+        raise ValueError("argon2 parameters need t >= 1, p >= 1 and m >= 8 * p (KiB)")
+    return result
+
+
 @lru_cache(maxsize=1)
 def hasher() -> PasswordHasher:
-    # argon2-cffi's defaults are RFC 9106's second recommended option (argon2id, 64 MiB, t=3).
-    return PasswordHasher()
+    cost = parameters(os.environ.get("POSTROOM_ARGON2_PARAMETERS", ""))
+    return PasswordHasher(time_cost=cost["t"], memory_cost=cost["m"], parallelism=cost["p"])
 
 
 def hash_password(password: str) -> str:

@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from postroom import auth
 from postroom.errors import ConfigError
 
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -122,6 +123,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".postroom")
     database_url: str | None = None
     redis_url: str | None = None
+    # argon2id cost of password hashes, ``t=..,m=..,p=..`` (read by ``postroom.auth``, which
+    # hashes where no Settings object is at hand; checked here at start-up).
+    argon2_parameters: str = ""
 
     # Listeners (the contract's defaults; containers set the standard ports).
     bind_address: str = "0.0.0.0"  # noqa: S104 - a mail server listens on all interfaces
@@ -340,6 +344,12 @@ class Settings(BaseSettings):
     def _transport_map(cls, value: object) -> object:
         if isinstance(value, str):
             return parse_transport_map(value)
+        return value
+
+    @field_validator("argon2_parameters")
+    @classmethod
+    def _argon2_parameters(cls, value: str) -> str:
+        auth.parameters(value)
         return value
 
     @field_validator("dns_resolvers", mode="before")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import empty_redis, fresh_database
+from tests.conftest import ARGON2_TEST_PARAMETERS, empty_redis, fresh_database
 
 POSTROOM = str(Path(sys.executable).with_name("postroom"))
 PORTS = (
@@ -141,6 +141,7 @@ def make_stack(e2e_database: str, e2e_redis: str, tmp_path: Path) -> Iterator[Ca
             POSTROOM_BIND_ADDRESS="127.0.0.1",
             POSTROOM_HOSTNAME="mx.e2e.test",
             POSTROOM_SWEEP_INTERVAL="1",
+            POSTROOM_ARGON2_PARAMETERS=ARGON2_TEST_PARAMETERS,
             # Never the machine's resolver: the tests' own DNS server on loopback.
             POSTROOM_DNS_RESOLVERS=os.environ["POSTROOM_DNS_RESOLVERS"],
         )

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ARGON2_TEST_PARAMETERS
+
 POSTROOM = str(Path(sys.executable).with_name("postroom"))
 
 
@@ -20,6 +22,7 @@ def cli(
     database_url: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("POSTROOM_")}
+    environment["POSTROOM_ARGON2_PARAMETERS"] = ARGON2_TEST_PARAMETERS
     if database_url:
         environment["POSTROOM_DATABASE_URL"] = database_url
     environment.update(env or {})
