@@ -27,6 +27,11 @@ class InvalidInput(StoreError):
     """A malformed address, mailbox name, flag or other argument."""
 
 
+class HasChildren(InvalidInput):
+    """Deleting a name that only holds other mailboxes (IMAP ``[HASCHILDREN]``, RFC 9051
+    §6.3.5 and §7.1)."""
+
+
 class LimitExceeded(StoreError):
     """A server limit refuses the operation as asked (IMAP ``[LIMIT]``, RFC 5530 §3)."""
 

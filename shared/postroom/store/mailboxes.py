@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from postroom.db import Conn
-from postroom.errors import AlreadyExists, InvalidInput, NotFound
+from postroom.errors import AlreadyExists, HasChildren, InvalidInput, NotFound
 from postroom.store.types import AccountId, Mailbox, MailboxId, MailboxStatus
 
 DELIMITER = "/"
@@ -174,7 +174,7 @@ async def delete_mailbox(conn: Conn, account_id: AccountId, name: str) -> None:
         has_children = bool(row and row["c"])
         if has_children:
             if not mailbox.selectable:
-                raise InvalidInput(f"mailbox {key} has children and is already \\Noselect")
+                raise HasChildren(f"mailbox {key} has children and is already \\Noselect")
             await conn.execute("DELETE FROM messages WHERE mailbox_id = %s", (mailbox.id,))
             await conn.execute("DELETE FROM expunged WHERE mailbox_id = %s", (mailbox.id,))
             await conn.execute(
@@ -427,6 +427,16 @@ async def claim_recent(conn: Conn, mailbox_id: MailboxId) -> tuple[int, int]:
     if row is None:
         raise NotFound("mailbox does not exist")
     return int(row["low"]), int(row["high"])
+
+
+async def has_children(conn: Conn, account_id: AccountId, name: str) -> bool:
+    """Whether names exist below `name` (IMAP \\HasChildren, RFC 3348)."""
+    cur = await conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM mailboxes WHERE account_id = %s AND name LIKE %s) AS c",
+        (account_id, _like_prefix(normalize_name(name))),
+    )
+    row = await cur.fetchone()
+    return bool(row and row["c"])
 
 
 def _like_prefix(name: str) -> str:

@@ -133,3 +133,86 @@ async def test_without_enable_utf8_name_is_refused(conn: Conn, alice: Account) -
     assert await rev1.lines('b CREATE "Entwürfe"') == [
         "b NO [CANNOT] Mailbox name is not valid modified UTF-7"
     ]
+
+
+# RFC 9051 §6.3.2, §6.3.3 and Appendix E items 9 to 11: what SELECT and EXAMINE say.
+
+
+async def test_select_answers_list_with_the_canonical_name_and_no_unseen(
+    conn: Conn, alice: Account, t: Transcript
+) -> None:
+    box = await inbox(conn, alice)
+    assert await t.lines("c SELECT inbox") == [
+        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)",
+        "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags"
+        " permitted",
+        "* 2 EXISTS",
+        '* LIST (\\HasNoChildren) "/" INBOX',
+        f"* OK [UIDVALIDITY {box.uid_validity}] UIDs valid",
+        "* OK [UIDNEXT 3] Predicted next UID",
+        f"* OK [HIGHESTMODSEQ {box.highest_modseq}] Highest",
+        "c OK [READ-WRITE] SELECT completed",
+    ]
+
+
+async def test_examine_answers_list_with_the_special_use(t: Transcript) -> None:
+    lines = await t.lines("c EXAMINE Sent")
+    assert '* LIST (\\HasNoChildren \\Sent) "/" Sent' in lines
+    assert lines[-1] == "c OK [READ-ONLY] EXAMINE completed"
+
+
+async def test_select_list_says_when_the_mailbox_has_children(t: Transcript) -> None:
+    await t.send("c CREATE Work/Job")
+    assert '* LIST (\\HasChildren) "/" Work' in await t.lines("d SELECT Work")
+
+
+async def test_select_while_selected_says_closed_first(t: Transcript) -> None:
+    await t.send("c SELECT INBOX")
+    assert (await t.lines("d SELECT Sent"))[0] == "* OK [CLOSED] Previous mailbox closed"
+
+
+# RFC 9051 Appendix E items 17 and 19: CHECK and LSUB are gone.
+
+
+async def test_lsub_is_refused_and_list_subscribed_is_its_replacement(t: Transcript) -> None:
+    await t.send("c SUBSCRIBE INBOX")
+    assert await t.lines('d LSUB "" *') == [
+        "d BAD LSUB is not part of IMAP4rev2, use LIST (SUBSCRIBED)"
+    ]
+    assert await t.lines('e LIST (SUBSCRIBED) "" INBOX') == [
+        '* LIST (\\HasNoChildren \\Subscribed) "/" INBOX',
+        "e OK LIST completed",
+    ]
+
+
+async def test_check_is_refused(t: Transcript) -> None:
+    await t.send("c SELECT INBOX")
+    assert await t.lines("d CHECK") == ["d BAD CHECK is not part of IMAP4rev2, use NOOP"]
+
+
+# RFC 9051 §7.1: response codes.
+
+
+async def test_delete_of_a_name_that_only_holds_children_says_haschildren(t: Transcript) -> None:
+    # RFC 9051 §6.3.5: the NO SHOULD include the HASCHILDREN response code.
+    await t.send("c CREATE Work/Job")
+    assert await t.lines("d DELETE Work") == ["d OK DELETE completed"]  # now \Noselect
+    assert await t.lines("e DELETE Work") == [
+        "e NO [HASCHILDREN] mailbox Work has children and is already \\Noselect"
+    ]
+
+
+async def test_create_of_an_existing_name_says_alreadyexists(t: Transcript) -> None:
+    await t.send("c CREATE Work")
+    assert (await t.lines("d CREATE Work"))[0].startswith("d NO [ALREADYEXISTS] ")
+
+
+async def test_delete_of_a_missing_name_says_nonexistent(t: Transcript) -> None:
+    assert (await t.lines("c DELETE Nowhere"))[0].startswith("c NO [NONEXISTENT] ")
+
+
+async def test_copy_to_a_missing_mailbox_says_trycreate(t: Transcript) -> None:
+    # RFC 9051 §6.4.7 and Appendix E item 8.
+    await t.send("c SELECT INBOX")
+    assert await t.lines("d COPY 1 Nowhere") == ["d NO [TRYCREATE] No such mailbox"]
+    assert await t.lines("e MOVE 1 Nowhere") == ["e NO [TRYCREATE] No such mailbox"]

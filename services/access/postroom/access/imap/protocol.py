@@ -29,6 +29,7 @@ from postroom.access.imap import search as sr
 from postroom.db import Conn
 from postroom.errors import (
     AlreadyExists,
+    HasChildren,
     InvalidInput,
     LimitExceeded,
     NotFound,
@@ -100,6 +101,12 @@ COMMANDS_BY_STATE: dict[State, frozenset[str]] = {
 # RFC 3501 §7.4.1: no EXPUNGE response while one of these (not the UID form) is answered.
 # RFC 5256 §3: SORT and THREAD are SEARCH's kin.
 _NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH", "SORT", "THREAD"})
+# RFC 9051 Appendix E items 17 and 19: commands IMAP4rev2 does not have, refused once it is
+# enabled, saying what to use instead.
+_REMOVED_IN_REV2: dict[str, str] = {
+    "LSUB": "LSUB is not part of IMAP4rev2, use LIST (SUBSCRIBED)",
+    "CHECK": "CHECK is not part of IMAP4rev2, use NOOP",
+}
 _FLAG_MODES: dict[str, FlagMode] = {"replace": "set", "add": "add", "remove": "remove"}
 
 
@@ -252,6 +259,10 @@ class Session:
             self._tagged(command.tag, "BAD", f"{command.name} not allowed in {self.state.value}")
             await self.flush()
             return Next.READ
+        if self.rev2 and command.name in _REMOVED_IN_REV2:
+            self._tagged(command.tag, "BAD", _REMOVED_IN_REV2[command.name])
+            await self.flush()
+            return Next.READ
         handler = getattr(self, "_cmd_" + command.name.lower())
         try:
             step: Next = await handler(command)
@@ -262,6 +273,10 @@ class Session:
                 self._tagged(command.tag, "NO", f"[CANNOT] {exc.message}")
             else:
                 self._tagged(command.tag, "BAD", exc.message)
+            step = Next.READ
+        except HasChildren as exc:
+            # RFC 9051 §6.3.5: a name with inferior names that cannot be deleted.
+            self._tagged(command.tag, "NO", f"[HASCHILDREN] {exc}")
             step = Next.READ
         except InvalidInput as exc:
             self._tagged(command.tag, "NO", str(exc))
@@ -477,7 +492,7 @@ class Session:
         if command.args.condstore:
             self.condstore = True
         if self.view is not None:
-            # RFC 7162 §3.2.11: the end of the old mailbox's responses.
+            # RFC 7162 §3.2.11, RFC 9051 §6.3.2: the end of the old mailbox's responses.
             self._emit(b"* OK [CLOSED] Previous mailbox closed\r\n")
         # RFC 3501 §6.3.1: a SELECT while selected deselects first, without expunging.
         self.view = None
@@ -494,6 +509,11 @@ class Session:
                 claim=not read_only,
                 known=None if kept is None else kept[0],
             )
+            children = False
+            if self.rev2 and selected is not None:
+                children = await store_mailboxes.has_children(
+                    conn, self._account().id, selected.mailbox.name
+                )
         if selected is None or not selected.mailbox.selectable:
             self._tagged(command.tag, "NO", "[NONEXISTENT] No such mailbox")
             return Next.READ
@@ -514,10 +534,16 @@ class Session:
         uid_next = max(uid_next, uids[-1] + 1 if uids else 1)
         self._emit_flag_lists(view)
         self._emit(b"* %d EXISTS\r\n" % len(uids))
-        if not self.rev2:
-            self._emit(b"* %d RECENT\r\n" % recent_count)  # RFC 9051 Appendix E: no RECENT
-        if first_unseen is not None:
-            first = view.seq(first_unseen)
+        if self.rev2:
+            # RFC 9051 Appendix E items 10 to 12: no RECENT response, no UNSEEN response code,
+            # and (§6.3.2) a LIST response with the mailbox's name, its attributes accurate.
+            attributes = ["\\HasChildren" if children else "\\HasNoChildren"]
+            if mailbox.special_use:
+                attributes.append(mailbox.special_use)  # RFC 6154 §2
+            self._emit_list(b"LIST", mailbox.name, attributes)
+        else:
+            self._emit(b"* %d RECENT\r\n" % recent_count)
+            first = None if first_unseen is None else view.seq(first_unseen)
             if first is not None:
                 self._emit(b"* OK [UNSEEN %d] First unseen\r\n" % first)
         self._emit(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % mailbox.uid_validity)
