@@ -1,6 +1,6 @@
-"""ENABLE IMAP4rev2 (RFC 9051 §6.3.1): the part of Appendix E done here, by transcript: no
-RECENT responses, no \\Recent flag, SEARCH answered by ESEARCH. IMAP4rev2 is not advertised
-(UTF-8 mailbox names and the rest are not done: docs/imap.md)."""
+"""ENABLE IMAP4rev2 (RFC 9051 §6.3.1) and what changes with it (Appendix E), by transcript:
+no RECENT responses, no \\Recent flag, SEARCH answered by ESEARCH, UTF-8 mailbox names, the
+LIST response of SELECT, LSUB and CHECK gone; rev2's response codes."""
 
 from __future__ import annotations
 
@@ -38,8 +38,15 @@ async def t(conn: Conn, alice: Account) -> Transcript:
     return transcript
 
 
-async def test_imap4rev2_is_not_advertised(t: Transcript) -> None:
-    assert "IMAP4rev2" not in (await t.lines("a CAPABILITY"))[0].split()
+async def test_capability_lists_both_revisions_and_stays_the_same_after_enable(
+    conn: Conn, alice: Account, t: Transcript
+) -> None:
+    # RFC 9051 Appendix A: both advertised; §6.3.1: ENABLE does not change CAPABILITY.
+    before = Transcript(conn)
+    await before.send(f"a LOGIN {alice.address} pw")
+    caps = (await before.lines("b CAPABILITY"))[0]
+    assert caps.split()[2:4] == ["IMAP4rev1", "IMAP4rev2"]
+    assert (await t.lines("c CAPABILITY"))[0] == caps
 
 
 async def test_select_says_no_recent(t: Transcript) -> None:
@@ -144,8 +151,7 @@ async def test_select_answers_list_with_the_canonical_name_and_no_unseen(
     box = await inbox(conn, alice)
     assert await t.lines("c SELECT inbox") == [
         "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)",
-        "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags"
-        " permitted",
+        "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted",
         "* 2 EXISTS",
         '* LIST (\\HasNoChildren) "/" INBOX',
         f"* OK [UIDVALIDITY {box.uid_validity}] UIDs valid",

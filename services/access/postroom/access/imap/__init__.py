@@ -1,1 +1,1 @@
-"""IMAP4rev1 (RFC 3501) server: parser, codecs, session and network wiring."""
+"""IMAP4rev1 and IMAP4rev2 (RFC 3501, 9051) server: parser, codecs, session, network wiring."""

@@ -1,4 +1,5 @@
-"""The IMAP4rev1 session (RFC 3501 §3, §6, §7): parsed commands in, responses out.
+"""The IMAP session (RFC 3501 §3, §6, §7; RFC 9051 once a client enables IMAP4rev2):
+parsed commands in, responses out.
 
 The session knows the protocol, not the network: the server hands it each parsed command
 and it writes responses through an injected ``send``, reading and writing mail through the
@@ -64,8 +65,10 @@ FLUSH_AT = 64 * 1024
 # A body section larger than this is written in chunks as it is read.
 STREAM_CHUNK = 256 * 1024
 
+# RFC 9051 Appendix A: both revisions; a client gets IMAP4rev2 with ENABLE IMAP4rev2.
 CAPABILITIES = (
-    "IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE NAMESPACE ID ENABLE UNSELECT CHILDREN SPECIAL-USE"
+    "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR IDLE UIDPLUS MOVE NAMESPACE ID ENABLE UNSELECT"
+    " CHILDREN SPECIAL-USE"
     f" {quota.CAPABILITIES} CONDSTORE QRESYNC ESEARCH STATUS=SIZE CREATE-SPECIAL-USE"
     " LIST-EXTENDED LIST-STATUS MULTIAPPEND BINARY COMPRESS=DEFLATE"
 )
