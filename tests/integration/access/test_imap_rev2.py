@@ -222,3 +222,13 @@ async def test_copy_to_a_missing_mailbox_says_trycreate(t: Transcript) -> None:
     await t.send("c SELECT INBOX")
     assert await t.lines("d COPY 1 Nowhere") == ["d NO [TRYCREATE] No such mailbox"]
     assert await t.lines("e MOVE 1 Nowhere") == ["e NO [TRYCREATE] No such mailbox"]
+
+
+async def test_partial_fetch_takes_a_63_bit_offset(t: Transcript) -> None:
+    # RFC 9051 Appendix E item 1 and §9: partial = "<" number64 "." nz-number64 ">"; an
+    # offset beyond the end gives the empty string (§6.4.5).
+    await t.send("c SELECT INBOX")
+    assert await t.lines("d FETCH 1 (BODY.PEEK[]<5000000000.9000000000>)") == [
+        '* 1 FETCH (BODY[]<5000000000> "")',
+        "d OK FETCH completed",
+    ]

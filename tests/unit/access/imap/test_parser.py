@@ -996,6 +996,8 @@ def test_fetch_attribute_list() -> None:
         ),
         ("BODY[]<0.1024>", FetchBody(Section(), partial=Partial(0, 1024))),
         ("BODY.PEEK[TEXT]<500.100>", FetchBody(Section(text="TEXT"), True, Partial(500, 100))),
+        # RFC 9051 §9: partial = "<" number64 "." nz-number64 ">".
+        ("BODY[]<5000000000.1>", FetchBody(Section(), partial=Partial(5_000_000_000, 1))),
     ],
     ids=lambda value: value if isinstance(value, str) else "",
 )
@@ -1051,6 +1053,7 @@ def test_uid_fetch() -> None:
         ("A1 FETCH 1 BODY[]<0.0>", "Invalid partial"),
         ("A1 FETCH 1 BODY[]<5>", "Invalid partial"),
         ("A1 FETCH 1 BODY[]<0.10", "Invalid partial"),
+        ("A1 FETCH 1 BODY[]<9223372036854775808.1>", "Invalid partial"),
     ],
     ids=[
         "no-set",
@@ -1073,6 +1076,7 @@ def test_uid_fetch() -> None:
         "zero-count",
         "no-count",
         "unclosed-partial",
+        "partial-over-63-bits",
     ],
 )
 def test_malformed_fetch(line: str | bytes, message: str) -> None:

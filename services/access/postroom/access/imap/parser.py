@@ -1594,13 +1594,13 @@ def _field_name(cursor: _Cursor) -> str:
 
 
 def _partial(cursor: _Cursor) -> Partial:
-    # "<" number "." nz-number ">"
+    # RFC 9051 §9 (Appendix E item 1): partial = "<" number64 "." nz-number64 ">"
     cursor.take(ord("<"))
     try:
-        offset = cursor.number()
+        offset = cursor.number64()
         if not cursor.take(ord(".")):
             raise ImapSyntaxError("Invalid partial")
-        count = cursor.number()
+        count = cursor.number64()
     except ImapSyntaxError as exc:
         raise ImapSyntaxError("Invalid partial") from exc
     if count == 0 or not cursor.take(ord(">")):
