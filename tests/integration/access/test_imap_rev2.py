@@ -232,3 +232,17 @@ async def test_partial_fetch_takes_a_63_bit_offset(t: Transcript) -> None:
         '* 1 FETCH (BODY[]<5000000000> "")',
         "d OK FETCH completed",
     ]
+
+
+async def test_response_text_carries_utf8_only_once_enabled(
+    conn: Conn, alice: Account, t: Transcript
+) -> None:
+    # RFC 9051 Appendix E item 24; RFC 3501 §9: TEXT-CHAR is 7-bit.
+    assert await t.lines('c DELETE "Entwürfe"') == [
+        "c NO [NONEXISTENT] mailbox Entwürfe does not exist"
+    ]
+    rev1 = Transcript(conn)
+    await rev1.send(f"a LOGIN {alice.address} pw")
+    assert await rev1.lines("b DELETE Entw&APw-rfe") == [
+        "b NO [NONEXISTENT] mailbox Entw?rfe does not exist"
+    ]

@@ -238,6 +238,10 @@ class Session:
             await self.flush()
 
     def _tagged(self, tag: str, status: str, text: str) -> None:
+        if not self.rev2 and not text.isascii():
+            # RFC 3501 §9: resp-text is 7-bit (TEXT-CHAR); RFC 9051 Appendix E item 24: only
+            # after ENABLE IMAP4rev2 may it carry UTF-8 (a mailbox name in an error, say).
+            text = text.encode("ascii", "replace").decode("ascii")
         self._emit(f"{tag} {status} {text}\r\n".encode())
 
     def capability(self) -> str:
