@@ -128,9 +128,11 @@ def site(database_url: str, redis_url: str, loop: Loop) -> Iterator[Site]:
         yield running
 
 
-# Per test: Playwright's sync API runs an event loop in this thread while it is open, which
-# the asyncio tests of the same run need free.
-@pytest.fixture
+# One Chromium for the browser tests (each test gets browser contexts of its own, with their
+# own cookies, storage and cache: launching Chromium per test cost 2-3 s each). Not for the
+# whole run: Playwright's sync API runs an event loop in this thread while it is open, which
+# the asyncio tests of the same run need free, so it closes when the tests of this folder end.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as p:
         instance = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
