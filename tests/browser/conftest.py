@@ -160,6 +160,9 @@ def login(site: Site, browser: Browser) -> Iterator[Login]:
         contexts.append(ctx)
         page = ctx.new_page()
         page.set_default_timeout(TIMEOUT_MS)
+        # The page's timers on a clock that runs as the real one, which a test may move on
+        # (``page.clock.fast_forward``) instead of waiting out a delay such as undo send's.
+        page.clock.install()
         # The browser's own pages (its PDF viewer) are not requests to anyone.
         page.on(
             "request",

@@ -32,8 +32,15 @@ def folder(site: Site, account: Account, name: str) -> list[tuple[frozenset[str]
     return site.run(read())
 
 
+UNDO_MS = 5000  # compose.js: how long a send can be undone
+AUTOSAVE_MS = 3000  # compose.js: the pause in typing after which a draft is saved
+
+
 def send_and_wait(page: Page) -> None:
+    """Send, let the undo window pass on the page's clock, and wait until it says sent."""
     page.click("#send")
+    expect(page.locator("#status button:has-text('Undo')")).to_be_visible()
+    page.clock.fast_forward(UNDO_MS)
     page.wait_for_selector("#status:has-text('Message sent.')", timeout=20_000)
 
 
@@ -84,6 +91,7 @@ def test_a_draft_is_saved_to_drafts_as_you_type_and_sent_from_there(
     page.fill("#compose-form input[name=to]", "bob@far.test")
     page.fill("#compose-form input[name=subject]", "Half written")
     page.fill("#compose-text", "To be continued")
+    page.clock.fast_forward(AUTOSAVE_MS)  # the pause after typing that saves
     page.wait_for_selector("#draft-state:has-text('Draft saved')")
     [(flags, draft)] = folder(site, alice, "\\Drafts")
     assert "\\Draft" in flags  # what an IMAP client sees in Drafts too
