@@ -246,3 +246,17 @@ async def test_response_text_carries_utf8_only_once_enabled(
     assert await rev1.lines("b DELETE Entw&APw-rfe") == [
         "b NO [NONEXISTENT] mailbox Entw?rfe does not exist"
     ]
+
+
+async def test_enable_pipelined_with_a_utf8_select_applies_to_it(
+    conn: Conn, alice: Account
+) -> None:
+    # RFC 9051 §6.3.1: "it is possible to send ENABLE and then immediately SELECT"; the
+    # name is decoded when the session answers the SELECT, not when the reader reads it.
+    await store.create_mailbox(conn, alice.id, "Entwürfe")
+    rev2 = Transcript(conn)
+    await rev2.send(f"a LOGIN {alice.address} pw")
+    lines = await rev2.lines('b ENABLE IMAP4rev2\r\nc SELECT "Entwürfe"\r\n'.encode())
+    assert lines[:2] == ["* ENABLED IMAP4rev2", "b OK ENABLE completed"]
+    assert '* LIST (\\HasNoChildren) "/" "Entwürfe"' in lines
+    assert lines[-1] == "c OK [READ-WRITE] SELECT completed"
