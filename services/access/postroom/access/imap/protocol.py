@@ -832,21 +832,26 @@ class Session:
                 # RFC 3502 §6.3.11: a zero-length message cancels the whole command.
                 self._tagged(command.tag, "NO", "APPEND cancelled by an empty message")
                 return Next.READ
-            # RFC 3502 §6.3.11: every message or none (a failure rolls back those before it).
-            async with conn.transaction():
-                uids = [
-                    (
-                        await store.append_message(
-                            conn,
-                            mailbox.id,
-                            # RFC 3516 §4.4: binary parts of a literal8 are stored as base64.
-                            binary.to_seven_bit(m.content()) if m.binary else m.content(),
-                            flags=m.flags,
-                            internal_date=m.date_time,
-                        )
-                    ).uid
-                    for m in messages
-                ]
+
+            async def append(m: p.AppendMessage) -> int:
+                stored = await store.append_message(
+                    conn,
+                    mailbox.id,
+                    # RFC 3516 §4.4: binary parts of a literal8 are stored as base64.
+                    binary.to_seven_bit(m.content()) if m.binary else m.content(),
+                    flags=m.flags,
+                    internal_date=m.date_time,
+                )
+                return stored.uid
+
+            if len(messages) == 1:
+                # One message is one statement, atomic by itself: no BEGIN, savepoint and
+                # COMMIT round trips around it.
+                uids = [await append(messages[0])]
+            else:
+                # RFC 3502 §6.3.11: every message or none (a failure rolls back those before).
+                async with conn.transaction():
+                    uids = [await append(m) for m in messages]
         # RFC 4315 §3: APPENDUID uidvalidity uid-set (one UID a message, in order).
         text = f"[APPENDUID {mailbox.uid_validity} {sr.compact(uids)}] APPEND completed"
         return await self._done(command, text)
