@@ -31,6 +31,7 @@ from postroom.store.accounts import (
     update_account,
 )
 from postroom.store.mailboxes import (
+    ask_mailbox_by_id,
     claim_recent,
     create_mailbox,
     delete_mailbox,
@@ -90,6 +91,7 @@ __all__ = [
     "address_taken",
     "addresses_of",
     "append_message",
+    "ask_mailbox_by_id",
     "authenticate",
     "change_send_as",
     "changes_since",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +83,21 @@ async def get_mailbox_by_id(conn: Conn, mailbox_id: MailboxId) -> Mailbox | None
     cur = await conn.execute(f"SELECT {_COLUMNS} FROM mailboxes WHERE id = %s", (mailbox_id,))
     row = await cur.fetchone()
     return _mailbox(row) if row else None
+
+
+async def ask_mailbox_by_id(
+    conn: Conn, mailbox_id: MailboxId
+) -> Callable[[], Awaitable[Mailbox | None]]:
+    """Send the read of a mailbox now and take its answer later (the returned function). In
+    pipeline mode (``conn.pipeline()``) the question travels with the statements sent before
+    the answer is taken: one round trip for all of them."""
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM mailboxes WHERE id = %s", (mailbox_id,))
+
+    async def answer() -> Mailbox | None:
+        row = await cur.fetchone()
+        return _mailbox(row) if row else None
+
+    return answer
 
 
 async def get_special_use(conn: Conn, account_id: AccountId, special_use: str) -> Mailbox | None:

@@ -468,6 +468,65 @@ async def test_flags_of_the_whole_mailbox_kept_by_the_process_follow_changes_els
     ]
 
 
+async def test_flags_response_kept_as_sent_follows_changes_elsewhere(
+    conn: Conn, alice: Account, selected: Transcript, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(protocol, "FLAGS_KEPT_FROM", 1)
+    await selected.send("s SELECT INBOX")  # the first SELECT claimed \Recent: none now
+    expected = [
+        "* 1 FETCH (FLAGS (\\Seen))",
+        "* 2 FETCH (FLAGS ())",
+        "* 3 FETCH (FLAGS (\\Flagged))",
+        "a OK FETCH completed",
+    ]
+    assert await selected.lines("a FETCH 1:* (FLAGS)") == expected
+    assert await selected.lines("a FETCH 1:* (FLAGS)") == expected
+    await store.store_flags(conn, (await inbox(conn, alice)).id, [2], ["\\Answered"], "add")
+    assert await selected.lines("b FETCH 1:* (FLAGS)") == [
+        "* 1 FETCH (FLAGS (\\Seen))",
+        "* 2 FETCH (FLAGS (\\Answered))",
+        "* 3 FETCH (FLAGS (\\Flagged))",
+        "* 2 FETCH (UID 2 FLAGS (\\Answered))",
+        "b OK FETCH completed",
+    ]
+
+
+async def test_flags_response_kept_as_sent_is_not_given_for_another_form(
+    selected: Transcript, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(protocol, "FLAGS_KEPT_FROM", 1)
+    await selected.send("s SELECT INBOX")
+    await selected.lines("a FETCH 1:* (FLAGS)")
+    assert await selected.lines("b FETCH 1:* (UID FLAGS)") == [
+        "* 1 FETCH (UID 1 FLAGS (\\Seen))",
+        "* 2 FETCH (UID 2 FLAGS ())",
+        "* 3 FETCH (UID 3 FLAGS (\\Flagged))",
+        "b OK FETCH completed",
+    ]
+
+
+async def test_flags_response_kept_as_sent_announces_its_keywords_to_another_session(
+    conn: Conn, alice: Account, selected: Transcript, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(protocol, "FLAGS_KEPT_FROM", 1)
+    await store.store_flags(conn, (await inbox(conn, alice)).id, [2], ["$Work"], "add")
+    await selected.send("s SELECT INBOX")
+    await selected.lines("a FETCH 1:* (FLAGS)")
+    other = Transcript(conn)
+    await other.send(f"a LOGIN {alice.address} pw")
+    await other.send("s SELECT INBOX")
+    # RFC 3501 §7.2.6: the keyword is in FLAGS before a FETCH shows it.
+    assert await other.lines("b FETCH 1:* (FLAGS)") == [
+        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)",
+        "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)]"
+        " Flags permitted",
+        "* 1 FETCH (FLAGS (\\Seen))",
+        "* 2 FETCH (FLAGS ($Work))",
+        "* 3 FETCH (FLAGS (\\Flagged))",
+        "b OK FETCH completed",
+    ]
+
+
 async def test_fetch_multipart_structure_and_parts(
     conn: Conn, alice: Account, logged_in: Transcript
 ) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from postroom.access.imap.uidcache import FlagsCache, UidCache
+from postroom.access.imap.uidcache import FlagsCache, RenderedFlags, UidCache
 from postroom.store.types import AccountId, MailboxId
 
 ALICE = AccountId(1)
@@ -64,3 +64,22 @@ def test_kept_flags_past_the_limit_drop_the_oldest_mailbox() -> None:
     cache.put(MailboxId(2), (1, 1), [(1, ""), (2, "")])
     assert cache.lookup(MailboxId(1), (1, 1)) == []
     assert cache.lookup(MailboxId(2), (1, 1)) == [(1, ""), (2, "")]
+
+
+def test_a_kept_flags_response_comes_back_only_for_the_same_sequence_numbers() -> None:
+    cache = RenderedFlags()
+    cache.put(MailboxId(7), (3, 40), b"* %d FETCH (%s)\r\n", [1, 2], ("",), b"response")
+    assert cache.lookup(MailboxId(7), (3, 40), b"* %d FETCH (%s)\r\n", [1, 2]) == (
+        ("",),
+        b"response",
+    )
+    assert cache.lookup(MailboxId(7), (3, 40), b"* %d FETCH (%s)\r\n", [2]) is None
+
+
+def test_kept_flags_responses_past_the_limit_drop_the_oldest_mailbox() -> None:
+    cache = RenderedFlags(max_octets=100)
+    form = b"* %d FETCH (%s)\r\n"
+    cache.put(MailboxId(1), (1, 1), form, [1], (), b"x" * 50)
+    cache.put(MailboxId(2), (1, 1), form, [1], (), b"y" * 50)
+    assert cache.lookup(MailboxId(1), (1, 1), form, [1]) is None
+    assert cache.lookup(MailboxId(2), (1, 1), form, [1]) == ((), b"y" * 50)

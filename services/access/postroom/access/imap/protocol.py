@@ -221,6 +221,9 @@ class Session:
         self.qresync = False
         self.compressed = False  # RFC 4978 COMPRESS=DEFLATE is on
         self.rev2 = False  # ENABLE IMAP4rev2 (RFC 9051 §6.3.1)
+        # The selected mailbox's row as a command that writes nothing read it on its way
+        # (one tuple; None inside when it is gone): the poll after it needs no look of its own.
+        self._looked: tuple[Mailbox | None] | None = None
 
     # --- output ---------------------------------------------------------------------------
 
@@ -271,6 +274,7 @@ class Session:
             await self.flush()
             return Next.READ
         handler = getattr(self, "_cmd_" + command.name.lower())
+        self._looked = None
         try:
             step: Next = await handler(command)
         except p.ImapSyntaxError as exc:
@@ -1196,12 +1200,28 @@ class Session:
         formatted: dict[tuple[str, bool], bytes] = {}
         plain: dict[str, bytes] = {}
         known = view.uids
+        # Every message of the view, nothing recent: the whole response may be kept as sent.
+        whole = not view.recent and uids == known
+        texts: dict[str, None] = {}
+        parts: list[bytes] = []
+        version: tuple[int, int] | None = None
         async with self._connection() as conn:
             every: list[tuple[int, str]] = []
             if len(uids) >= FLAGS_KEPT_FROM:
                 # A large set: the flags of the whole mailbox, kept by the process while its
-                # HIGHESTMODSEQ says they have not changed (uidcache.FLAGS).
-                version = await store_messages.mailbox_version(conn, view.mailbox.id)
+                # HIGHESTMODSEQ says they have not changed (uidcache.FLAGS). The row read
+                # for that also serves the poll after the command (FETCH FLAGS writes none).
+                current = await store.get_mailbox_by_id(conn, view.mailbox.id)
+                self._looked = (current,)
+                if current is not None:
+                    version = (current.uid_validity, current.highest_modseq)
+                if version is not None and whole:
+                    kept = uidcache.RENDERED.lookup(view.mailbox.id, version, template, known)
+                    if kept is not None:
+                        for text in kept[0]:
+                            self._announce_keywords(text.split())
+                        self._emit(kept[1])
+                        return
                 if version is not None:
                     every = uidcache.FLAGS.lookup(view.mailbox.id, version)
                     if not every:
@@ -1234,6 +1254,7 @@ class Session:
                     for text in {text for _, text in rows} - plain.keys():
                         self._announce_keywords(text.split())
                         plain[text] = b"FLAGS " + f.flag_list(text.split())
+                        texts[text] = None
                     if not with_uid:
                         out = [template % (base + i, plain[t]) for i, (_, t) in enumerate(rows, 1)]
                     elif uid_first:
@@ -1246,9 +1267,13 @@ class Session:
                             template % (base + i, plain[t], uid)
                             for i, (uid, t) in enumerate(rows, 1)
                         ]
-                    self._emit(b"".join(out))
+                    part = b"".join(out)
+                    if whole:
+                        parts.append(part)
+                    self._emit(part)
                     await self._maybe_flush()
                     continue
+                whole = False
                 out = []
                 # Rows and the view are both in UID order: walk them together.
                 position, count = base, len(known)
@@ -1273,6 +1298,10 @@ class Session:
                         out.append(template % (position + 1, flags, uid))
                 self._emit(b"".join(out))
                 await self._maybe_flush()
+        if whole and version is not None and every:
+            uidcache.RENDERED.put(
+                view.mailbox.id, version, template, known, tuple(texts), b"".join(parts)
+            )
 
     async def _fetch_summaries(
         self, command: p.Command, uids: list[int], items: Sequence[p.FetchAttribute]
@@ -1292,9 +1321,21 @@ class Session:
             for start in range(0, len(uids), FLAGS_BATCH):
                 batch = uids[start : start + FLAGS_BATCH]
                 wanted = set(batch) if len(batch) < batch[-1] - batch[0] + 1 else None
-                rows = await store.list_summaries(
-                    conn, view.mailbox.id, uid_min=batch[0], uid_max=batch[-1], structure=structure
-                )
+                if start:
+                    rows = await store.list_summaries(
+                        conn, view.mailbox.id, uid_min=batch[0], uid_max=batch[-1],
+                        structure=structure,
+                    )  # fmt: skip
+                else:
+                    # The mailbox's row for the poll after the command, in the same round
+                    # trip as the first rows (this FETCH writes nothing).
+                    async with conn.pipeline():
+                        answer = await store.ask_mailbox_by_id(conn, view.mailbox.id)
+                        rows = await store.list_summaries(
+                            conn, view.mailbox.id, uid_min=batch[0], uid_max=batch[-1],
+                            structure=structure,
+                        )  # fmt: skip
+                        self._looked = (await answer(),)
                 out = []
                 # Rows and the view are both in UID order: walk them together.
                 position, count = bisect_left(known, batch[0]), len(known)
@@ -1456,6 +1497,16 @@ class Session:
     async def poll(self, *, allow_expunge: bool) -> None:
         """Send what changed in the selected mailbox since this session last looked."""
         view = self._view()
+        looked, self._looked = self._looked, None
+        if looked is not None:
+            seen = looked[0]
+            if (
+                seen is not None
+                and seen.selectable
+                and seen.highest_modseq == view.modseq
+                and not (allow_expunge and view.pending_expunge)
+            ):
+                return  # nothing changed when the command looked: no round trip
         async with self._connection() as conn:
             current = await store.get_mailbox_by_id(conn, view.mailbox.id)
             if current is None or not current.selectable:

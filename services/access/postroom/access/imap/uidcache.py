@@ -18,6 +18,8 @@ from postroom.store.types import AccountId, MailboxId
 
 # UIDs kept in all, 8 octets each: 2,000,000 is 16 MiB.
 MAX_UIDS = 2_000_000
+# Rendered FLAGS responses kept in all (about 30 octets a message): 32 MiB.
+MAX_RENDERED_OCTETS = 32 * 1024 * 1024
 
 Key = tuple[AccountId, str]  # the account and the mailbox name as the client gave it
 
@@ -94,7 +96,58 @@ class FlagsCache:
             self._held -= len(oldest[1])
 
 
+class RenderedFlags:
+    """Whole responses to FETCH of every message's FLAGS, as sent, kept by mailbox with the
+    (UIDVALIDITY, HIGHESTMODSEQ) they were rendered at, the form of their lines and the
+    sequence-number map (UIDs) they were numbered by: while the four are the same, so are
+    the octets. A sync client asks this at each connection; flags change rarely."""
+
+    def __init__(self, max_octets: int = MAX_RENDERED_OCTETS) -> None:
+        self.max_octets = max_octets
+        self._entries: OrderedDict[
+            MailboxId, tuple[tuple[int, int], bytes, list[int], tuple[str, ...], bytes]
+        ] = OrderedDict()
+        self._held = 0
+
+    def lookup(
+        self, mailbox_id: MailboxId, version: tuple[int, int], form: bytes, uids: list[int]
+    ) -> tuple[tuple[str, ...], bytes] | None:
+        """(the distinct flag texts shown, the response) if kept for exactly these."""
+        entry = self._entries.get(mailbox_id)
+        if entry is None or entry[0] != version or entry[1] != form or entry[2] != uids:
+            return None
+        self._entries.move_to_end(mailbox_id)
+        return entry[3], entry[4]
+
+    def put(
+        self,
+        mailbox_id: MailboxId,
+        version: tuple[int, int],
+        form: bytes,
+        uids: list[int],
+        texts: tuple[str, ...],
+        data: bytes,
+    ) -> None:
+        old = self._entries.pop(mailbox_id, None)
+        if old is not None:
+            self._held -= _octets(old[2], old[4])
+        size = _octets(uids, data)
+        if size > self.max_octets:
+            return
+        self._entries[mailbox_id] = (version, form, list(uids), texts, data)
+        self._held += size
+        while self._held > self.max_octets:
+            _, oldest = self._entries.popitem(last=False)
+            self._held -= _octets(oldest[2], oldest[4])
+
+
+def _octets(uids: list[int], data: bytes) -> int:
+    """What an entry holds: the response, and the UID list (a pointer and an int each)."""
+    return len(data) + 36 * len(uids)
+
+
 # One of each per process, shared by the sessions of every account (the keys name the
 # account, or a mailbox the session has selected in its own account).
 UIDS = UidCache()
 FLAGS = FlagsCache()
+RENDERED = RenderedFlags()
