@@ -128,26 +128,47 @@ def e2e_redis(_servers: dict[str, str]) -> Iterator[str]:
         yield url
 
 
+def stack_env(database_url: str, redis_url: str, data_dir: Path, **settings: str) -> dict[str, str]:
+    """The environment of a `postroom up` on these servers, on free ports."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTROOM_")}
+    env.update(
+        POSTROOM_DATABASE_URL=database_url,
+        POSTROOM_REDIS_URL=redis_url,
+        POSTROOM_DATA_DIR=str(data_dir),
+        POSTROOM_BIND_ADDRESS="127.0.0.1",
+        POSTROOM_HOSTNAME="mx.e2e.test",
+        POSTROOM_SWEEP_INTERVAL="1",
+        POSTROOM_ARGON2_PARAMETERS=ARGON2_TEST_PARAMETERS,
+        # Never the machine's resolver: the tests' own DNS server on loopback.
+        POSTROOM_DNS_RESOLVERS=os.environ["POSTROOM_DNS_RESOLVERS"],
+    )
+    for name in PORTS:
+        env[f"POSTROOM_{name}_PORT"] = str(free_port())
+    env.update(settings)
+    return env
+
+
+@pytest.fixture(scope="module")
+def stack(
+    e2e_database: str, e2e_redis: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """One stack with the default settings for the tests of a module that use no other (each
+    brings users of a domain of its own): starting one takes seconds. A module that starts
+    stacks of its own (``make_stack``) must not use it: they would share the database."""
+    started = Stack(stack_env(e2e_database, e2e_redis, tmp_path_factory.mktemp("stack")), 1)
+    try:
+        started.start()
+        yield started
+    finally:
+        started.stop()
+
+
 @pytest.fixture
 def make_stack(e2e_database: str, e2e_redis: str, tmp_path: Path) -> Iterator[Callable[..., Stack]]:
     stacks: list[Stack] = []
 
     def make(workers: int = 1, **settings: str) -> Stack:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("POSTROOM_")}
-        env.update(
-            POSTROOM_DATABASE_URL=e2e_database,
-            POSTROOM_REDIS_URL=e2e_redis,
-            POSTROOM_DATA_DIR=str(tmp_path / f"data{len(stacks)}"),
-            POSTROOM_BIND_ADDRESS="127.0.0.1",
-            POSTROOM_HOSTNAME="mx.e2e.test",
-            POSTROOM_SWEEP_INTERVAL="1",
-            POSTROOM_ARGON2_PARAMETERS=ARGON2_TEST_PARAMETERS,
-            # Never the machine's resolver: the tests' own DNS server on loopback.
-            POSTROOM_DNS_RESOLVERS=os.environ["POSTROOM_DNS_RESOLVERS"],
-        )
-        for name in PORTS:
-            env[f"POSTROOM_{name}_PORT"] = str(free_port())
-        env.update(settings)
+        env = stack_env(e2e_database, e2e_redis, tmp_path / f"data{len(stacks)}", **settings)
         stack = Stack(env, workers)
         stacks.append(stack)
         stack.start()

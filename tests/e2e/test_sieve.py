@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import smtplib
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +39,8 @@ RECEIPTS = (
 
 
 def test_managesieve_client_uploads_activates_and_mail_is_filed(
-    make_stack: Callable[..., Stack],
+    stack: Stack,
 ) -> None:
-    stack = make_stack()
     _domain, [alice] = add_users(stack.database_url, "alice")
     sieve = managesieve.MANAGESIEVE(
         "127.0.0.1", stack.port("managesieve"), use_tls=True, tls_verify=False
@@ -67,11 +65,8 @@ def test_managesieve_client_uploads_activates_and_mail_is_filed(
     wait_until(lambda: folder_count(stack.database_url, alice, "INBOX") == 1, 30, "the INBOX")
 
 
-def test_sieve_connect_uploads_activates_and_mail_is_filed(
-    make_stack: Callable[..., Stack], tmp_path: Path
-) -> None:
+def test_sieve_connect_uploads_activates_and_mail_is_filed(stack: Stack, tmp_path: Path) -> None:
     assert shutil.which("sieve-connect"), "sieve-connect (Debian) is not installed"
-    stack = make_stack()
     _domain, [bob] = add_users(stack.database_url, "bob")
     script = tmp_path / "lists.sieve"
     script.write_text(

@@ -109,10 +109,7 @@ def send(page: Any, *, to: str | None, subject: str | None, text: str) -> None:
     page.wait_for_selector("#status:has-text('Message sent.')")
 
 
-def test_send_deliver_read_and_reply_in_the_browser(
-    make_stack: Callable[..., Stack], browser: Any
-) -> None:
-    stack = make_stack()
+def test_send_deliver_read_and_reply_in_the_browser(stack: Stack, browser: Any) -> None:
     alice, bob = add_users(stack.database_url, "alice", "bob")
     base = f"http://127.0.0.1:{stack.port('http')}"
 
@@ -157,10 +154,7 @@ HOSTILE = (
 )
 
 
-def test_a_hostile_messages_script_never_runs(
-    make_stack: Callable[..., Stack], browser: Any
-) -> None:
-    stack = make_stack()
+def test_a_hostile_messages_script_never_runs(stack: Stack, browser: Any) -> None:
     [victim] = add_users(stack.database_url, "victim")
     deliver(stack.database_url, victim, HOSTILE)
     base = f"http://127.0.0.1:{stack.port('http')}"
