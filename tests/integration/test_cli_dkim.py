@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.integration.test_cli import cli
+from tests.integration.test_cli import add_domain, cli
 
 
 @pytest.fixture
@@ -18,9 +18,9 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def domain(database_url: str, env: dict[str, str]) -> str:
+def domain(database_url: str) -> str:
     name = f"dk{secrets.token_hex(4)}.test"
-    assert cli("domain", "add", name, database_url=database_url, env=env).returncode == 0
+    add_domain(database_url, name)
     return name
 
 

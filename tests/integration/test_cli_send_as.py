@@ -6,16 +6,14 @@ import secrets
 
 import pytest
 
-from tests.integration.test_cli import cli
+from tests.integration.test_cli import add_domain, cli
 
 
 @pytest.fixture
 def alice(database_url: str) -> str:
     domain = f"sa{secrets.token_hex(4)}.test"
-    assert cli("domain", "add", domain, database_url=database_url).returncode == 0
     address = f"alice@{domain}"
-    added = cli("user", "add", address, "--password", "pw", database_url=database_url)
-    assert added.returncode == 0
+    add_domain(database_url, domain, address)
     return address
 
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from tests.integration.test_cli import cli
+from tests.integration.test_cli import add_domain, cli
 
 
 def _user(database_url: str) -> str:
     domain = f"sv{secrets.token_hex(4)}.test"
-    assert cli("domain", "add", domain, database_url=database_url).returncode == 0
     address = f"alice@{domain}"
-    added = cli("user", "add", address, "--password", "pw-123456", database_url=database_url)
-    assert added.returncode == 0
+    add_domain(database_url, domain, address, password="pw-123456")
     return address
 
 
