@@ -32,6 +32,7 @@ def public_suffix_list() -> PublicSuffixList:
     return PublicSuffixList(accept_unknown=True)
 
 
+@lru_cache(maxsize=4096)
 def organizational_domain(domain: str) -> str:
     """RFC 7489 §3.2: the public suffix plus one label (the domain itself when shorter)."""
     return public_suffix_list().privatesuffix(domain) or domain
@@ -62,6 +63,24 @@ def from_domains(message: bytes) -> list[str] | None:
     ]
     if not values:
         return None
+    # The same From fields come again and again (each sender writes its own the same way):
+    # their domains are worked out once (email.utils' parser and IDNA are most of the cost).
+    key = tuple(values)
+    try:
+        found = _authors[key]
+    except KeyError:
+        found = _author_domains(values)
+        if len(_authors) >= AUTHORS_KEPT:
+            _authors.pop(next(iter(_authors)))  # the oldest entry
+        _authors[key] = found
+    return list(found) if found is not None else None
+
+
+AUTHORS_KEPT = 4096
+_authors: dict[tuple[str, ...], tuple[str, ...] | None] = {}
+
+
+def _author_domains(values: list[str]) -> tuple[str, ...] | None:
     domains = []
     for _name, address in getaddresses([v.replace("\r\n", "") for v in values]):
         domain = address.rpartition("@")[2].strip().lower().rstrip(".")
@@ -72,7 +91,7 @@ def from_domains(message: bytes) -> list[str] | None:
         except UnicodeError:
             return None
         domains.append(domain)
-    return list(dict.fromkeys(domains)) or None
+    return tuple(dict.fromkeys(domains)) or None
 
 
 async def evaluate(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from authres import (  # type: ignore[import-untyped]
@@ -122,43 +123,82 @@ def _safe(value: str) -> str:
 
 def authentication_results(authserv_id: str, results: AuthResults) -> bytes:
     """The header field, folded one result per line, ending in CRLF (RFC 8601 §2.2)."""
-    clauses: list[object] = []
+    clauses: list[str] = []
     if results.spf_helo is not None:
-        clauses.append(
-            SPFAuthenticationResult(
-                result=results.spf_helo.result, smtp_helo=_safe(results.spf_helo.domain)
-            )
-        )
+        clauses.append(_clause("spf_helo", results.spf_helo.result, results.spf_helo.domain))
     mailfrom = results.spf_mailfrom
-    clauses.append(
-        SPFAuthenticationResult(result=mailfrom.result, smtp_mailfrom=_safe(mailfrom.sender))
-        if mailfrom.sender
-        else SPFAuthenticationResult(result=mailfrom.result)
-    )
+    clauses.append(_clause("spf_mailfrom", mailfrom.result, mailfrom.sender))
     for sig in results.dkim:
-        clause = DKIMAuthenticationResult(
-            result=sig.result,
-            header_d=_safe(sig.domain) or "?",
-            header_s=_safe(sig.selector) or "?",
-            header_a=_safe(sig.algorithm) or "?",
-        )
-        if sig.b:
-            clause.properties.append(AuthenticationResultProperty("header", "b", _safe(sig.b)))
+        clause = _clause("dkim", sig.result, sig.domain, sig.selector, sig.algorithm)
+        if sig.b:  # differs for every message: not worth keeping
+            clause += " " + str(AuthenticationResultProperty("header", "b", _safe(sig.b)))
         clauses.append(clause)
     if not results.dkim:
-        clauses.append(DKIMAuthenticationResult(result="none"))
+        clauses.append(_clause("dkim_none"))
     dmarc = results.dmarc
-    comment = f"p={dmarc.policy} dis={dmarc.disposition}" if dmarc.policy else None
     clauses.append(
-        DMARCAuthenticationResult(
-            result=dmarc.result,
-            result_comment=comment,
-            header_from=_safe(dmarc.from_domain) if dmarc.from_domain else None,
-        )
+        _clause("dmarc", dmarc.result, dmarc.policy, dmarc.disposition, dmarc.from_domain)
     )
-    clauses.append(ARCAuthenticationResult(result=results.arc.result))
-    text = ";\r\n\t".join([_safe(authserv_id), *(str(c) for c in clauses)])
+    clauses.append(_clause("arc", results.arc.result))
+    text = ";\r\n\t".join([_authserv_id(authserv_id), *clauses])
     return HEADER_NAME + b": " + text.encode("ascii") + b"\r\n"
+
+
+# The text of a clause depends on its method, result and properties alone, and these repeat
+# from message to message (the same senders, the same outcomes): each is built once (with
+# authres) and kept, instead of building authres's objects for every message.
+CLAUSES_KEPT = 4096
+_clauses: dict[tuple[str, ...], str] = {}
+
+
+def _clause(*key: str) -> str:
+    text = _clauses.get(key)
+    if text is None:
+        text = _build_clause(*key)
+        if len(_clauses) >= CLAUSES_KEPT:
+            _clauses.pop(next(iter(_clauses)))  # the oldest entry
+        _clauses[key] = text
+    return text
+
+
+@lru_cache(maxsize=16)
+def _authserv_id(authserv_id: str) -> str:
+    return _safe(authserv_id)
+
+
+def _build_clause(kind: str, *values: str) -> str:
+    clause: object
+    if kind == "spf_helo":
+        result, domain = values
+        clause = SPFAuthenticationResult(result=result, smtp_helo=_safe(domain))
+    elif kind == "spf_mailfrom":
+        result, sender = values
+        clause = (
+            SPFAuthenticationResult(result=result, smtp_mailfrom=_safe(sender))
+            if sender
+            else SPFAuthenticationResult(result=result)
+        )
+    elif kind == "dkim":
+        result, domain, selector, algorithm = values
+        clause = DKIMAuthenticationResult(
+            result=result,
+            header_d=_safe(domain) or "?",
+            header_s=_safe(selector) or "?",
+            header_a=_safe(algorithm) or "?",
+        )
+    elif kind == "dkim_none":
+        clause = DKIMAuthenticationResult(result="none")
+    elif kind == "dmarc":
+        result, policy, disposition, from_domain = values
+        clause = DMARCAuthenticationResult(
+            result=result,
+            result_comment=f"p={policy} dis={disposition}" if policy else None,
+            header_from=_safe(from_domain) if from_domain else None,
+        )
+    else:
+        (result,) = values
+        clause = ARCAuthenticationResult(result=result)
+    return str(clause)
 
 
 def none_results(authserv_id: str) -> bytes:

@@ -26,6 +26,16 @@ def test_no_from_or_no_domain_leaves_nothing_to_check() -> None:
     assert from_domains(b"From: undisclosed\r\n\r\n") is None
 
 
+def test_a_from_field_seen_before_gives_the_same_domains_to_each_caller() -> None:
+    raw = b"From: a@one.test, b@two.test\r\n\r\n"
+    first = from_domains(raw)
+    assert first == ["one.test", "two.test"]
+    first.append("changed.test")  # the answer is the caller's own list
+    assert from_domains(raw) == ["one.test", "two.test"]
+    assert from_domains(b"From: undisclosed\r\n\r\n") is None
+    assert from_domains(b"From: undisclosed\r\n\r\n") is None
+
+
 def test_international_domain_in_a_label_form() -> None:
     assert from_domains("From: a@bücher.test\r\n\r\n".encode()) == ["xn--bcher-kva.test"]
 

@@ -7,6 +7,13 @@ import dataclasses
 import email.parser
 import email.policy
 
+from authres import (  # type: ignore[import-untyped]
+    AuthenticationResultProperty,
+    DKIMAuthenticationResult,
+    SPFAuthenticationResult,
+)
+from authres.arc import ARCAuthenticationResult  # type: ignore[import-untyped]
+from authres.dmarc import DMARCAuthenticationResult  # type: ignore[import-untyped]
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,6 +23,7 @@ from postroom.mailauth.results import (
     DKIMResult,
     DMARCResult,
     SPFResult,
+    _safe,
     authentication_results,
     authserv_id_of,
     remove_our_authentication_results,
@@ -157,3 +165,65 @@ _dkim = st.builds(DKIMResult, _text, _text, _text, _text, _text, _text)
 def test_the_stored_form_is_the_dataclass_fields(**kw: object) -> None:
     found = results(**kw)
     assert found.as_dict() == dataclasses.asdict(found)
+
+
+def authres_field(authserv_id: str, found: AuthResults) -> bytes:
+    """The field as authres builds it from scratch (what the kept clauses must equal)."""
+    clauses: list[object] = []
+    if found.spf_helo is not None:
+        clauses.append(
+            SPFAuthenticationResult(
+                result=found.spf_helo.result, smtp_helo=_safe(found.spf_helo.domain)
+            )
+        )
+    mailfrom = found.spf_mailfrom
+    clauses.append(
+        SPFAuthenticationResult(result=mailfrom.result, smtp_mailfrom=_safe(mailfrom.sender))
+        if mailfrom.sender
+        else SPFAuthenticationResult(result=mailfrom.result)
+    )
+    for sig in found.dkim:
+        clause = DKIMAuthenticationResult(
+            result=sig.result,
+            header_d=_safe(sig.domain) or "?",
+            header_s=_safe(sig.selector) or "?",
+            header_a=_safe(sig.algorithm) or "?",
+        )
+        if sig.b:
+            clause.properties.append(AuthenticationResultProperty("header", "b", _safe(sig.b)))
+        clauses.append(clause)
+    if not found.dkim:
+        clauses.append(DKIMAuthenticationResult(result="none"))
+    dmarc = found.dmarc
+    clauses.append(
+        DMARCAuthenticationResult(
+            result=dmarc.result,
+            result_comment=f"p={dmarc.policy} dis={dmarc.disposition}" if dmarc.policy else None,
+            header_from=_safe(dmarc.from_domain) if dmarc.from_domain else None,
+        )
+    )
+    clauses.append(ARCAuthenticationResult(result=found.arc.result))
+    text = ";\r\n\t".join([_safe(authserv_id), *(str(c) for c in clauses)])
+    return b"Authentication-Results: " + text.encode("ascii") + b"\r\n"
+
+
+_result = st.sampled_from(["pass", "fail", "none", "policy", "neutral", "temperror", "permerror"])
+_policy = st.sampled_from(["", "none", "quarantine", "reject"])
+_value = st.sampled_from(["", "a.test", "s1", "rsa-sha256", "x@y.test", "a b", 'q"t', "é"]) | _text
+
+
+@given(
+    spf_helo=st.none() | st.builds(SPFResult, _result, _value, _value, _value),
+    spf_mailfrom=st.builds(SPFResult, _result, _value, _value, _value),
+    dkim=st.lists(st.builds(DKIMResult, _result, _value, _value, _value, _value), max_size=3).map(
+        tuple
+    ),
+    dmarc=st.builds(DMARCResult, _result, _value, _policy, _policy),
+    arc=st.builds(ARCResult, _result),
+    authserv_id=st.sampled_from([OURS, "a;b", "é.test"]),
+)
+def test_kept_clauses_give_the_field_authres_builds(authserv_id: str, **kw: object) -> None:
+    found = results(**kw)
+    assert authentication_results(authserv_id, found) == authres_field(authserv_id, found)
+    # A second time, from the kept clauses.
+    assert authentication_results(authserv_id, found) == authres_field(authserv_id, found)
