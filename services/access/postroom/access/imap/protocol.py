@@ -144,6 +144,8 @@ class View:
 
     mailbox: Mailbox
     read_only: bool
+    # The sequence-number map. Replaced, never changed in place: the list may be the one
+    # kept by the process for the next SELECT (uidcache.UIDS).
     uids: list[int]
     modseq: int
     recent: list[tuple[int, int]]
@@ -531,7 +533,7 @@ class Session:
         mailbox = selected.mailbox
         if selected.uids is None:
             assert kept is not None
-            uids = list(kept[1])
+            uids = kept[1]  # shared with the cache: replaced, never changed in place
         else:
             uids = selected.uids
             uidcache.UIDS.put(key, (mailbox.id, mailbox.uid_validity, mailbox.highest_modseq), uids)
@@ -1528,7 +1530,7 @@ class Session:
             last = view.uids[-1] if view.uids else 0
             new = [m.uid for m in changes.changed if m.uid > last]
             if new:
-                view.uids.extend(new)
+                view.uids = [*view.uids, *new]  # a new list: the old may be shared
                 self._emit(b"* %d EXISTS\r\n" % len(view.uids))
                 if not view.read_only:
                     view.add_recent(*await store.claim_recent(conn, view.mailbox.id))
