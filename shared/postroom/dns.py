@@ -124,6 +124,13 @@ class Resolver:
             self._derived.pop(next(iter(self._derived)))  # the oldest entry
         self._derived[key] = (expires, value)
 
+    def cached(self, name: str, rdtype: str) -> Answer | None:
+        """The answer ``lookup`` would give at once from the quick cache, or None."""
+        cached = self._answers.get((name.lower().rstrip("."), rdtype))
+        if cached is not None and cached[0] > time.time():
+            return cached[1]
+        return None
+
     async def lookup(self, name: str, rdtype: str | dns.rdatatype.RdataType) -> Answer:
         """Records of ``rdtype`` at ``name``; raises TemporaryDNSError or InvalidName."""
         key = (name.lower().rstrip("."), rdtype if isinstance(rdtype, str) else rdtype.name)

@@ -18,12 +18,18 @@ class _Temporary(Exception):
     """A key could not be fetched now."""
 
 
+def has_arc_sets(message: bytes) -> bool:
+    """Whether the header section may hold an ARC set (an ARC-Seal field): without one the
+    chain status is ``none`` (RFC 8617 §4.4) with nothing to parse or look up."""
+    end = message.find(b"\r\n\r\n")
+    return b"arc-seal" in message[: end if end >= 0 else len(message)].lower()
+
+
 async def validate_chain(
     message: bytes, resolver: Resolver, *, in_thread: bool = False
 ) -> ARCResult:
     """The chain validation status: none (no ARC sets), pass, or fail with the reason."""
-    end = message.find(b"\r\n\r\n")
-    if b"arc-seal" not in message[: end if end >= 0 else len(message)].lower():
+    if not has_arc_sets(message):
         return ARCResult("none")  # most mail: no ARC set, nothing to parse
     try:
         arc = dkim.ARC(message)

@@ -95,6 +95,7 @@ DKIMPY_STRIP_TRAILING_WHITESPACE = canonicalization.strip_trailing_whitespace
 DKIMPY_COMPRESS_WHITESPACE = canonicalization.compress_whitespace
 DKIMPY_UNFOLD_HEADER_VALUE = canonicalization.unfold_header_value
 DKIMPY_RE_BTAG = dkim.RE_BTAG
+DKIMPY_RFC822_PARSE = dkim.rfc822_parse
 
 # A single space stays as it is: only tabs and longer runs need replacing.
 _WSP_RUN = re.compile(rb"[\t ]{2,}|\t")
@@ -121,6 +122,40 @@ def _unfold_header_value(content: bytes) -> bytes:
     return content.replace(b"\r\n", b"").replace(b"\n", b"")
 
 
+_FIELD_NAME = re.compile(rb"([\x21-\x7e]+?):")
+
+
+def _rfc822_parse(message: bytes) -> tuple[list[list[bytes]], bytes]:
+    """dkimpy's message parsing (header fields as [name, value + CRLF], the body), without a
+    regular expression to split lines and one looked up by pattern text per field."""
+    if message.count(b"\n") != message.count(b"\r\n"):
+        result: tuple[list[list[bytes]], bytes] = DKIMPY_RFC822_PARSE(message)  # bare LFs
+        return result
+    headers: list[list[bytes]] = []
+    lines = message.split(b"\r\n")
+    match = _FIELD_NAME.match
+    i = 0
+    count = len(lines)
+    while i < count:
+        line = lines[i]
+        if not line:
+            i += 1  # the end of the header section: the body follows the empty line
+            break
+        if line[0] in (0x09, 0x20):
+            headers[-1][1] += line + b"\r\n"
+        else:
+            m = match(line)
+            if m is not None:
+                headers.append([m.group(1), line[m.end(0) :] + b"\r\n"])
+            elif not line.startswith(b"From "):
+                raise dkim.MessageFormatError(
+                    "Unexpected characters in RFC822 header: %r" % line  # noqa: UP031
+                )
+        i += 1
+    return headers, b"\r\n".join(lines[i:])
+
+
+dkim.rfc822_parse = _rfc822_parse
 canonicalization.strip_trailing_whitespace = _strip_trailing_whitespace
 canonicalization.compress_whitespace = _compress_whitespace
 canonicalization.unfold_header_value = _unfold_header_value

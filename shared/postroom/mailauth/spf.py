@@ -34,20 +34,12 @@ async def check_host(
     resolver: Resolver, *, client_ip: str, sender: str, helo: str, identity: str
 ) -> SPFResult:
     """RFC 7208 §4: check_host() for ``sender`` (``postmaster@helo`` when empty)."""
+    known = known_result(resolver, client_ip=client_ip, sender=sender, helo=helo, identity=identity)
+    if known is not None:
+        return known
     address = sender or (f"postmaster@{helo}" if helo else "")
     domain = address.rpartition("@")[2].lower().rstrip(".")
-    if not domain or "." not in domain or domain.startswith("["):
-        # RFC 7208 §4.3: no valid domain to check (a single label, an address literal).
-        return SPFResult("none", identity, "", address, "no domain to check")
-
-    # The same client, domain and HELO give the same result while the DNS answers that made
-    # it hold; the address counts too when a record has macros (RFC 7208 §7.2: %{s}, %{l}).
     key = ("spf", identity, client_ip, helo, domain)
-    kept = resolver.recall(key)
-    if kept is None:
-        kept = resolver.recall((*key, address))
-    if isinstance(kept, tuple):
-        return SPFResult(kept[0], identity, domain, address, kept[1])
     seen = _Seen()
 
     def evaluate(answers: Answers[Question, Reply]) -> tuple[str, int, str]:
@@ -74,6 +66,27 @@ async def check_host(
         kept = (result, explanation)
         resolver.keep((*key, address) if seen.macros else key, kept, seen.expires)
     return found
+
+
+def known_result(
+    resolver: Resolver, *, client_ip: str, sender: str, helo: str, identity: str
+) -> SPFResult | None:
+    """The result of ``check_host`` when it needs no DNS: no domain to check, or a result
+    kept from an earlier evaluation whose answers still hold; else None."""
+    address = sender or (f"postmaster@{helo}" if helo else "")
+    domain = address.rpartition("@")[2].lower().rstrip(".")
+    if not domain or "." not in domain or domain.startswith("["):
+        # RFC 7208 §4.3: no valid domain to check (a single label, an address literal).
+        return SPFResult("none", identity, "", address, "no domain to check")
+    # The same client, domain and HELO give the same result while the DNS answers that made
+    # it hold; the address counts too when a record has macros (RFC 7208 §7.2: %{s}, %{l}).
+    key = ("spf", identity, client_ip, helo, domain)
+    kept = resolver.recall(key)
+    if kept is None:
+        kept = resolver.recall((*key, address))
+    if isinstance(kept, tuple):
+        return SPFResult(kept[0], identity, domain, address, kept[1])
+    return None
 
 
 class _Seen:

@@ -54,3 +54,23 @@ def test_a_relaxed_signature_with_folded_b_tag_verifies() -> None:
     assert b"b=" in signed
     verifier = ours.dkim.DKIM(signed)
     assert verifier.verify(dnsfunc=lambda name, timeout=5: key.record.encode())
+
+
+_LINE = st.sampled_from(
+    [b"From: a@example.test", b"Subject: x", b" folded", b"\tfolded", b"", b"From x", b"bad line",
+     b"X-A:b", b": empty name", b"Name :x", b"body text"]
+) | st.binary(max_size=8)  # fmt: skip
+_BREAK = st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\n"])
+
+
+def _parsed(parse: object, message: bytes) -> object:
+    try:
+        return parse(message)  # type: ignore[operator]
+    except Exception as exc:  # the same failure counts as the same result
+        return (type(exc), str(exc))
+
+
+@given(st.lists(st.tuples(_LINE, _BREAK), max_size=12), _LINE)
+def test_message_is_parsed_as_dkimpy_does(lines: list[tuple[bytes, bytes]], last: bytes) -> None:
+    message = b"".join(line + end for line, end in lines) + last
+    assert _parsed(ours._rfc822_parse, message) == _parsed(ours.DKIMPY_RFC822_PARSE, message)
