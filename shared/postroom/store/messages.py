@@ -777,13 +777,19 @@ async def fetch_raw_many(
     conn: Conn, mailbox_id: MailboxId, uids: Sequence[int]
 ) -> dict[int, bytes]:
     """Several whole messages by UID in one query (those still there)."""
+    # The trace prefix is joined here, not in SQL: Postgres's || copies each blob once more
+    # (a quarter of its time for this query), and most prefixes are empty.
     cur = await conn.execute(
-        """SELECT m.uid, m.header_prefix || b.data AS raw FROM messages m
+        """SELECT m.uid, m.header_prefix, b.data FROM messages m
            JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = %s AND m.uid = ANY(%s)""",
         (mailbox_id, list(uids)),
         binary=True,  # the octets as stored, not hex text twice their size to decode
     )
-    return {int(row["uid"]): bytes(row["raw"]) for row in await cur.fetchall()}
+    return {
+        int(row["uid"]): bytes(row["header_prefix"]) + row["data"] if row["header_prefix"]
+        else bytes(row["data"])
+        for row in await cur.fetchall()
+    }  # fmt: skip
 
 
 async def read_raw_chunks(
