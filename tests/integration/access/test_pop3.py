@@ -85,6 +85,92 @@ async def test_retr_in_any_order_gives_each_message_its_own_bytes(
     assert bodies == [raws[n - 1] for n in [*order, 11]]
 
 
+def dotted(n: int) -> bytes:
+    """A small message of its own, with lines that start with a dot."""
+    return f"Subject: m{n}\r\n\r\n.line {n}\r\n..\r\nbody {n}\r\n".encode() * (n + 1)
+
+
+async def test_retr_in_order_across_read_ahead_batches_is_byte_exact(
+    pop3: Pop3Endpoint, tenant: Tenant
+) -> None:
+    """While one batch of small messages is sent, the next is being read, and the message
+    after a RETR is stuffed before it is asked for: 50 RETRs in order, each its own bytes."""
+    address, box = await inbox_of(tenant, "alice")
+    raws = [dotted(n) for n in range(50)]
+    for raw in raws:
+        await store.append_message(tenant.conn, box, raw)
+
+    def session() -> list[bytes]:
+        client = login(pop3, address)
+        bodies = [message_bytes(client.retr(n)[1]) for n in range(1, 51)]
+        client.quit()
+        return bodies
+
+    assert await in_thread(session) == raws
+
+
+async def test_top_of_the_message_after_a_retr_gives_only_its_top(
+    pop3: Pop3Endpoint, tenant: Tenant
+) -> None:
+    """The message after a RETR is stuffed ahead for a RETR; a TOP of it is still a TOP."""
+    address, box = await inbox_of(tenant, "alice")
+    for raw in (MSG_A, MSG_DOTS, MSG_A):
+        await store.append_message(tenant.conn, box, raw)
+
+    def session() -> tuple[list[bytes], bytes]:
+        client = login(pop3, address)
+        client.retr(1)
+        top = client.top(2, 1)[1]
+        whole = message_bytes(client.retr(2)[1])
+        client.quit()
+        return top, whole
+
+    top, whole = await in_thread(session)
+    assert top == [b"From: b@example.test", b"Subject: dots", b"", b".leading dot"]
+    assert whole == MSG_DOTS
+
+
+async def test_retr_after_the_next_message_is_deleted_gives_the_one_asked_for(
+    pop3: Pop3Endpoint, tenant: Tenant
+) -> None:
+    address, box = await inbox_of(tenant, "alice")
+    raws = [dotted(n) for n in range(4)]
+    for raw in raws:
+        await store.append_message(tenant.conn, box, raw)
+
+    def session() -> list[bytes]:
+        client = login(pop3, address)
+        first = message_bytes(client.retr(1)[1])
+        client.dele(2)
+        rest = [message_bytes(client.retr(n)[1]) for n in (3, 4)]
+        client.quit()
+        return [first, *rest]
+
+    assert await in_thread(session) == [raws[0], raws[2], raws[3]]
+
+
+async def test_quit_while_the_next_batch_is_read_updates_and_unlocks(
+    pop3: Pop3Endpoint, tenant: Tenant
+) -> None:
+    """QUIT right after the first RETR of 40 messages (the next batch still being read):
+    the RETR'd message becomes \\Seen and the maildrop is free for the next session."""
+    address, box = await inbox_of(tenant, "alice")
+    for n in range(40):
+        await store.append_message(tenant.conn, box, dotted(n))
+
+    def session() -> bytes:
+        client = login(pop3, address)
+        client.retr(1)
+        client.quit()
+        return login(pop3, address).quit()
+
+    assert await in_thread(session) == (
+        b"+OK pop.postroom.test POP3 server signing off (40 messages left)"
+    )
+    messages = await store.list_messages(tenant.conn, box)
+    assert [m.uid for m in messages if "\\Seen" in m.flags] == [messages[0].uid]
+
+
 async def test_retr_octet_count_is_the_list_size(pop3: Pop3Endpoint, tenant: Tenant) -> None:
     address, box = await inbox_of(tenant, "alice")
     await store.append_message(tenant.conn, box, MSG_DOTS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator
 
@@ -40,7 +41,8 @@ log = structlog.get_logger("postroom.access.pop3")
 # Chunks of a message read from the store and written to the socket at a time.
 CHUNK_SIZE = 256 * 1024
 # Clients mostly RETR one message after another: the next small messages come with the one
-# asked for, in one query, up to this many and this many bytes held per session.
+# asked for, in one query, up to this many and this many bytes a batch. While a batch is
+# being sent, the following one is already being read (at most two batches held a session).
 READ_AHEAD_COUNT = 16
 READ_AHEAD_BYTES = 1024 * 1024
 # Errors of the database that make a login or an update fail for now, not for ever.
@@ -118,6 +120,11 @@ class _Connection:
         self.mailbox_id: MailboxId | None = None
         self.entries: list[Entry] = []  # the session's messages, by number - 1
         self.read_ahead: dict[int, bytes] = {}  # UID -> content fetched before it was asked
+        # The batch being read meanwhile, from this index of `entries` on, and its query.
+        self.next_batch: asyncio.Task[dict[int, bytes]] | None = None
+        self.next_index = 0
+        # The next message's reply after its status line, stuffed before it was asked for.
+        self.prepared: tuple[int, tuple[bytes, bytes]] | None = None
         self.closing = False
         self._buf = bytearray()
         self._skipping = False  # discarding an overlong line up to its LF
@@ -245,17 +252,22 @@ class _Connection:
         if event.size <= CHUNK_SIZE:
             # Most mail: one query for the whole message (or none: read ahead), and the
             # status line, the stuffed message and the terminator in one write.
-            try:
-                raw = await self._small_message(event)
-            except NotFound:
-                self.client.write(f"-ERR Message {event.number} is gone\r\n".encode())
-                return
-            stuffer = DotStuffer()
-            if event.body_lines is not None:
-                raw = TopFilter(event.body_lines).feed(raw)
-            self.client.write(b"".join((event.header, stuffer.feed(raw), stuffer.end())))
-            await self.client.drain()
+            prepared, self.prepared = self.prepared, None
+            if prepared is not None and prepared[0] == event.uid and event.body_lines is None:
+                self.client.write(b"".join((event.header, *prepared[1])))
+            else:
+                try:
+                    raw = await self._small_message(event)
+                except NotFound:
+                    self.client.write(f"-ERR Message {event.number} is gone\r\n".encode())
+                    return
+                if event.body_lines is not None:
+                    raw = TopFilter(event.body_lines).feed(raw)
+                self.client.write(b"".join((event.header, *_stuffed(raw))))
+            if event.body_lines is None:
+                self._prepare(event.number)
             return
+        self.read_ahead |= await self._settle()
         chunks = store.read_raw_chunks(self.conn, self.mailbox_id, event.uid, chunk_size=CHUNK_SIZE)
         try:
             first = await anext(chunks, b"")
@@ -270,24 +282,72 @@ class _Connection:
         self.client.write(stuffer.end())
 
     async def _small_message(self, event: SendMessage) -> bytes:
-        """A message of at most CHUNK_SIZE, with the next small ones read ahead."""
+        """A message of at most CHUNK_SIZE, from the batch read ahead when it is there."""
+        raw = self.read_ahead.pop(event.uid, None)
+        if raw is None and self.next_batch is not None:
+            self.read_ahead = await self._settle()
+            raw = self.read_ahead.pop(event.uid, None)
+        if raw is None:
+            # Not read ahead (the first RETR, or out of order): a batch from this one on.
+            index = event.number - 1
+            end = self._batch_end(index)
+            assert self.conn is not None
+            assert self.mailbox_id is not None
+            uids = [entry.uid for entry in self.entries[index:end]]
+            self.read_ahead = await store.fetch_raw_many(self.conn, self.mailbox_id, uids)
+            self.next_index = end
+            raw = self.read_ahead.pop(event.uid, None)
+            if raw is None:
+                raise NotFound(f"no message with UID {event.uid}")
+        if self.next_batch is None:
+            self._read_next_batch()
+        return raw
+
+    def _prepare(self, index: int) -> None:
+        """Stuff the message at ``index`` of `entries` (the one after a RETR's) when it was
+        read ahead, while the client reads the reply: its RETR then only has to write it."""
+        if index < len(self.entries):
+            uid = self.entries[index].uid
+            raw = self.read_ahead.pop(uid, None)
+            if raw is not None:
+                self.prepared = (uid, _stuffed(raw))
+
+    def _batch_end(self, index: int) -> int:
+        """The end (exclusive) of the batch of small messages starting at ``index``."""
+        end, total = index, 0
+        for entry in self.entries[index : index + READ_AHEAD_COUNT]:
+            if entry.size > CHUNK_SIZE or (end > index and total + entry.size > READ_AHEAD_BYTES):
+                break
+            end, total = end + 1, total + entry.size
+        return end
+
+    def _read_next_batch(self) -> None:
+        """Start reading the batch after the one held, while the held one is sent."""
+        index = self.next_index
+        end = self._batch_end(index)
+        if end == index:
+            return  # the end of the maildrop, or a large message (streamed when asked)
         assert self.conn is not None
         assert self.mailbox_id is not None
-        raw = self.read_ahead.pop(event.uid, None)
-        if raw is not None:
-            return raw
-        uids, total = [event.uid], event.size
-        for entry in self.entries[event.number : event.number + READ_AHEAD_COUNT]:
-            if entry.size > CHUNK_SIZE or total + entry.size > READ_AHEAD_BYTES:
-                break
-            uids.append(entry.uid)
-            total += entry.size
-        found = await store.fetch_raw_many(self.conn, self.mailbox_id, uids)
-        raw = found.pop(event.uid, None)
-        if raw is None:
-            raise NotFound(f"no message with UID {event.uid}")
-        self.read_ahead = found
-        return raw
+        uids = [entry.uid for entry in self.entries[index:end]]
+        self.next_batch = asyncio.ensure_future(
+            store.fetch_raw_many(self.conn, self.mailbox_id, uids)
+        )
+        self.next_index = end
+
+    async def _settle(self) -> dict[int, bytes]:
+        """Wait for the batch being read (before the connection is used for anything else).
+        Its failure is not the caller's: what it should have read is read again when asked."""
+        task, self.next_batch = self.next_batch, None
+        if task is None:
+            return {}
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        except _DB_ERRORS:
+            return {}
 
     async def _write_chunks(
         self, chunks: AsyncIterator[bytes], stuffer: DotStuffer, top: TopFilter | None
@@ -307,6 +367,7 @@ class _Connection:
         """RFC 1939 §6: remove the messages marked deleted; RETR'd ones become \\Seen."""
         assert self.conn is not None
         assert self.mailbox_id is not None
+        await self._settle()
         try:
             if update.seen_uids:
                 await store.store_flags(
@@ -322,9 +383,12 @@ class _Connection:
 
     async def _release(self) -> None:
         """End of the session: unlock the maildrop, give the connection back."""
-        conn, account_id = self.conn, self.account_id
-        self.conn = self.account_id = None
-        await self._give_back(conn, account_id)
+        try:
+            await self._settle()
+        finally:
+            conn, account_id = self.conn, self.account_id
+            self.conn = self.account_id = None
+            await self._give_back(conn, account_id)
 
     async def _give_back(self, conn: Conn | None, account_id: AccountId | None) -> None:
         if conn is None:
@@ -341,6 +405,12 @@ class _Connection:
                 return
             raise
         await self.server.pool.putconn(conn)
+
+
+def _stuffed(raw: bytes) -> tuple[bytes, bytes]:
+    """A whole message byte-stuffed, and the terminator (RFC 1939 §3)."""
+    stuffer = DotStuffer()
+    return stuffer.feed(raw), stuffer.end()
 
 
 async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
