@@ -7,6 +7,7 @@ from typing import Any
 
 import dkim
 import dkim.crypto
+import dkim.util
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
@@ -96,6 +97,7 @@ DKIMPY_COMPRESS_WHITESPACE = canonicalization.compress_whitespace
 DKIMPY_UNFOLD_HEADER_VALUE = canonicalization.unfold_header_value
 DKIMPY_RE_BTAG = dkim.RE_BTAG
 DKIMPY_RFC822_PARSE = dkim.rfc822_parse
+DKIMPY_PARSE_TAG_VALUE = dkim.util.parse_tag_value
 
 # A single space stays as it is: only tabs and longer runs need replacing.
 _WSP_RUN = re.compile(rb"[\t ]{2,}|\t")
@@ -155,7 +157,35 @@ def _rfc822_parse(message: bytes) -> tuple[list[list[bytes]], bytes]:
     return headers, b"\r\n".join(lines[i:])
 
 
+_TAG_NAME = re.compile(rb"^[a-zA-Z](\w)*")
+
+
+def _parse_tag_value(tag_list: bytes) -> dict[bytes, bytes]:
+    """dkimpy's tag=value list parsing (RFC 6376 §3.2), its tag name pattern compiled once
+    instead of looked up by its text for every tag."""
+    tags: dict[bytes, bytes] = {}
+    tag_specs = tag_list.strip().split(b";")
+    if not tag_specs[-1]:
+        tag_specs.pop()  # trailing semicolons are valid
+    match = _TAG_NAME.match
+    for tag_spec in tag_specs:
+        try:
+            key, value = [x.strip() for x in tag_spec.split(b"=", 1)]
+        except ValueError:
+            raise dkim.util.InvalidTagSpec(tag_spec) from None
+        if match(key) is None:
+            raise dkim.util.InvalidTagSpec(tag_spec)
+        if key in tags:
+            raise dkim.util.DuplicateTag(key)
+        tags[key] = value
+    return tags
+
+
 dkim.rfc822_parse = _rfc822_parse
+dkim.parse_tag_value = _parse_tag_value
+dkim.util.parse_tag_value = _parse_tag_value
+# dkimpy asks logging for its logger at each DKIM(); it is the same one every time.
+_LOGGER = dkim.util.get_default_logger()
 canonicalization.strip_trailing_whitespace = _strip_trailing_whitespace
 canonicalization.compress_whitespace = _compress_whitespace
 canonicalization.unfold_header_value = _unfold_header_value
@@ -172,7 +202,7 @@ async def verify_signatures(
 ) -> tuple[DKIMResult, ...]:
     """A result for each DKIM-Signature, top first, at most ``max_signatures`` of them."""
     try:
-        verifier = dkim.DKIM(message, minkey=MIN_RSA_BITS)
+        verifier = dkim.DKIM(message, logger=_LOGGER, minkey=MIN_RSA_BITS)
     except dkim.DKIMException as exc:
         return (DKIMResult("permerror", "", "", "", "", f"unparsable message: {exc}"),)
     count = sum(1 for name, _ in verifier.headers if name.lower() == b"dkim-signature")

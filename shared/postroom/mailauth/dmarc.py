@@ -217,4 +217,7 @@ async def _records(resolver: Resolver, domain: str) -> list[str]:
     except InvalidName:
         return []
     # RFC 7489 §6.6.3 step 2: records that do not start with "v=DMARC1" are discarded.
-    return [t.decode("utf-8", "replace") for t in texts if re.match(rb"v\s*=\s*DMARC1\s*(;|$)", t)]
+    return [t.decode("utf-8", "replace") for t in texts if _DMARC_RECORD.match(t)]
+
+
+_DMARC_RECORD = re.compile(rb"v\s*=\s*DMARC1\s*(;|$)")

@@ -74,3 +74,11 @@ def _parsed(parse: object, message: bytes) -> object:
 def test_message_is_parsed_as_dkimpy_does(lines: list[tuple[bytes, bytes]], last: bytes) -> None:
     message = b"".join(line + end for line, end in lines) + last
     assert _parsed(ours._rfc822_parse, message) == _parsed(ours.DKIMPY_RFC822_PARSE, message)
+
+
+_TAG_PART = st.sampled_from([b"v", b"=", b";", b" ", b"\t", b"a1", b"_", b"1", b"b=ab/+=", b"\xe9"])
+
+
+@given(st.lists(_TAG_PART | st.binary(max_size=2), max_size=20).map(b"".join))
+def test_tag_lists_are_parsed_as_dkimpy_does(text: bytes) -> None:
+    assert _parsed(ours._parse_tag_value, text) == _parsed(ours.DKIMPY_PARSE_TAG_VALUE, text)
