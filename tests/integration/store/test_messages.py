@@ -54,6 +54,27 @@ async def test_header_prefix_is_prepended_and_counted(tenant: Tenant) -> None:
     assert m.size == len(prefix) + len(raw)
 
 
+async def test_fetch_raw_many_gives_the_messages_there_with_their_prefixes(
+    tenant: Tenant,
+) -> None:
+    inbox = await inbox_of(tenant)
+    plain = await store.append_message(tenant.conn, inbox.id, b"Subject: a\r\n\r\none\r\n")
+    prefixed = await store.append_message(
+        tenant.conn, inbox.id, b"Subject: b\r\n\r\ntwo\r\n", header_prefix=b"X-P: 1\r\n"
+    )
+    gone = await store.append_message(tenant.conn, inbox.id, b"Subject: c\r\n\r\n3\r\n")
+    await store.delete_messages(tenant.conn, inbox.id, [gone.uid])
+
+    found = await store.fetch_raw_many(
+        tenant.conn, inbox.id, [prefixed.uid, gone.uid, plain.uid, 999]
+    )
+
+    assert found == {
+        plain.uid: b"Subject: a\r\n\r\none\r\n",
+        prefixed.uid: b"X-P: 1\r\nSubject: b\r\n\r\ntwo\r\n",
+    }
+
+
 async def test_envelope_and_bodystructure_are_kept_as_imap_writes_them(tenant: Tenant) -> None:
     inbox = await inbox_of(tenant)
     m = await store.append_message(tenant.conn, inbox.id, message(1))
