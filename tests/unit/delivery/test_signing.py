@@ -186,3 +186,13 @@ def test_rsa_signature_by_openssl_is_dkimpys_own(body: bytes, subject: str) -> N
 def test_unparsable_rsa_private_key_is_dkimpys_key_format_error() -> None:
     with pytest.raises(dkim.KeyFormatError):
         sign_with(MESSAGE, [(signing("rsa", "s1"), b"-----BEGIN RSA PRIVATE KEY-----\nAAAA\n")])
+
+
+def test_an_rsa_sha1_signature_is_still_made_by_dkimpy_for_whoever_asks() -> None:
+    """Postroom never signs rsa-sha1 (RFC 8301 §3.1), but a caller of dkimpy (a test that
+    checks rsa-sha1 is refused) still gets one that verifies as dkimpy's would."""
+    field = dkim.sign(
+        MESSAGE, b"s1", b"example.org", pair("rsa").private, signature_algorithm=b"rsa-sha1"
+    )
+    assert b"a=rsa-sha1;" in field
+    assert dkim.verify(field + MESSAGE, dnsfunc=published(("s1", "rsa")))

@@ -48,14 +48,25 @@ MAX_HEADER_BYTES = 256 * 1024
 # postroom.mailauth.dkim replaces.
 DKIMPY_PARSE_PRIVATE = dkim.parse_pem_private_key
 DKIMPY_RSA_SIGN = dkim.RSASSA_PKCS1_v1_5_sign
-# RFC 8301 §3.1: rsa-sha1 is not to be used for signing; Postroom signs rsa-sha256 only.
+# Postroom signs rsa-sha256 only (RFC 8301 §3.1); any other digest (a test's rsa-sha1, to
+# see it refused) takes dkimpy's own path with the same PEM text.
 _DIGESTS: dict[str, hashes.HashAlgorithm] = {"sha256": hashes.SHA256()}
 PRIVATE_KEY_CACHE_SIZE = 256
-_private_keys: dict[bytes, rsa.RSAPrivateKey] = {}
 
 
-def _parse_private(data: bytes) -> rsa.RSAPrivateKey:
-    """An RSA private key in PEM (PKCS#1 or PKCS#8), as OpenSSL's key object."""
+@dataclass(frozen=True, slots=True)
+class _PrivateKey:
+    """What dkimpy holds between parsing a key and signing with it."""
+
+    pem: bytes
+    openssl: rsa.RSAPrivateKey
+
+
+_private_keys: dict[bytes, _PrivateKey] = {}
+
+
+def _parse_private(data: bytes) -> _PrivateKey:
+    """An RSA private key in PEM (PKCS#1 or PKCS#8), with OpenSSL's key object."""
     key = _private_keys.get(data)
     if key is None:
         try:
@@ -66,19 +77,20 @@ def _parse_private(data: bytes) -> rsa.RSAPrivateKey:
             raise dkim.crypto.UnparsableKeyError("not an RSA private key")
         if len(_private_keys) >= PRIVATE_KEY_CACHE_SIZE:
             _private_keys.pop(next(iter(_private_keys)))  # the oldest
-        _private_keys[data] = key = loaded
+        _private_keys[data] = key = _PrivateKey(data, loaded)
     return key
 
 
 def _rsa_sign(digest: Any, private_key: Any) -> bytes:
     """RSASSA-PKCS1-v1_5 signature of dkimpy's hash object by OpenSSL."""
-    if not isinstance(private_key, rsa.RSAPrivateKey):  # parsed by dkimpy itself
-        signature: bytes = DKIMPY_RSA_SIGN(digest, private_key)
-        return signature
     algorithm = _DIGESTS.get(digest.name)
-    if algorithm is None:
-        raise dkim.ParameterError(f"no RSA signatures with {digest.name}")
-    return private_key.sign(digest.digest(), padding.PKCS1v15(), utils.Prehashed(algorithm))
+    if not isinstance(private_key, _PrivateKey) or algorithm is None:
+        pem = private_key.pem if isinstance(private_key, _PrivateKey) else None
+        signature: bytes = DKIMPY_RSA_SIGN(
+            digest, DKIMPY_PARSE_PRIVATE(pem) if pem is not None else private_key
+        )
+        return signature
+    return private_key.openssl.sign(digest.digest(), padding.PKCS1v15(), utils.Prehashed(algorithm))
 
 
 dkim.parse_pem_private_key = _parse_private
