@@ -153,16 +153,22 @@ def login(site: Site, browser: Browser) -> Iterator[Login]:
     strays: list[str] = []
 
     def log_in(
-        account: Account, *, path: str = "/", on: Site | None = None, **context: Any
+        account: Account,
+        *,
+        path: str = "/",
+        on: Site | None = None,
+        clock: bool = False,
+        **context: Any,
     ) -> Page:
         base = (on or site).base
         ctx = browser.new_context(**context)
         contexts.append(ctx)
         page = ctx.new_page()
         page.set_default_timeout(TIMEOUT_MS)
-        # The page's timers on a clock that runs as the real one, which a test may move on
-        # (``page.clock.fast_forward``) instead of waiting out a delay such as undo send's.
-        page.clock.install()
+        if clock:
+            # The page's timers on a clock that runs as the real one, which the test may move
+            # on (``page.clock.fast_forward``) instead of waiting out a delay (undo send's).
+            page.clock.install()
         # The browser's own pages (its PDF viewer) are not requests to anyone.
         page.on(
             "request",

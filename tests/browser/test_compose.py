@@ -46,7 +46,7 @@ def send_and_wait(page: Page) -> None:
 
 def test_rich_text_is_sent_cleaned_with_a_plain_alternative(site: Site, login: Login) -> None:
     alice = site.user("alice")
-    page = login(alice)
+    page = login(alice, clock=True)
     page.click("#compose-button")
     page.fill("#compose-form input[name=to]", "bob@far.test")
     page.fill("#compose-form input[name=subject]", "Rich")
@@ -71,7 +71,7 @@ def test_reply_all_quotes_and_copies_everyone_else(site: Site, login: Login) -> 
         alice,
         mail("Plans", "Line one\nLine two", to=f"{alice.address}, Dan <dan@far.test>"),
     )
-    page = login(alice)
+    page = login(alice, clock=True)
     page.click("#messages li:has-text('Plans') .open")
     page.click("#reply-all-button")
     expect(page.locator("#compose")).to_be_visible()
@@ -86,7 +86,7 @@ def test_a_draft_is_saved_to_drafts_as_you_type_and_sent_from_there(
     site: Site, login: Login
 ) -> None:
     alice = site.user("alice")
-    page = login(alice)
+    page = login(alice, clock=True)
     page.click("#compose-button")
     page.fill("#compose-form input[name=to]", "bob@far.test")
     page.fill("#compose-form input[name=subject]", "Half written")
@@ -115,7 +115,7 @@ def test_a_draft_is_saved_to_drafts_as_you_type_and_sent_from_there(
 
 def test_files_dropped_on_the_window_are_attached(site: Site, login: Login) -> None:
     alice = site.user("alice")
-    page = login(alice)
+    page = login(alice, clock=True)
     page.click("#compose-button")
     page.fill("#compose-form input[name=to]", "bob@far.test")
     page.fill("#compose-form input[name=subject]", "With a file")
@@ -135,7 +135,7 @@ def test_files_dropped_on_the_window_are_attached(site: Site, login: Login) -> N
 
 def test_recipients_are_completed_from_contacts(site: Site, login: Login) -> None:
     alice = site.user("alice")
-    page = login(alice)
+    page = login(alice, clock=True)
     page.click("#compose-button")
     page.fill("#compose-form input[name=to]", "Bob Builder <bob@far.test>")
     page.fill("#compose-form input[name=subject]", "Hi Bob")
@@ -148,7 +148,7 @@ def test_recipients_are_completed_from_contacts(site: Site, login: Login) -> Non
 
 def test_an_identity_gives_the_from_name_and_the_signature(site: Site, login: Login) -> None:
     alice = site.user("alice")
-    page = login(alice)
+    page = login(alice, clock=True)
     reply = page.request.put(
         f"{site.base}/api/v1/identities/{alice.address}",
         data={"name": "Alice Example", "signature": "Alice\nPostroom team"},
@@ -168,7 +168,7 @@ def test_an_identity_gives_the_from_name_and_the_signature(site: Site, login: Lo
 
 def test_a_send_can_be_undone_for_a_few_seconds(site: Site, login: Login) -> None:
     alice = site.user("alice")
-    page = login(alice)
+    page = login(alice, clock=True)
     page.click("#compose-button")
     page.fill("#compose-form input[name=to]", "bob@far.test")
     page.fill("#compose-form input[name=subject]", "Oops")
@@ -185,7 +185,7 @@ def test_the_from_picker_offers_send_as_addresses_and_sends_as_them(
 ) -> None:
     alice = site.user("alice")
     site.run(store.set_send_as(site.conn, alice.address, ["boss@b.test", "*@lists.test"]))
-    page = login(alice)
+    page = login(alice, clock=True)
     page.click("#compose-button")
     picker = page.locator("#compose-form select[name=from]")
     expect(picker.locator("option")).to_have_text(
@@ -213,7 +213,7 @@ def test_a_draft_keeps_its_attachments_through_reopening_undo_and_send(
     site: Site, login: Login
 ) -> None:
     alice = site.user("alice")
-    page = login(alice)
+    page = login(alice, clock=True)
     page.click("#compose-button")
     page.fill("#compose-form input[name=to]", "bob@far.test")
     page.fill("#compose-form input[name=subject]", "Figures")
