@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import os
 import secrets
 import shutil
@@ -113,6 +114,12 @@ def _drop_databases(server: str, *names: str) -> None:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _drop_template_at_exit(server: str, name: str) -> None:
+    # An embedded server (pgserver) has stopped by now, and its databases went with it.
+    with contextlib.suppress(psycopg.OperationalError):
+        _drop_databases(server, name)
+
+
 def _template(server: str) -> str:
     if server not in _templates:
         name = f"postroom_template_{os.getpid()}_{secrets.token_hex(4)}"
@@ -124,7 +131,7 @@ def _template(server: str) -> str:
             _drop_databases(server, name)
             raise
         _templates[server] = name
-        atexit.register(_drop_databases, server, name)
+        atexit.register(_drop_template_at_exit, server, name)
     return _templates[server]
 
 
