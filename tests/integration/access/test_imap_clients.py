@@ -6,8 +6,6 @@ import asyncio
 import imaplib
 import socket
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import imapclient
@@ -16,15 +14,9 @@ import pytest
 from postroom import store
 from postroom.db import Conn
 from postroom.store.types import Account, MailboxId
-from tests.integration.access.imap_support import ImapEndpoint, message, running_imap
+from tests.integration.access.imap_support import ImapEndpoint, message
 from tests.integration.access.pop3_support import in_thread
 from tests.support import Tenant
-
-
-@pytest.fixture
-async def imap(database_url: str, tmp_path: Path) -> AsyncIterator[ImapEndpoint]:
-    async with running_imap(database_url, tmp_path) as endpoint:
-        yield endpoint
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import imapclient
@@ -12,15 +10,9 @@ import pytest
 from postroom import store
 from postroom.db import Conn
 from postroom.store.types import Account
-from tests.integration.access.imap_support import ImapEndpoint, message, running_imap
+from tests.integration.access.imap_support import ImapEndpoint, message
 from tests.integration.access.pop3_support import in_thread
 from tests.support import Tenant
-
-
-@pytest.fixture
-async def imap(database_url: str, tmp_path: Path) -> AsyncIterator[ImapEndpoint]:
-    async with running_imap(database_url, tmp_path) as endpoint:
-        yield endpoint
 
 
 @pytest.fixture

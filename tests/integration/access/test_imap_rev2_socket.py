@@ -5,22 +5,14 @@ SELECT's LIST response, ESEARCH, LIST (SUBSCRIBED) instead of LSUB."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from postroom import store
 from postroom.db import Conn
 from postroom.store.types import Account
-from tests.integration.access.imap_support import ImapEndpoint, message, running_imap
+from tests.integration.access.imap_support import ImapEndpoint, message
 from tests.support import Tenant
-
-
-@pytest.fixture
-async def imap(database_url: str, tmp_path: Path) -> AsyncIterator[ImapEndpoint]:
-    async with running_imap(database_url, tmp_path) as endpoint:
-        yield endpoint
 
 
 @pytest.fixture

@@ -4,9 +4,7 @@ and SORT and THREAD from imaplib over a real socket."""
 from __future__ import annotations
 
 import imaplib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +16,6 @@ from tests.integration.access.imap_support import (
     ImapEndpoint,
     Transcript,
     message,
-    running_imap,
 )
 from tests.integration.access.pop3_support import in_thread
 from tests.support import Tenant
@@ -286,12 +283,6 @@ async def test_uid_expunge_of_the_saved_result(t: Transcript) -> None:
 
 
 # --- over a real socket -------------------------------------------------------------------
-
-
-@pytest.fixture
-async def imap(database_url: str, tmp_path: Path) -> AsyncIterator[ImapEndpoint]:
-    async with running_imap(database_url, tmp_path) as endpoint:
-        yield endpoint
 
 
 def imaplib_sort_and_thread(endpoint: ImapEndpoint, account: Account) -> list[Any]:
